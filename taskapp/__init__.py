@@ -1,0 +1,67 @@
+"""taskapp: a task-management REST API (Flask re-creation of a Django/DRF system)."""
+
+from pathlib import Path
+
+from flask import Flask
+
+from taskapp import audit, cli, errors, hardening, jobs
+from taskapp.auth.tokens import init_jwt
+from taskapp.config import check_production, load_config
+from taskapp.docs import register_docs_assets
+from taskapp.extensions import api, db, jwt, limiter, migrate
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the app from the environment, with ``config`` overriding it (tests)."""
+    app = Flask(__name__, static_folder=None)
+    app.config.update(load_config())
+    app.config.update(config or {})
+    check_production(app.config)
+    app.url_map.strict_slashes = False
+    app.json.sort_keys = False
+    register_extensions(app)
+    register_blueprints(app)
+    errors.register(app)
+    hardening.register(app)
+    cli.register(app)
+    jobs.celery_init_app(app)
+    return app
+
+
+def register_extensions(app: Flask) -> None:
+    _ensure_sqlite_dir(app.config["SQLALCHEMY_DATABASE_URI"])
+    db.init_app(app)
+    migrate.init_app(app, db, directory=_migrations_dir())
+    jwt.init_app(app)
+    init_jwt(jwt)
+    limiter.init_app(app)
+    register_docs_assets(app)
+    api.init_app(app, spec_kwargs=_spec_kwargs())
+    audit.init_audit()
+
+
+def register_blueprints(app: Flask) -> None:
+    from taskapp.auth.routes import blp as auth_blp
+    from taskapp.health import blp as health_blp
+    from taskapp.logs.routes import blp as logs_blp
+    from taskapp.tasks.routes import blp as tasks_blp
+    from taskapp.users.routes import blp as users_blp
+
+    for blueprint in (auth_blp, users_blp, tasks_blp, logs_blp):
+        api.register_blueprint(blueprint)
+    app.register_blueprint(health_blp)
+
+
+def _spec_kwargs() -> dict:
+    bearer = {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+    return {"components": {"securitySchemes": {"bearerAuth": bearer}}}
+
+
+def _migrations_dir() -> str:
+    return str(Path(__file__).resolve().parent.parent / "migrations")
+
+
+def _ensure_sqlite_dir(url: str) -> None:
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and url != prefix + ":memory:":
+        Path(url[len(prefix) :]).parent.mkdir(parents=True, exist_ok=True)

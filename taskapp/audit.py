@@ -1,0 +1,165 @@
+"""The audit trail: one ActivityLog entry for every write that changes a task.
+
+Entries are written by an ``after_flush`` session listener, inside the flush that writes
+the change, so a change and its entry commit or roll back together. Views never call
+this module; they only say who is acting, once, through :func:`act_as`:
+
+- an authenticated request: the JWT callback in ``auth/tokens.py`` (source ``api``);
+- a CLI command: ``cli.py`` (source ``cli``);
+- the overdue job: :func:`insert_status_changes` is called by ``overdue.py`` for its
+  set-based UPDATE, which fires no per-row ORM events (actor null, source ``system``).
+
+The log is append-only: the ORM refuses to update or delete an entry, and on
+PostgreSQL a trigger (see the migrations) refuses raw SQL as well.
+"""
+
+from datetime import date, datetime
+from enum import Enum
+
+from sqlalchemy import Insert, case, event, insert, inspect, literal, select
+from sqlalchemy.orm import ORMExecuteState, Session
+
+from taskapp.models import Action, ActivityLog, Source, Status, Task, UTCDateTime, utcnow
+
+ACTOR_KEY = "taskapp.audit_actor"
+TRACKED_FIELDS = {
+    "title": "title",
+    "description": "description",
+    "status": "status",
+    "priority": "priority",
+    "due_date": "due_date",
+    "assigned_to_id": "assigned_to",
+    "completed_at": "completed_at",
+}
+"""Model attribute -> name used in ``changes`` (the API's field names)."""
+
+
+class AppendOnlyError(RuntimeError):
+    """Raised on any attempt to change or delete an activity log entry."""
+
+
+def act_as(session: Session, actor_id: int | None, source: Source) -> None:
+    """Record who is behind the writes this session will flush."""
+    session.info[ACTOR_KEY] = (actor_id, Source(source))
+
+
+def to_json(value):
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def change(old, new) -> dict:
+    return {"from": to_json(old), "to": to_json(new)}
+
+
+def _snapshot(task: Task, *, deleted: bool) -> dict:
+    values = {name: getattr(task, attr) for attr, name in TRACKED_FIELDS.items()}
+    if deleted:
+        return {name: change(value, None) for name, value in values.items()}
+    return {name: change(None, value) for name, value in values.items() if value is not None}
+
+
+def _diff(task: Task) -> dict:
+    state = inspect(task)
+    changes = {}
+    for attr, name in TRACKED_FIELDS.items():
+        history = state.attrs[attr].history
+        if not history.has_changes():
+            continue
+        old = history.deleted[0] if history.deleted else None
+        new = history.added[0] if history.added else None
+        if old != new:
+            changes[name] = change(old, new)
+    return changes
+
+
+def _entry(session: Session, task: Task, action: Action, changes: dict) -> dict:
+    actor_id, source = session.info.get(ACTOR_KEY, (None, Source.SYSTEM))
+    return {
+        "task_id": task.id,
+        "task_title": task.title,
+        "action": action,
+        "changes": changes,
+        "actor_id": actor_id,
+        "source": source,
+        "assignee_id": task.assigned_to_id,
+        "created_at": utcnow(),
+    }
+
+
+def _entries_for_flush(session: Session) -> list[dict]:
+    entries = []
+    for obj in session.new:
+        if isinstance(obj, Task):
+            entries.append(_entry(session, obj, Action.CREATED, _snapshot(obj, deleted=False)))
+    for obj in session.dirty:
+        if isinstance(obj, Task):
+            changes = _diff(obj)
+            if changes:
+                action = Action.STATUS_CHANGED if "status" in changes else Action.UPDATED
+                entries.append(_entry(session, obj, action, changes))
+    for obj in session.deleted:
+        if isinstance(obj, Task):
+            entries.append(_entry(session, obj, Action.DELETED, _snapshot(obj, deleted=True)))
+    return entries
+
+
+def _write_entries(session: Session, _flush_context) -> None:
+    entries = _entries_for_flush(session)
+    if entries:
+        session.connection().execute(insert(ActivityLog.__table__), entries)
+
+
+def insert_status_changes(rows, new_status: Status, action: Action) -> Insert:
+    """INSERT ... SELECT of one entry per row of ``rows`` (columns ``id``, ``title``,
+    ``assigned_to_id``, ``old_status``), as the system actor, built entirely in SQL so
+    that no task is loaded into Python. ``changes`` comes from :func:`change`, the same
+    serialiser the listener uses, as one JSON literal per possible old status."""
+    table = ActivityLog.__table__
+    changes_type = table.c.changes.type
+    changes = case(
+        {
+            old.value: literal({"status": change(old, new_status)}, changes_type)
+            for old in Status
+            if old != new_status
+        },
+        value=rows.c.old_status,
+    )
+    entries = select(
+        rows.c.id,
+        rows.c.title,
+        literal(action.value),
+        changes,
+        literal(None).label("actor_id"),
+        literal(Source.SYSTEM.value),
+        rows.c.assigned_to_id,
+        literal(utcnow(), UTCDateTime),
+    )
+    columns = ["task_id", "task_title", "action", "changes", "actor_id", "source"]
+    return insert(table).from_select([*columns, "assignee_id", "created_at"], entries)
+
+
+def _refuse_log_change(_mapper, _connection, _target) -> None:
+    raise AppendOnlyError("activity log entries cannot be changed or deleted")
+
+
+def _refuse_bulk_log_change(state: ORMExecuteState) -> None:
+    if (state.is_update or state.is_delete) and any(
+        mapper.class_ is ActivityLog for mapper in state.all_mappers
+    ):
+        raise AppendOnlyError("activity log entries cannot be changed or deleted")
+
+
+def init_audit() -> None:
+    """Install the listeners once per process (they are global to SQLAlchemy)."""
+    if event.contains(Session, "after_flush", _write_entries):
+        return
+    event.listen(Session, "after_flush", _write_entries)
+    event.listen(Session, "do_orm_execute", _refuse_bulk_log_change)
+    event.listen(ActivityLog, "before_update", _refuse_log_change)
+    event.listen(ActivityLog, "before_delete", _refuse_log_change)

@@ -1,0 +1,100 @@
+"""Login, token refresh with rotation, logout with revocation, and the caller's profile."""
+
+from flask import abort, current_app, request
+from flask.views import MethodView
+from flask_jwt_extended import current_user, get_jwt
+from sqlalchemy import func, select
+
+from taskapp.api import Blueprint
+from taskapp.auth import passwords, tokens
+from taskapp.auth.schemas import LoginSchema, RefreshSchema, TokenPairSchema
+from taskapp.extensions import db, limiter
+from taskapp.models import User
+from taskapp.users.schemas import UserSchema
+
+BAD_CREDENTIALS = "No active account found with the given credentials"
+
+blp = Blueprint("auth", __name__, url_prefix="/api/auth", description="JWT authentication")
+
+
+def _login_rate_key() -> str:
+    """Failed logins are counted per username and client address."""
+    body = request.get_json(silent=True)
+    username = body.get("username") if isinstance(body, dict) else None
+    return f"login:{str(username or '').lower()}:{request.remote_addr}"
+
+
+def _login_failed(response) -> bool:
+    return response.status_code == 401
+
+
+def _find_user(username: str) -> User | None:
+    query = select(User).where(func.lower(User.username) == username.lower())
+    return db.session.execute(query).scalar_one_or_none()
+
+
+@blp.route("/login/")
+class Login(MethodView):
+    decorators = [
+        limiter.limit(
+            lambda: current_app.config["LOGIN_RATE_LIMIT"],
+            key_func=_login_rate_key,
+            deduct_when=_login_failed,
+        )
+    ]
+
+    @blp.arguments(LoginSchema)
+    @blp.response(200, TokenPairSchema)
+    @blp.alt_response(401, schema="Error", description="Bad credentials or inactive user")
+    @blp.alt_response(429, schema="Error", description="Too many failed logins; see Retry-After")
+    def post(self, credentials):
+        """Exchange a username and password for an access and a refresh token"""
+        user = _find_user(credentials["username"])
+        if user is None:
+            passwords.burn_equal_time(credentials["password"])
+            abort(401, BAD_CREDENTIALS)
+        if not passwords.verify_password(user.password_hash, credentials["password"]):
+            abort(401, BAD_CREDENTIALS)
+        if not user.is_active:
+            abort(401, BAD_CREDENTIALS)
+        if passwords.needs_rehash(user.password_hash):
+            user.password_hash = passwords.hash_password(credentials["password"])
+            db.session.commit()
+        return tokens.issue_tokens(user)
+
+
+@blp.route("/refresh/")
+class Refresh(MethodView):
+    @blp.arguments(RefreshSchema)
+    @blp.response(200, TokenPairSchema)
+    @blp.alt_response(401, schema="Error", description="Refresh token revoked or expired")
+    def post(self, body):
+        """Trade a refresh token for a new pair; the old refresh token stops working"""
+        payload, user = tokens.decode_refresh_token(body["refresh"])
+        tokens.revoke(payload)
+        pair = tokens.issue_tokens(user)
+        db.session.commit()
+        return pair
+
+
+@blp.route("/logout/")
+class Logout(MethodView):
+    @blp.auth_required()
+    @blp.arguments(RefreshSchema)
+    @blp.response(204)
+    def post(self, body):
+        """Revoke the caller's access token and the given refresh token"""
+        refresh_payload, owner = tokens.decode_refresh_token(body["refresh"])
+        if owner.id != current_user.id:
+            abort(401, tokens.INVALID_REFRESH)
+        tokens.revoke(get_jwt(), refresh_payload)
+        db.session.commit()
+
+
+@blp.route("/me/")
+class Me(MethodView):
+    @blp.auth_required()
+    @blp.response(200, UserSchema)
+    def get(self):
+        """The authenticated user"""
+        return current_user

@@ -1,0 +1,17 @@
+import marshmallow as ma
+
+from taskapp.schemas import BaseSchema
+
+
+class LoginSchema(BaseSchema):
+    username = ma.fields.String(required=True, validate=ma.validate.Length(max=150))
+    password = ma.fields.String(required=True, validate=ma.validate.Length(max=1024))
+
+
+class RefreshSchema(BaseSchema):
+    refresh = ma.fields.String(required=True, validate=ma.validate.Length(max=4096))
+
+
+class TokenPairSchema(ma.Schema):
+    access = ma.fields.String(required=True)
+    refresh = ma.fields.String(required=True)

@@ -1,0 +1,121 @@
+"""JWT issuing, verification callbacks and revocation.
+
+A token is accepted only if its user exists, is active, still has the token version the
+token was minted with (role, password or activation changes bump it) and its ``jti`` is
+not in ``revoked_token``. All of that is one SQL query per request, against the database
+rather than Redis, so revocation holds when Redis is down.
+"""
+
+from datetime import UTC, datetime
+
+from flask import abort, g, request
+from flask_jwt_extended import JWTManager, create_access_token, create_refresh_token, decode_token
+from jwt import PyJWTError
+from sqlalchemy import delete, exists, select
+from sqlalchemy.exc import IntegrityError
+
+from taskapp import audit
+from taskapp.extensions import db
+from taskapp.models import RevokedToken, Source, User
+
+NO_CREDENTIALS = "Authentication credentials were not provided."
+INVALID_TOKEN = "Given token not valid for any token type"
+INVALID_REFRESH = "Token is invalid or expired"
+MALFORMED_HEADER = "Authorization header must contain two space-delimited values: Bearer <token>"
+
+
+def issue_tokens(user: User) -> dict[str, str]:
+    claims = {"role": user.role.value, "ver": user.token_version}
+    identity = str(user.id)
+    return {
+        "access": create_access_token(identity=identity, additional_claims=claims),
+        "refresh": create_refresh_token(identity=identity, additional_claims=claims),
+    }
+
+
+def load_token_user(payload: dict) -> User | None:
+    """The token's user if the token is still good, else None. Caches on ``g``."""
+    revoked = exists().where(RevokedToken.jti == payload["jti"])
+    row = db.session.execute(select(User, revoked).where(User.id == int(payload["sub"]))).first()
+    if row is None:
+        return None
+    user, is_revoked = row
+    if is_revoked or not user.is_active or user.token_version != payload.get("ver"):
+        return None
+    return user
+
+
+def decode_refresh_token(token: str) -> tuple[dict, User]:
+    """Decode a refresh token from a request body; 401 unless it is valid and live."""
+    try:
+        payload = decode_token(token)
+    except PyJWTError:
+        abort(401, INVALID_REFRESH)
+    if payload.get("type") != "refresh":
+        abort(401, INVALID_REFRESH)
+    user = load_token_user(payload)
+    if user is None:
+        abort(401, INVALID_REFRESH)
+    return payload, user
+
+
+def revoke(*payloads: dict) -> None:
+    """Add the tokens' ids to the revocation table; 401 if one was revoked already (a
+    refresh token replayed concurrently loses this race at the primary key)."""
+    for payload in payloads:
+        expires_at = datetime.fromtimestamp(payload["exp"], UTC)
+        db.session.add(RevokedToken(jti=payload["jti"], expires_at=expires_at))
+    try:
+        db.session.flush()
+    except IntegrityError:
+        db.session.rollback()
+        abort(401, INVALID_REFRESH)
+
+
+def purge_expired_revocations(now: datetime) -> int:
+    result = db.session.execute(delete(RevokedToken).where(RevokedToken.expires_at < now))
+    return result.rowcount
+
+
+def _unauthorized(message: str):
+    return {"detail": message}, 401, {"WWW-Authenticate": 'Bearer realm="api"'}
+
+
+def init_jwt(jwt: JWTManager) -> None:
+    @jwt.token_in_blocklist_loader
+    def _token_is_dead(_header: dict, payload: dict) -> bool:
+        user = load_token_user(payload)
+        g.taskapp_user = user
+        if user is not None:
+            audit.act_as(db.session, user.id, Source.API)
+        return user is None
+
+    @jwt.user_lookup_loader
+    def _current_user(_header: dict, _payload: dict) -> User | None:
+        return g.get("taskapp_user")
+
+    @jwt.unauthorized_loader
+    def _missing(_reason: str):
+        if request.headers.get("Authorization"):
+            return _unauthorized(MALFORMED_HEADER)
+        return _unauthorized(NO_CREDENTIALS)
+
+    @jwt.invalid_token_loader
+    def _invalid(_reason: str):
+        return _unauthorized(INVALID_TOKEN)
+
+    @jwt.expired_token_loader
+    def _expired(_header: dict, _payload: dict):
+        return _unauthorized(INVALID_TOKEN)
+
+    @jwt.revoked_token_loader
+    def _revoked(_header: dict, _payload: dict):
+        return _unauthorized(INVALID_TOKEN)
+
+    @jwt.user_lookup_error_loader
+    def _no_user(_header: dict, _payload: dict):
+        return _unauthorized(INVALID_TOKEN)
+
+    @jwt.needs_fresh_token_loader
+    def _not_fresh(_header: dict, _payload: dict):
+        return _unauthorized(INVALID_TOKEN)

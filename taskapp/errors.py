@@ -1,0 +1,59 @@
+"""Answers for failures that are not HTTP errors raised on purpose.
+
+HTTP errors (abort, werkzeug's 404/405/413...) are shaped by ``api.Api``. Here: the
+database being unreachable (503), a lost optimistic-concurrency race, and anything
+unexpected (500), always as JSON and never with a trace.
+"""
+
+import logging
+
+from flask import Flask, request
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.orm.exc import StaleDataError
+
+from taskapp.api import DEFAULT_DETAILS
+from taskapp.extensions import db
+
+log = logging.getLogger(__name__)
+CONFLICT = "The task was changed by another request at the same moment; retry."
+
+
+def register(app: Flask) -> None:
+    app.register_error_handler(StaleDataError, _stale_data)
+    app.register_error_handler(OperationalError, _database_unavailable)
+    app.register_error_handler(InterfaceError, _database_unavailable)
+    app.register_error_handler(DBAPIError, _database_error)
+    app.register_error_handler(Exception, _unexpected)
+
+
+def _rollback() -> None:
+    try:
+        db.session.rollback()
+    except Exception:  # the connection may be gone; the session is discarded anyway
+        log.debug("rollback after failure failed", exc_info=True)
+
+
+def _stale_data(_error):
+    """Another writer changed the row between our read and our conditional UPDATE."""
+    _rollback()
+    if "If-Match" in request.headers:
+        return {"detail": DEFAULT_DETAILS[412]}, 412
+    return {"detail": CONFLICT}, 409
+
+
+def _database_unavailable(error):
+    log.warning("database unavailable: %s", error.__class__.__name__, exc_info=True)
+    _rollback()
+    return {"detail": DEFAULT_DETAILS[503]}, 503, {"Retry-After": "5"}
+
+
+def _database_error(error: DBAPIError):
+    if error.connection_invalidated:
+        return _database_unavailable(error)
+    return _unexpected(error)
+
+
+def _unexpected(error):
+    log.exception("unhandled error", exc_info=error)
+    _rollback()
+    return {"detail": DEFAULT_DETAILS[500]}, 500

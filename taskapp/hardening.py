@@ -1,0 +1,36 @@
+"""Request and response hygiene applied to every route: JSON-only bodies, security
+headers, no server banner."""
+
+from flask import Flask, abort, request
+from werkzeug.wrappers import Response
+
+BODY_METHODS = {"POST", "PUT", "PATCH"}
+JSON_CSP = "default-src 'none'; frame-ancestors 'none'"
+
+
+def register(app: Flask) -> None:
+    app.before_request(_require_json_body)
+    app.after_request(_security_headers)
+
+
+def _require_json_body() -> None:
+    """415 for a body that is not JSON; a request without a body is left to validation."""
+    if request.method not in BODY_METHODS:
+        return
+    has_body = bool(request.content_length) or "chunked" in request.headers.get(
+        "Transfer-Encoding", ""
+    )
+    if not has_body and not request.mimetype:
+        return
+    if not request.is_json:
+        abort(415, f'Unsupported media type "{request.mimetype}" in request.')
+
+
+def _security_headers(response: Response) -> Response:
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    if response.mimetype == "application/json":
+        response.headers["Content-Security-Policy"] = JSON_CSP
+        response.headers.setdefault("Cache-Control", "no-store")
+    response.headers.pop("Server", None)
+    return response

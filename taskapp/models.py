@@ -1,0 +1,208 @@
+"""Database models: users, tasks, the activity log, revoked tokens."""
+
+import enum
+from datetime import UTC, date, datetime
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+from taskapp.extensions import db
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator):
+    """A timestamp stored in UTC that always comes back timezone-aware.
+
+    SQLite has no timezone type; without this, values read back from it are naive.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTCDateTime column")
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Role(enum.StrEnum):
+    ADMIN = "ADMIN"
+    INTERN = "INTERN"
+
+
+class Status(enum.StrEnum):
+    PENDING = "PENDING"
+    IN_PROGRESS = "IN_PROGRESS"
+    COMPLETED = "COMPLETED"
+    OVERDUE = "OVERDUE"
+
+
+class Priority(enum.StrEnum):
+    LOW = "LOW"
+    MEDIUM = "MEDIUM"
+    HIGH = "HIGH"
+
+    @property
+    def rank(self) -> int:
+        return list(Priority).index(self) + 1
+
+
+class Action(enum.StrEnum):
+    CREATED = "CREATED"
+    UPDATED = "UPDATED"
+    STATUS_CHANGED = "STATUS_CHANGED"
+    MARKED_OVERDUE = "MARKED_OVERDUE"
+    DELETED = "DELETED"
+
+
+class Source(enum.StrEnum):
+    API = "api"
+    CLI = "cli"
+    SYSTEM = "system"
+
+
+class PriorityRank(TypeDecorator):
+    """Priority stored as its rank (1 LOW .. 3 HIGH), so ORDER BY priority is by rank
+    and an index on the column serves that order."""
+
+    impl = SmallInteger
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        return None if value is None else Priority(value).rank
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else list(Priority)[value - 1]
+
+
+def _enum_column(enum_cls: type[enum.Enum], length: int = 20) -> db.Enum:
+    return db.Enum(
+        enum_cls,
+        native_enum=False,
+        length=length,
+        create_constraint=True,
+        validate_strings=True,
+        values_callable=lambda e: [m.value for m in e],
+        name=enum_cls.__name__.lower(),
+    )
+
+
+class User(db.Model):
+    __tablename__ = "user_account"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(150))
+    email: Mapped[str] = mapped_column(String(254), default="")
+    role: Mapped[Role] = mapped_column(_enum_column(Role), default=Role.INTERN)
+    is_active: Mapped[bool] = mapped_column(default=True)
+    date_joined: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    token_version: Mapped[int] = mapped_column(default=1)
+    """Bumped whenever role, password or is_active change: tokens carrying an older
+    version stop working at once."""
+
+    def __repr__(self) -> str:
+        return f"<User {self.id} {self.username} {self.role}>"
+
+
+Index("uq_user_account_username_lower", func.lower(User.username), unique=True)
+
+
+class RevokedToken(db.Model):
+    """JWT ids that must no longer be accepted (logout, refresh rotation).
+
+    Kept in the database, not Redis, so that revocation holds when Redis is down.
+    Rows past ``expires_at`` are useless and purged by the periodic job.
+    """
+
+    __tablename__ = "revoked_token"
+
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class Task(db.Model):
+    __tablename__ = "task"
+    __table_args__ = (
+        Index("ix_task_assignee_status_due", "assigned_to_id", "status", "due_date", "id"),
+        Index("ix_task_assignee_created", "assigned_to_id", "created_at", "id"),
+        Index("ix_task_status_due", "status", "due_date", "id"),
+        Index("ix_task_created", "created_at", "id"),
+        CheckConstraint("priority BETWEEN 1 AND 3", name="priority_rank"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[Status] = mapped_column(_enum_column(Status), default=Status.PENDING)
+    priority: Mapped[Priority] = mapped_column(PriorityRank, default=Priority.MEDIUM)
+    due_date: Mapped[date | None] = mapped_column(Date)
+    assigned_to_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    assigned_to: Mapped[User] = relationship(foreign_keys=[assigned_to_id], lazy="raise")
+
+    __mapper_args__ = {"version_id_col": version}
+
+    @property
+    def assigned_to_username(self) -> str:
+        return self.assigned_to.username
+
+    @property
+    def etag(self) -> str:
+        return f'"{self.id}-{self.version}"'
+
+
+class ActivityLog(db.Model):
+    """One entry per write that changed a task. Append-only: see :mod:`taskapp.audit`."""
+
+    __tablename__ = "activity_log"
+    __table_args__ = (
+        Index("ix_activity_log_task_created", "task_id", "created_at"),
+        Index("ix_activity_log_assignee_created", "assignee_id", "created_at"),
+        Index("ix_activity_log_created", "created_at", "id"),
+        Index("ix_activity_log_actor_created", "actor_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_id: Mapped[int] = mapped_column(Integer)
+    """Deliberately not a foreign key: entries outlive their task."""
+    task_title: Mapped[str] = mapped_column(String(200))
+    action: Mapped[Action] = mapped_column(_enum_column(Action))
+    changes: Mapped[dict] = mapped_column(JSON().with_variant(JSONB(), "postgresql"))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    source: Mapped[Source] = mapped_column(_enum_column(Source, length=10))
+    assignee_id: Mapped[int | None] = mapped_column(Integer)
+    """The task's assignee once the change was made: who (besides admins) may read it."""
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    actor: Mapped[User | None] = relationship(lazy="raise")
+
+    @property
+    def actor_username(self) -> str | None:
+        return self.actor.username if self.actor is not None else None

@@ -1,0 +1,75 @@
+"""The overdue sweep: ``due_date < today AND status IN (PENDING, IN_PROGRESS)`` becomes
+OVERDUE, with one MARKED_OVERDUE entry per task, in one transaction, set-based.
+
+No task is loaded into Python: memory stays flat however many tasks turn overdue.
+
+PostgreSQL runs it as one statement: a CTE locks the due rows (``FOR UPDATE``, which
+re-checks rows a concurrent transaction changed, so a task completed meanwhile is
+skipped), a data-modifying CTE updates them, and the INSERT writes their entries from
+the UPDATE's RETURNING. Two sweeps at once: the second waits on the locks, re-checks,
+and finds nothing left. SQLite has no data-modifying CTEs, but a write transaction holds
+the whole database, so INSERT ... SELECT then UPDATE with the same predicate see the
+same rows.
+"""
+
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, update
+from sqlalchemy.orm import Session
+
+from taskapp.audit import insert_status_changes
+from taskapp.models import Action, Status, Task, utcnow
+
+SWEPT_STATUSES = (Status.PENDING, Status.IN_PROGRESS)
+
+
+def today(config) -> date:
+    """Today's date in the configured zone (``TASKAPP_TIMEZONE``), not the server's."""
+    return datetime.now(ZoneInfo(config["TASKAPP_TIMEZONE"])).date()
+
+
+def sweep(session: Session, today: date) -> int:
+    """Mark overdue tasks and log them; returns how many. The caller commits."""
+    table = Task.__table__
+    due = and_(table.c.due_date < today, table.c.status.in_(SWEPT_STATUSES))
+    mark = {"status": Status.OVERDUE, "version": table.c.version + 1, "updated_at": utcnow()}
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        locked = (
+            table.select()
+            .with_only_columns(table.c.id, table.c.status)
+            .where(due)
+            .with_for_update()
+            .cte("due")
+        )
+        marked = (
+            update(table)
+            .where(table.c.id == locked.c.id)
+            .values(mark)
+            .returning(
+                table.c.id,
+                table.c.title,
+                table.c.assigned_to_id,
+                locked.c.status.label("old_status"),
+            )
+            .cte("marked")
+        )
+        return connection.execute(
+            insert_status_changes(marked, Status.OVERDUE, Action.MARKED_OVERDUE)
+        ).rowcount
+    rows = (
+        table.select()
+        .with_only_columns(
+            table.c.id, table.c.title, table.c.assigned_to_id, table.c.status.label("old_status")
+        )
+        .where(due)
+        .subquery("due")
+    )
+    logged = connection.execute(
+        insert_status_changes(rows, Status.OVERDUE, Action.MARKED_OVERDUE)
+    ).rowcount
+    marked = connection.execute(update(table).where(due).values(mark)).rowcount
+    if logged != marked:
+        raise RuntimeError(f"overdue sweep logged {logged} tasks but marked {marked}")
+    return marked

@@ -1,0 +1,91 @@
+import marshmallow as ma
+
+from taskapp.fields import CommaSeparatedEnum, DateTimeBound, Ordering
+from taskapp.models import Priority, Status
+from taskapp.schemas import BaseSchema, PageArgsSchema, page_schema
+
+ORDERING_FIELDS = ("id", "title", "status", "priority", "due_date", "created_at", "updated_at")
+CLIENT_STATUSES = [Status.PENDING, Status.IN_PROGRESS, Status.COMPLETED]
+READ_ONLY_FIELDS = (
+    "id",
+    "assigned_to_username",
+    "created_by",
+    "created_at",
+    "updated_at",
+    "completed_at",
+)
+
+
+class TaskSchema(ma.Schema):
+    id = ma.fields.Integer()
+    title = ma.fields.String()
+    description = ma.fields.String()
+    status = ma.fields.Enum(Status)
+    priority = ma.fields.Enum(Priority)
+    due_date = ma.fields.Date(allow_none=True)
+    assigned_to = ma.fields.Integer(attribute="assigned_to_id")
+    assigned_to_username = ma.fields.String()
+    created_by = ma.fields.Integer(attribute="created_by_id")
+    created_at = ma.fields.DateTime()
+    updated_at = ma.fields.DateTime()
+    completed_at = ma.fields.DateTime(allow_none=True)
+
+
+class TaskWriteSchema(BaseSchema):
+    """Body of POST and PUT. Read-only fields sent back by a client (as DRF allows, e.g.
+    a GET body edited and PUT back) are ignored; any other unknown field is refused."""
+
+    title = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
+    description = ma.fields.String(validate=ma.validate.Length(max=10_000))
+    status = ma.fields.Enum(Status)
+    priority = ma.fields.Enum(Priority)
+    due_date = ma.fields.Date(allow_none=True)
+    assigned_to = ma.fields.Integer(attribute="assigned_to_id", strict=True)
+
+    @ma.pre_load
+    def drop_read_only_fields(self, data, **kwargs):
+        if isinstance(data, dict):
+            return {key: value for key, value in data.items() if key not in READ_ONLY_FIELDS}
+        return data
+
+    @ma.validates("status")
+    def client_settable_status(self, value, **kwargs):
+        if value not in CLIENT_STATUSES:
+            raise ma.ValidationError("OVERDUE is set only by the overdue job.")
+
+    @ma.validates("title")
+    def not_blank(self, value, **kwargs):
+        if not value.strip():
+            raise ma.ValidationError("This field may not be blank.")
+
+
+class TaskPatchSchema(TaskWriteSchema):
+    """Body of PATCH: any subset of the writable fields (used with ``partial=True``)."""
+
+
+class TaskQueryArgsSchema(PageArgsSchema):
+    class Meta:
+        unknown = ma.EXCLUDE
+
+    status = CommaSeparatedEnum(Status)
+    priority = CommaSeparatedEnum(Priority)
+    due_date = ma.fields.Date()
+    due_date__gte = ma.fields.Date()
+    due_date__lte = ma.fields.Date()
+    due_date__gt = ma.fields.Date()
+    due_date__lt = ma.fields.Date()
+    due_date__isnull = ma.fields.Boolean()
+    created_at__gte = DateTimeBound(upper=False)
+    created_at__lte = DateTimeBound(upper=True)
+    assigned_to = ma.fields.Integer(validate=ma.validate.Range(min=1))
+    search = ma.fields.String(validate=ma.validate.Length(max=200))
+    ordering = Ordering(ORDERING_FIELDS, load_default=[("created_at", True)])
+
+
+class TaskStatsSchema(ma.Schema):
+    total = ma.fields.Integer()
+    by_status = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Integer())
+    by_priority = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Integer())
+
+
+TaskPageSchema = page_schema(TaskSchema, "TaskPageSchema")

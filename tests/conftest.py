@@ -1,0 +1,226 @@
+"""Shared fixtures. Every test that uses ``app`` runs once per database backend:
+SQLite always, PostgreSQL when reachable (required when ``CI`` is set). The schema comes
+from the Alembic migrations (``flask db upgrade``), never from ``create_all``."""
+
+import os
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+import sqlalchemy as sa
+from flask_migrate import upgrade
+
+from taskapp import create_app
+from taskapp.extensions import db, limiter
+from taskapp.models import Role
+from taskapp.users import service as users
+
+PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+PG_TEST_DB = os.environ.get("TEST_PG_DATABASE", "taskapp_test")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+BACKENDS = [b for b in os.environ.get("TEST_BACKENDS", "sqlite,postgresql").split(",") if b]
+PASSWORD = "correct horse battery"
+TABLES = ("activity_log", "task", "revoked_token", "user_account")
+
+BASE_CONFIG = {
+    "TESTING": True,
+    "JWT_SECRET_KEY": "test-secret-key-that-is-long-enough-for-hs256",
+    "PASSWORD_HASH_TIME_COST": 1,
+    "PASSWORD_HASH_MEMORY_KIB": 8,
+    "PASSWORD_HASH_PARALLELISM": 1,
+    "RATELIMIT_STORAGE_URI": "memory://",
+    "CELERY": {"broker_url": "memory://", "task_ignore_result": True},
+}
+
+
+def unavailable(what: str, error: Exception):
+    """Skip on a developer machine; fail in CI, where every real service must run."""
+    message = f"{what} is not reachable: {error}"
+    if IN_CI:
+        pytest.fail(message + " (CI requires it)", pytrace=False)
+    pytest.skip(message)
+
+
+def _upgraded(url: str) -> None:
+    app = create_app({**BASE_CONFIG, "SQLALCHEMY_DATABASE_URI": url})
+    with app.app_context():
+        upgrade()
+        db.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("schema") / "template.sqlite"
+    _upgraded(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    try:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=3) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{PG_TEST_DB}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{PG_TEST_DB}"')
+    except psycopg.OperationalError as error:
+        unavailable("PostgreSQL", error)
+    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+    url = f"{base}/{PG_TEST_DB}"
+    _upgraded(url)
+    return url
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def database_url(request, backend, tmp_path) -> str:
+    if backend == "sqlite":
+        path = tmp_path / "taskapp.sqlite"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite:///{path}"
+    url = request.getfixturevalue("postgres_url")
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+    return url
+
+
+@pytest.fixture
+def make_app(database_url):
+    apps = []
+
+    def factory(**overrides):
+        config = {**BASE_CONFIG, "SQLALCHEMY_DATABASE_URI": database_url, **overrides}
+        app = create_app(config)
+        apps.append(app)
+        return app
+
+    yield factory
+    for app in apps:
+        with app.app_context():
+            db.engine.dispose()
+
+
+@pytest.fixture
+def app(make_app):
+    app = make_app()
+    with app.app_context():
+        limiter.reset()
+    return app
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def redis_url() -> str:
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError as error:
+        unavailable("Redis", error)
+    return REDIS_URL
+
+
+@pytest.fixture
+def postgres_only(backend):
+    if backend != "postgresql":
+        pytest.skip("PostgreSQL-specific behaviour")
+
+
+class Person:
+    """A user as the tests see them: id, name, and ready-made auth headers."""
+
+    def __init__(self, client, user_id: int, username: str, role: Role):
+        self.client = client
+        self.id = user_id
+        self.username = username
+        self.role = role
+        self.tokens = login(client, username)
+
+    @property
+    def headers(self) -> dict:
+        return {"Authorization": f"Bearer {self.tokens['access']}"}
+
+
+def login(client, username: str, password: str = PASSWORD) -> dict:
+    response = client.post("/api/auth/login/", json={"username": username, "password": password})
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
+def create_user(app, username: str, role: Role = Role.INTERN, password: str = PASSWORD) -> int:
+    with app.app_context():
+        user = users.create_user(username, password, role, f"{username}@example.com")
+        db.session.commit()
+        return user.id
+
+
+@pytest.fixture
+def make_person(app, client):
+    def factory(username: str, role: Role = Role.INTERN) -> Person:
+        return Person(client, create_user(app, username, role), username, role)
+
+    return factory
+
+
+@pytest.fixture
+def admin(make_person) -> Person:
+    return make_person("admin", Role.ADMIN)
+
+
+@pytest.fixture
+def intern(make_person) -> Person:
+    return make_person("intern", Role.INTERN)
+
+
+@pytest.fixture
+def other_intern(make_person) -> Person:
+    return make_person("other", Role.INTERN)
+
+
+@pytest.fixture
+def sql(app):
+    """Run SQL against the test database outside any request."""
+
+    def run(statement: str, **params):
+        with app.app_context():
+            result = db.session.execute(sa.text(statement), params)
+            rows = result.all() if result.returns_rows else result.rowcount
+            db.session.commit()
+            return rows
+
+    return run
+
+
+@pytest.fixture
+def count_queries(app):
+    @contextmanager
+    def counting():
+        statements: list[str] = []
+
+        def record(conn, cursor, statement, *args):
+            statements.append(statement)
+
+        with app.app_context():
+            engine = db.engine
+        sa.event.listen(engine, "before_cursor_execute", record)
+        try:
+            yield statements
+        finally:
+            sa.event.remove(engine, "before_cursor_execute", record)
+
+    return counting
