@@ -5,6 +5,7 @@ import http
 
 import flask_smorest
 import marshmallow as ma
+from flask import request
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException
 
@@ -61,6 +62,10 @@ def field_error(field: str, message: str):
     flask_smorest.abort(400, messages={"json": {field: [message]}})
 
 
+def non_field_error(message: str):
+    field_error(NON_FIELD_ERRORS, message)
+
+
 class Parser(FlaskParser):
     DEFAULT_VALIDATION_STATUS = 400
 
@@ -73,7 +78,8 @@ class Api(flask_smorest.Api):
 
     def handle_http_exception(self, error: HTTPException):
         data = getattr(error, "data", None) or {}
-        headers = dict(data.get("headers") or {})
+        headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
+        headers.update(data.get("headers") or {})
         if error.code == 401:
             headers.update(UNAUTHENTICATED_HEADERS)
         if "messages" in data:
@@ -101,6 +107,8 @@ def _json_content(schema_name: str) -> dict:
 
 
 def _description(error: HTTPException) -> str:
+    if error.code == 405:
+        return f'Method "{request.method}" not allowed.'
     if error.code in DEFAULT_DETAILS and error.description == type(error).description:
         return DEFAULT_DETAILS[error.code]
     return error.description or http.HTTPStatus(error.code).phrase

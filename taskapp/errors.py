@@ -6,19 +6,23 @@ unexpected (500), always as JSON and never with a trace.
 """
 
 import logging
+import math
+import time
 
 from flask import Flask, request
+from flask_limiter.errors import RateLimitExceeded
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 
 from taskapp.api import DEFAULT_DETAILS
-from taskapp.extensions import db
+from taskapp.extensions import db, limiter
 
 log = logging.getLogger(__name__)
 CONFLICT = "The task was changed by another request at the same moment; retry."
 
 
 def register(app: Flask) -> None:
+    app.register_error_handler(RateLimitExceeded, _throttled)
     app.register_error_handler(StaleDataError, _stale_data)
     app.register_error_handler(OperationalError, _database_unavailable)
     app.register_error_handler(InterfaceError, _database_unavailable)
@@ -31,6 +35,13 @@ def _rollback() -> None:
         db.session.rollback()
     except Exception:  # the connection may be gone; the session is discarded anyway
         log.debug("rollback after failure failed", exc_info=True)
+
+
+def _throttled(_error: RateLimitExceeded):
+    """DRF's throttled answer; flask-limiter adds the Retry-After header."""
+    window = limiter.current_limit
+    wait = max(1, math.ceil(window.reset_at - time.time())) if window else 60
+    return {"detail": f"Request was throttled. Expected available in {wait} seconds."}, 429
 
 
 def _stale_data(_error):

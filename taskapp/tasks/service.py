@@ -63,6 +63,12 @@ def update_task(user: User, task: Task, data: dict) -> None:
     apply_changes(task, data)
 
 
+def _no_longer_overdue(task: Task) -> bool:
+    if task.status != Status.OVERDUE:
+        return False
+    return task.due_date is None or task.due_date >= overdue.today(current_app.config)
+
+
 def apply_changes(task: Task, data: dict) -> None:
     """Set fields and keep the status rules: COMPLETED stamps ``completed_at`` and leaving
     it clears it; moving an OVERDUE task's due date to today or later (or removing it)
@@ -70,9 +76,8 @@ def apply_changes(task: Task, data: dict) -> None:
     previous_status = task.status
     for field, value in data.items():
         setattr(task, field, value)
-    if "status" not in data and "due_date" in data and task.status == Status.OVERDUE:
-        if task.due_date is None or task.due_date >= overdue.today(current_app.config):
-            task.status = Status.PENDING
+    if "status" not in data and "due_date" in data and _no_longer_overdue(task):
+        task.status = Status.PENDING
     if task.status == Status.COMPLETED and previous_status != Status.COMPLETED:
         task.completed_at = utcnow()
     elif task.status != Status.COMPLETED:

@@ -2,10 +2,11 @@
 
 from flask import abort
 from flask.views import MethodView
+from flask_jwt_extended import current_user
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from taskapp.api import Blueprint, field_error
+from taskapp.api import Blueprint, field_error, non_field_error
 from taskapp.extensions import db
 from taskapp.models import Role, User
 from taskapp.ordering import order_by_keys
@@ -38,6 +39,10 @@ def _filtered(args: dict):
             )
         )
     return order_by_keys(query, User, [("id", False)])
+
+
+def _locks_out(changes: dict) -> bool:
+    return changes.get("is_active") is False or changes.get("role", Role.ADMIN) != Role.ADMIN
 
 
 def _get_user(user_id: int) -> User:
@@ -88,6 +93,8 @@ class UserById(MethodView):
         """Change a user's email, role, activation or password (role, password and
         deactivation end the user's sessions at once)"""
         user = _get_user(user_id)
+        if user.id == current_user.id and _locks_out(data):
+            non_field_error("You cannot deactivate yourself or give up your own ADMIN role.")
         service.update_user(user, data)
         db.session.commit()
         return user

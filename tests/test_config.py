@@ -1,0 +1,51 @@
+"""Configuration from the environment and the production safety checks."""
+
+import pytest
+
+from taskapp import create_app
+from taskapp.config import DEV_JWT_SECRET, load_config
+
+
+@pytest.mark.parametrize("secret", [None, DEV_JWT_SECRET, "short-secret"])
+def test_production_refuses_weak_secret(monkeypatch, secret):
+    monkeypatch.setenv("TASKAPP_ENV", "production")
+    if secret is None:
+        monkeypatch.delenv("JWT_SECRET_KEY", raising=False)
+    else:
+        monkeypatch.setenv("JWT_SECRET_KEY", secret)
+    with pytest.raises(RuntimeError, match="JWT_SECRET_KEY"):
+        create_app({"SQLALCHEMY_DATABASE_URI": "sqlite://"})
+
+
+def test_production_starts_with_a_strong_secret(monkeypatch):
+    monkeypatch.setenv("TASKAPP_ENV", "production")
+    monkeypatch.setenv("JWT_SECRET_KEY", "x" * 48)
+    app = create_app({"SQLALCHEMY_DATABASE_URI": "sqlite://"})
+    assert app.config["JWT_SECRET_KEY"] == "x" * 48
+
+
+def test_environment_drives_configuration(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://u@db/x")
+    monkeypatch.setenv("REDIS_URL", "redis://cache:6379/0")
+    monkeypatch.setenv("TASKAPP_TIMEZONE", "Asia/Tokyo")
+    monkeypatch.setenv("JWT_ACCESS_TOKEN_LIFETIME_SECONDS", "60")
+    config = load_config()
+    assert config["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://u@db/x"
+    assert config["CELERY"]["broker_url"] == "redis://cache:6379/0"
+    assert config["RATELIMIT_STORAGE_URI"] == "redis://cache:6379/0"
+    assert config["TASKAPP_TIMEZONE"] == "Asia/Tokyo"
+    assert config["JWT_ACCESS_TOKEN_EXPIRES"].total_seconds() == 60
+    monkeypatch.setenv("CELERY_BROKER_URL", "redis://other:6379/1")
+    assert load_config()["CELERY"]["broker_url"] == "redis://other:6379/1"
+
+
+def test_embedded_defaults(monkeypatch):
+    for name in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "TASKAPP_ENV"):
+        monkeypatch.delenv(name, raising=False)
+    config = load_config()
+    assert config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///")
+    assert config["CELERY"]["broker_url"].startswith("sqla+sqlite:///")
+    assert config["RATELIMIT_STORAGE_URI"] == "memory://"
+    assert config["TASKAPP_ENV"] == "development"
+    assert config["JWT_ACCESS_TOKEN_EXPIRES"].total_seconds() == 15 * 60
+    assert config["JWT_REFRESH_TOKEN_EXPIRES"].total_seconds() == 24 * 3600

@@ -1,0 +1,110 @@
+"""User administration through the API (ADMIN only)."""
+
+import pytest
+
+from taskapp.models import Role
+
+USER_FIELDS = {"id", "username", "email", "role", "is_active", "date_joined"}
+FORBIDDEN = {"detail": "You do not have permission to perform this action."}
+
+
+def test_admin_creates_user_with_intern_default(client, admin):
+    response = client.post(
+        "/api/users/",
+        json={"username": "Bob", "password": "long enough pw", "email": "bob@example.com"},
+        headers=admin.headers,
+    )
+    assert response.status_code == 201
+    body = response.get_json()
+    assert set(body) == USER_FIELDS
+    assert body["role"] == "INTERN" and body["is_active"] is True and body["username"] == "Bob"
+
+
+def test_username_unique_regardless_of_case(client, admin):
+    body = {"username": "ADMIN", "password": "long enough pw"}
+    response = client.post("/api/users/", json=body, headers=admin.headers)
+    assert response.status_code == 400
+    assert list(response.get_json()) == ["username"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"password": "long enough pw"}, "username"),
+        ({"username": "x"}, "password"),
+        ({"username": "x", "password": "short"}, "password"),
+        ({"username": "x", "password": "long enough pw", "role": "ROOT"}, "role"),
+        ({"username": "x", "password": "long enough pw", "email": "nope"}, "email"),
+        ({"username": "bad name!", "password": "long enough pw"}, "username"),
+        ({"username": "x", "password": "long enough pw", "is_staff": True}, "is_staff"),
+    ],
+)
+def test_create_user_validation(client, admin, body, field):
+    response = client.post("/api/users/", json=body, headers=admin.headers)
+    assert response.status_code == 400
+    assert field in response.get_json()
+
+
+def test_list_users_paginated_and_filtered(client, admin, intern, other_intern):
+    response = client.get("/api/users/?role=INTERN", headers=admin.headers)
+    body = response.get_json()
+    assert body["count"] == 2 and body["next"] is None and body["previous"] is None
+    assert [u["username"] for u in body["results"]] == ["intern", "other"]
+    client.patch(f"/api/users/{other_intern.id}/", json={"is_active": False}, headers=admin.headers)
+    inactive = client.get("/api/users/?is_active=false", headers=admin.headers).get_json()
+    assert [u["username"] for u in inactive["results"]] == ["other"]
+    found = client.get("/api/users/?search=TER", headers=admin.headers).get_json()
+    assert {u["username"] for u in found["results"]} == {"intern"}
+    paged = client.get("/api/users/?page_size=1&page=2", headers=admin.headers).get_json()
+    assert paged["count"] == 3 and paged["results"][0]["username"] == "intern"
+    assert paged["previous"].endswith("/api/users/?page_size=1")
+
+
+def test_patch_user(client, admin, intern):
+    response = client.patch(
+        f"/api/users/{intern.id}/",
+        json={"email": "new@example.com", "role": "ADMIN"},
+        headers=admin.headers,
+    )
+    assert response.status_code == 200
+    assert response.get_json()["email"] == "new@example.com"
+    assert response.get_json()["role"] == "ADMIN"
+
+
+def test_missing_user_is_404(client, admin):
+    assert client.get("/api/users/999/", headers=admin.headers).status_code == 404
+    assert client.patch("/api/users/999/", json={}, headers=admin.headers).status_code == 404
+
+
+def test_username_cannot_be_changed_by_patch(client, admin, intern):
+    response = client.patch(
+        f"/api/users/{intern.id}/", json={"username": "renamed"}, headers=admin.headers
+    )
+    assert response.status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("get", "/api/users/", None),
+        ("post", "/api/users/", {"username": "x", "password": "long enough pw"}),
+        ("get", "/api/users/{id}/", None),
+        ("patch", "/api/users/{id}/", {"role": "ADMIN"}),
+    ],
+)
+def test_intern_is_forbidden_everywhere(client, intern, method, path, body):
+    response = getattr(client, method)(path.format(id=intern.id), json=body, headers=intern.headers)
+    assert response.status_code == 403
+    assert response.get_json() == FORBIDDEN
+
+
+def test_admin_cannot_lock_themselves_out(client, admin):
+    for change in ({"is_active": False}, {"role": "INTERN"}):
+        response = client.patch(f"/api/users/{admin.id}/", json=change, headers=admin.headers)
+        assert response.status_code == 400
+        assert "non_field_errors" in response.get_json()
+    assert client.get("/api/users/", headers=admin.headers).status_code == 200
+
+
+def test_role_values(admin):
+    assert admin.role == Role.ADMIN
