@@ -22,7 +22,9 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-db = SQLAlchemy(model_class=Base)
+db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
+"""Objects keep their values after commit: a view commits once, then dumps what it
+wrote, without a second round trip (and relationships are ``lazy="raise"``)."""
 migrate = Migrate()
 jwt = JWTManager()
 api = Api()

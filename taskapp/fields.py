@@ -41,6 +41,8 @@ class DateTimeBound(ma.fields.Field):
             if len(value) == 10:
                 day = date.fromisoformat(value)
                 return datetime.combine(day, time.max if self.upper else time.min, UTC)
+            if len(value) > 16 and value[-6] == " ":
+                value = f"{value[:-6]}+{value[-5:]}"
             moment = datetime.fromisoformat(value)
         except ValueError:
             raise ma.ValidationError("Enter a valid date or date/time.") from None

@@ -224,3 +224,31 @@ def count_queries(app):
             sa.event.remove(engine, "before_cursor_execute", record)
 
     return counting
+
+
+@pytest.fixture
+def make_task(client):
+    """Create a task through the API as ``person``; returns the answer's body."""
+
+    def create(person: Person, title: str = "A task", **fields) -> dict:
+        response = client.post(
+            "/api/tasks/", json={"title": title, **fields}, headers=person.headers
+        )
+        assert response.status_code == 201, response.get_json()
+        return response.get_json()
+
+    return create
+
+
+@pytest.fixture
+def backdate(app):
+    """Set a task's created_at (test setup only: a bulk UPDATE writes no audit entry)."""
+    from taskapp.models import Task
+
+    def run(task_id: int, created_at) -> None:
+        with app.app_context():
+            statement = sa.update(Task).where(Task.id == task_id).values(created_at=created_at)
+            db.session.execute(statement)
+            db.session.commit()
+
+    return run

@@ -1,0 +1,124 @@
+"""Optional optimistic concurrency with ETag / If-Match."""
+
+import pytest
+
+
+@pytest.fixture
+def task(make_task, intern):
+    return make_task(intern, title="Shared")
+
+
+def _etag(client, person, task):
+    return client.get(f"/api/tasks/{task['id']}/", headers=person.headers).headers["ETag"]
+
+
+@pytest.mark.parametrize("method", ["patch", "put"])
+def test_stale_if_match_is_412_and_changes_nothing(client, intern, task, method):
+    url = f"/api/tasks/{task['id']}/"
+    stale = _etag(client, intern, task)
+    assert client.patch(url, json={"title": "First"}, headers=intern.headers).status_code == 200
+    before = client.get(url, headers=intern.headers).get_json()
+    response = getattr(client, method)(
+        url, json={"title": "Second"}, headers={**intern.headers, "If-Match": stale}
+    )
+    assert response.status_code == 412
+    assert set(response.get_json()) == {"detail"}
+    assert client.get(url, headers=intern.headers).get_json() == before
+
+
+def test_fresh_if_match_succeeds(client, intern, task):
+    url = f"/api/tasks/{task['id']}/"
+    fresh = _etag(client, intern, task)
+    response = client.patch(
+        url, json={"title": "Ok"}, headers={**intern.headers, "If-Match": fresh}
+    )
+    assert response.status_code == 200
+    assert response.headers["ETag"] != fresh
+
+
+def test_stale_if_match_on_delete(client, intern, task):
+    url = f"/api/tasks/{task['id']}/"
+    stale = _etag(client, intern, task)
+    client.patch(url, json={"priority": "HIGH"}, headers=intern.headers)
+    response = client.delete(url, headers={**intern.headers, "If-Match": stale})
+    assert response.status_code == 412
+    assert client.get(url, headers=intern.headers).status_code == 200
+    fresh = _etag(client, intern, task)
+    assert client.delete(url, headers={**intern.headers, "If-Match": fresh}).status_code == 204
+
+
+def test_no_op_patch_keeps_etag(client, intern, task):
+    url = f"/api/tasks/{task['id']}/"
+    etag = _etag(client, intern, task)
+    response = client.patch(
+        url, json={"title": "Shared"}, headers={**intern.headers, "If-Match": etag}
+    )
+    assert response.status_code == 200 and response.headers["ETag"] == etag
+
+
+def test_star_and_list_forms_of_if_match(client, intern, task):
+    url = f"/api/tasks/{task['id']}/"
+    etag = _etag(client, intern, task)
+    star = client.patch(url, json={"title": "a"}, headers={**intern.headers, "If-Match": "*"})
+    assert star.status_code == 200
+    new = star.headers["ETag"]
+    listed = client.patch(
+        url, json={"title": "b"}, headers={**intern.headers, "If-Match": f"{etag}, {new}"}
+    )
+    assert listed.status_code == 200
+
+
+def test_without_if_match_writes_go_through(client, intern, task):
+    url = f"/api/tasks/{task['id']}/"
+    for title in ("one", "two", "three"):
+        assert client.patch(url, json={"title": title}, headers=intern.headers).status_code == 200
+
+
+def _in_parallel(app, count: int, call):
+    """Run ``call(client, n)`` from ``count`` threads released at the same moment."""
+    import threading
+
+    barrier = threading.Barrier(count)
+    results = [None] * count
+
+    def worker(n):
+        client = app.test_client()
+        barrier.wait()
+        results[n] = call(client, n)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return results
+
+
+def test_twenty_concurrent_patches_with_one_etag_one_wins(
+    app, client, intern, task, sql, postgres_only
+):
+    url = f"/api/tasks/{task['id']}/"
+    etag = _etag(client, intern, task)
+    headers = {**intern.headers, "If-Match": etag}
+    statuses = _in_parallel(
+        app,
+        20,
+        lambda c, n: c.patch(url, json={"title": f"writer {n}"}, headers=headers).status_code,
+    )
+    assert sorted(statuses) == [200] + [412] * 19
+    [(updates,)] = sql("SELECT count(*) FROM activity_log WHERE action = 'UPDATED'")
+    assert updates == 1
+
+
+def test_concurrent_creates_lose_nothing(app, intern, sql, postgres_only):
+    def create_five(c, n):
+        return [
+            c.post("/api/tasks/", json={"title": f"c{n}-{i}"}, headers=intern.headers).status_code
+            for i in range(5)
+        ]
+
+    statuses = _in_parallel(app, 20, create_five)
+    assert [s for batch in statuses for s in batch] == [201] * 100
+    [(tasks,)] = sql("SELECT count(DISTINCT title) FROM task")
+    [(entries,)] = sql("SELECT count(*) FROM activity_log WHERE action = 'CREATED'")
+    assert tasks == entries == 100
