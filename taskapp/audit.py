@@ -115,7 +115,7 @@ def _write_entries(session: Session, _flush_context) -> None:
         session.connection().execute(insert(ActivityLog.__table__), entries)
 
 
-def insert_status_changes(rows, new_status: Status, action: Action) -> Insert:
+def insert_status_changes(rows, old_statuses, new_status: Status, action: Action) -> Insert:
     """INSERT ... SELECT of one entry per row of ``rows`` (columns ``id``, ``title``,
     ``assigned_to_id``, ``old_status``), as the system actor, built entirely in SQL so
     that no task is loaded into Python. ``changes`` comes from :func:`change`, the same
@@ -125,8 +125,7 @@ def insert_status_changes(rows, new_status: Status, action: Action) -> Insert:
     changes = case(
         {
             old.value: literal({"status": change(old, new_status)}, changes_type)
-            for old in Status
-            if old != new_status
+            for old in old_statuses
         },
         value=rows.c.old_status,
     )

@@ -15,7 +15,7 @@ same rows.
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, update
+from sqlalchemy import and_, func, literal, select, update
 from sqlalchemy.orm import Session
 
 from taskapp.audit import insert_status_changes
@@ -55,9 +55,12 @@ def sweep(session: Session, today: date) -> int:
             )
             .cte("marked")
         )
-        return connection.execute(
-            insert_status_changes(marked, Status.OVERDUE, Action.MARKED_OVERDUE)
-        ).rowcount
+        logged = (
+            insert_status_changes(marked, SWEPT_STATUSES, Status.OVERDUE, Action.MARKED_OVERDUE)
+            .returning(literal(1))
+            .cte("logged")
+        )
+        return connection.execute(select(func.count()).select_from(logged)).scalar_one()
     rows = (
         table.select()
         .with_only_columns(
@@ -67,7 +70,7 @@ def sweep(session: Session, today: date) -> int:
         .subquery("due")
     )
     logged = connection.execute(
-        insert_status_changes(rows, Status.OVERDUE, Action.MARKED_OVERDUE)
+        insert_status_changes(rows, SWEPT_STATUSES, Status.OVERDUE, Action.MARKED_OVERDUE)
     ).rowcount
     marked = connection.execute(update(table).where(due).values(mark)).rowcount
     if logged != marked:

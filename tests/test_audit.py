@@ -207,7 +207,7 @@ def history(client, admin, intern, other_intern, make_task, sql):
 
 
 def test_filters(client, admin, intern, history):
-    first, second = history
+    _, second = history
     by_task = entries(client, admin, f"task={second['id']}")
     assert [e["action"] for e in by_task] == ["CREATED", "UPDATED", "DELETED"]
     several = entries(client, admin, "action=STATUS_CHANGED,DELETED")
