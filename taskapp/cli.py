@@ -114,6 +114,8 @@ DEMO_TASKS = [
 @click.option("--password", default="taskapp-demo", show_default=True)
 def seed(password: str) -> None:
     """Create users admin and intern (if missing) and a few tasks for the intern."""
+    if current_app.config["TASKAPP_ENV"] == "production":
+        raise click.ClickException("demo data is for development; not in production")
     created = []
     for username, role in (("admin", Role.ADMIN), ("intern", Role.INTERN)):
         if service.find_by_username(username) is None:

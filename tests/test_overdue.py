@@ -3,8 +3,6 @@
 import threading
 from datetime import UTC, date, datetime, timedelta
 
-import pytest
-
 from taskapp import audit, overdue
 from taskapp.extensions import db
 from taskapp.models import Source
