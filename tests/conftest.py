@@ -135,10 +135,8 @@ def redis_url() -> str:
     return REDIS_URL
 
 
-@pytest.fixture
-def postgres_only(backend):
-    if backend != "postgresql":
-        pytest.skip("PostgreSQL-specific behaviour")
+only_postgresql = pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+"""For behaviour that exists only on PostgreSQL (row locks, concurrent transactions)."""
 
 
 class Person:

@@ -3,6 +3,8 @@
 import threading
 from datetime import UTC, date, datetime, timedelta
 
+from conftest import only_postgresql
+
 from taskapp import audit, overdue
 from taskapp.extensions import db
 from taskapp.models import Source
@@ -96,9 +98,8 @@ def _sweep_in_thread(app, barrier, counts, index, today=TODAY):
         db.session.commit()
 
 
-def test_two_simultaneous_sweeps_mark_and_log_each_task_once(
-    app, intern, make_task, sql, postgres_only
-):
+@only_postgresql
+def test_two_simultaneous_sweeps_mark_and_log_each_task_once(app, intern, make_task, sql):
     for n in range(50):
         make_task(intern, title=f"t{n}", due_date="2026-01-01")
     barrier, counts = threading.Barrier(2), [None, None]
@@ -116,9 +117,8 @@ def test_two_simultaneous_sweeps_mark_and_log_each_task_once(
     assert sql("SELECT count(*) FROM task WHERE status = 'OVERDUE'") == [(50,)]
 
 
-def test_sweep_holding_locks_then_user_completes(
-    app, client, intern, make_task, sql, postgres_only
-):
+@only_postgresql
+def test_sweep_holding_locks_then_user_completes(app, client, intern, make_task, sql):
     """The sweep commits first: the user's PATCH waits on the row lock, then applies to
     the OVERDUE row. Both changes stay, each with its entry, in order."""
     task = make_task(intern, due_date="2026-01-01")
@@ -157,7 +157,8 @@ def test_sweep_holding_locks_then_user_completes(
     ]
 
 
-def test_sweep_racing_user_writes_loses_no_update(app, intern, make_task, sql, postgres_only):
+@only_postgresql
+def test_sweep_racing_user_writes_loses_no_update(app, intern, make_task, sql):
     tasks = [make_task(intern, title=f"r{n}", due_date="2026-01-01") for n in range(20)]
     barrier = threading.Barrier(2)
     answers = {}

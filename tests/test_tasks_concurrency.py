@@ -1,6 +1,7 @@
 """Optional optimistic concurrency with ETag / If-Match."""
 
 import pytest
+from conftest import only_postgresql
 
 
 @pytest.fixture
@@ -94,9 +95,8 @@ def _in_parallel(app, count: int, call):
     return results
 
 
-def test_twenty_concurrent_patches_with_one_etag_one_wins(
-    app, client, intern, task, sql, postgres_only
-):
+@only_postgresql
+def test_twenty_concurrent_patches_with_one_etag_one_wins(app, client, intern, task, sql):
     url = f"/api/tasks/{task['id']}/"
     etag = _etag(client, intern, task)
     headers = {**intern.headers, "If-Match": etag}
@@ -110,7 +110,8 @@ def test_twenty_concurrent_patches_with_one_etag_one_wins(
     assert updates == 1
 
 
-def test_concurrent_creates_lose_nothing(app, intern, sql, postgres_only):
+@only_postgresql
+def test_concurrent_creates_lose_nothing(app, intern, sql):
     def create_five(c, n):
         return [
             c.post("/api/tasks/", json={"title": f"c{n}-{i}"}, headers=intern.headers).status_code
