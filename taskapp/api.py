@@ -12,6 +12,10 @@ from werkzeug.exceptions import HTTPException
 from taskapp.auth.roles import roles_required
 
 NON_FIELD_ERRORS = "non_field_errors"
+MAX_ID = 2**31 - 1
+ID_IN_PATH = f"int(min=1, max={MAX_ID})"
+"""Converter for ids in URLs: out-of-range ids are 404 before they reach the database
+(PostgreSQL's integer is 32-bit; SQLite cannot bind integers above 64 bits)."""
 UNAUTHENTICATED_HEADERS = {"WWW-Authenticate": 'Bearer realm="api"'}
 DEFAULT_DETAILS = {
     400: "Bad request.",
@@ -60,10 +64,6 @@ def flatten_messages(messages) -> dict:
 def field_error(field: str, message: str):
     """Abort with a 400 in DRF's shape for one field, as a schema validation would."""
     flask_smorest.abort(400, messages={"json": {field: [message]}})
-
-
-def non_field_error(message: str):
-    field_error(NON_FIELD_ERRORS, message)
 
 
 class Parser(FlaskParser):

@@ -1,9 +1,46 @@
-"""Marshmallow fields for query arguments shared by the task and log listings."""
+"""Marshmallow fields shared by the schemas: safe text, ids, and the query-argument
+fields of the listings (each documents itself truthfully in the OpenAPI spec)."""
 
-from datetime import UTC, date, datetime, time
+import re
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from enum import Enum
 
 import marshmallow as ma
+
+from taskapp.api import MAX_ID
+
+NO_NUL = "^[^\\x00]*$"
+ID_RANGE = ma.validate.Range(min=1, max=MAX_ID)
+
+
+class Text(ma.fields.String):
+    """A string that the database can store: no NUL character (PostgreSQL refuses it)
+    and no lone surrogate (not encodable as UTF-8)."""
+
+    def __init__(self, **kwargs):
+        metadata = {"pattern": NO_NUL, **kwargs.pop("metadata", {})}
+        super().__init__(metadata=metadata, **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if "\x00" in text:
+            raise ma.ValidationError("Null characters are not allowed.")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ma.ValidationError("Not valid Unicode text.") from None
+        return text
+
+
+def Id(**kwargs) -> ma.fields.Integer:
+    """A positive 32-bit id (the database's integer). Pass ``strict=True`` in JSON
+    bodies, where "5" is not an integer; query strings are always text."""
+    return ma.fields.Integer(validate=ID_RANGE, **kwargs)
+
+
+def _choice_list_pattern(choices) -> str:
+    one = "(" + "|".join(re.escape(choice) for choice in choices) + ")"
+    return f"^{one}(,{one})*$"
 
 
 class CommaSeparatedEnum(ma.fields.Field):
@@ -11,8 +48,12 @@ class CommaSeparatedEnum(ma.fields.Field):
 
     def __init__(self, enum: type[Enum], **kwargs):
         self.enum = enum
-        choices = ", ".join(member.value for member in enum)
-        metadata = {"description": f"One or more of {choices}, comma-separated."}
+        choices = [member.value for member in enum]
+        metadata = {
+            "type": "string",
+            "pattern": _choice_list_pattern(choices),
+            "description": f"One or more of {', '.join(choices)}, comma-separated.",
+        }
         super().__init__(metadata=metadata, **kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
@@ -25,14 +66,53 @@ class CommaSeparatedEnum(ma.fields.Field):
             raise ma.ValidationError(f"Select one or more of: {choices}.") from None
 
 
+DATETIME = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?"
+    r"(?:([Zz])|([+-])(\d{2}):?(\d{2}))?$"
+)
+
+
+def parse_datetime(value: str) -> datetime:
+    """ISO 8601 / RFC 3339 datetime; naive means UTC; a leap second counts as :59;
+    fractions beyond microseconds are cut; a '+' that arrived as a space is '+'."""
+    if len(value) > 16 and value[-6] == " ":
+        value = f"{value[:-6]}+{value[-5:]}"
+    match = DATETIME.match(value)
+    if not match:
+        raise ValueError(value)
+    year, month, day, hour, minute, second, fraction, _zulu, sign, off_h, off_m = match.groups()
+    micro = int((fraction or "0")[:6].ljust(6, "0"))
+    zone = UTC
+    if sign:
+        offset = timedelta(hours=int(off_h), minutes=int(off_m))
+        zone = timezone(offset if sign == "+" else -offset)
+    moment = datetime(
+        int(year),
+        int(month),
+        int(day),
+        int(hour),
+        int(minute),
+        min(int(second or 0), 59),
+        micro,
+        tzinfo=zone,
+    )
+    return moment.astimezone(UTC)
+
+
 class DateTimeBound(ma.fields.Field):
     """A date or an ISO 8601 datetime. A bare date is that day's first instant in UTC
     (lower bounds) or its last (upper bounds); a naive datetime is taken as UTC."""
 
     def __init__(self, *, upper: bool, **kwargs):
         self.upper = upper
-        description = "A date (YYYY-MM-DD) or an ISO 8601 datetime."
-        super().__init__(metadata={"description": description}, **kwargs)
+        metadata = {
+            "anyOf": [
+                {"type": "string", "format": "date"},
+                {"type": "string", "format": "date-time"},
+            ],
+            "description": "A date (YYYY-MM-DD) or an ISO 8601 datetime (UTC if no offset).",
+        }
+        super().__init__(metadata=metadata, **kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs) -> datetime:
         if not isinstance(value, str):
@@ -41,12 +121,9 @@ class DateTimeBound(ma.fields.Field):
             if len(value) == 10:
                 day = date.fromisoformat(value)
                 return datetime.combine(day, time.max if self.upper else time.min, UTC)
-            if len(value) > 16 and value[-6] == " ":
-                value = f"{value[:-6]}+{value[-5:]}"
-            moment = datetime.fromisoformat(value)
-        except ValueError:
+            return parse_datetime(value)
+        except (ValueError, OverflowError):
             raise ma.ValidationError("Enter a valid date or date/time.") from None
-        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 class Ordering(ma.fields.Field):
@@ -54,10 +131,15 @@ class Ordering(ma.fields.Field):
 
     def __init__(self, allowed: tuple[str, ...], **kwargs):
         self.allowed = allowed
-        description = (
-            f"Comma-separated fields from {', '.join(allowed)}; prefix '-' for descending."
-        )
-        super().__init__(metadata={"description": description}, **kwargs)
+        one = "-?(" + "|".join(allowed) + ")"
+        metadata = {
+            "type": "string",
+            "pattern": f"^{one}(,{one})*$",
+            "description": (
+                f"Comma-separated fields from {', '.join(allowed)}; prefix '-' for descending."
+            ),
+        }
+        super().__init__(metadata=metadata, **kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs) -> list[tuple[str, bool]]:
         if not isinstance(value, str):

@@ -1,7 +1,8 @@
 """Request and response hygiene applied to every route: JSON-only bodies, security
-headers, no server banner."""
+headers, no server banner, CORS only for configured origins."""
 
 from flask import Flask, abort, request
+from flask_cors import CORS
 from werkzeug.wrappers import Response
 
 BODY_METHODS = {"POST", "PUT", "PATCH"}
@@ -11,6 +12,15 @@ JSON_CSP = "default-src 'none'; frame-ancestors 'none'"
 def register(app: Flask) -> None:
     app.before_request(_require_json_body)
     app.after_request(_security_headers)
+    origins = [o.strip() for o in app.config["CORS_ORIGINS"].split(",") if o.strip()]
+    if origins:
+        CORS(
+            app,
+            resources={r"/api/*": {"origins": origins}},
+            allow_headers=["Authorization", "Content-Type", "If-Match"],
+            expose_headers=["ETag", "Location", "Retry-After"],
+            max_age=600,
+        )
 
 
 def _require_json_body() -> None:

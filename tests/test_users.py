@@ -23,8 +23,8 @@ def test_admin_creates_user_with_intern_default(client, admin):
 def test_username_unique_regardless_of_case(client, admin):
     body = {"username": "ADMIN", "password": "long enough pw"}
     response = client.post("/api/users/", json=body, headers=admin.headers)
-    assert response.status_code == 400
-    assert list(response.get_json()) == ["username"]
+    assert response.status_code == 409
+    assert response.get_json() == {"detail": "A user with that username already exists."}
 
 
 @pytest.mark.parametrize(
@@ -101,8 +101,10 @@ def test_intern_is_forbidden_everywhere(client, intern, method, path, body):
 def test_admin_cannot_lock_themselves_out(client, admin):
     for change in ({"is_active": False}, {"role": "INTERN"}):
         response = client.patch(f"/api/users/{admin.id}/", json=change, headers=admin.headers)
-        assert response.status_code == 400
-        assert "non_field_errors" in response.get_json()
+        assert response.status_code == 403
+        assert response.get_json() == {
+            "detail": "You cannot deactivate yourself or give up your own ADMIN role."
+        }
     assert client.get("/api/users/", headers=admin.headers).status_code == 200
 
 

@@ -1,15 +1,16 @@
 import marshmallow as ma
 
+from taskapp.fields import Text
 from taskapp.schemas import BaseSchema
 
 
 class LoginSchema(BaseSchema):
-    username = ma.fields.String(required=True, validate=ma.validate.Length(max=150))
-    password = ma.fields.String(required=True, validate=ma.validate.Length(max=1024))
+    username = Text(required=True, validate=ma.validate.Length(max=150))
+    password = Text(required=True, validate=ma.validate.Length(max=1024))
 
 
 class RefreshSchema(BaseSchema):
-    refresh = ma.fields.String(required=True, validate=ma.validate.Length(max=4096))
+    refresh = Text(required=True, validate=ma.validate.Length(max=4096))
 
 
 class TokenPairSchema(ma.Schema):

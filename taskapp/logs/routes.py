@@ -6,7 +6,7 @@ from flask_jwt_extended import current_user
 from sqlalchemy import Select, select
 from sqlalchemy.orm import joinedload
 
-from taskapp.api import Blueprint
+from taskapp.api import ID_IN_PATH, Blueprint
 from taskapp.extensions import db
 from taskapp.logs.schemas import (
     ActivityLogPageSchema,
@@ -59,7 +59,7 @@ class ActivityLogs(MethodView):
         return paginate(query, args["page"], args["page_size"], options=[WITH_ACTOR])
 
 
-@blp.route("/<int:entry_id>/")
+@blp.route(f"/<{ID_IN_PATH}:entry_id>/")
 class ActivityLogById(MethodView):
     @blp.auth_required()
     @blp.response(200, ActivityLogSchema)

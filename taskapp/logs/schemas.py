@@ -1,6 +1,6 @@
 import marshmallow as ma
 
-from taskapp.fields import CommaSeparatedEnum, DateTimeBound, Ordering
+from taskapp.fields import CommaSeparatedEnum, DateTimeBound, Id, Ordering
 from taskapp.models import Action, Source
 from taskapp.schemas import PageArgsSchema, page_schema
 
@@ -21,9 +21,9 @@ class ActivityLogQueryArgsSchema(PageArgsSchema):
     class Meta:
         unknown = ma.EXCLUDE
 
-    task = ma.fields.Integer(validate=ma.validate.Range(min=1))
+    task = Id()
     action = CommaSeparatedEnum(Action)
-    actor = ma.fields.Integer(validate=ma.validate.Range(min=1))
+    actor = Id()
     created_at__gte = DateTimeBound(upper=False)
     created_at__lte = DateTimeBound(upper=True)
     ordering = Ordering(("created_at", "id"), load_default=[("created_at", True)])

@@ -6,7 +6,7 @@ from flask_jwt_extended import current_user
 from sqlalchemy import func
 from sqlalchemy.orm import joinedload
 
-from taskapp.api import DEFAULT_DETAILS, Blueprint
+from taskapp.api import DEFAULT_DETAILS, ID_IN_PATH, Blueprint
 from taskapp.extensions import db
 from taskapp.models import Priority, Status, Task
 from taskapp.pagination import paginate
@@ -76,7 +76,7 @@ class Tasks(MethodView):
         return _with_etag(task, 201, Location=location)
 
 
-@blp.route("/<int:task_id>/")
+@blp.route(f"/<{ID_IN_PATH}:task_id>/")
 class TaskById(MethodView):
     @blp.auth_required()
     @blp.response(200, TaskSchema, headers=ETAG_HEADER)

@@ -1,6 +1,6 @@
 import marshmallow as ma
 
-from taskapp.fields import CommaSeparatedEnum, DateTimeBound, Ordering
+from taskapp.fields import CommaSeparatedEnum, DateTimeBound, Id, Ordering, Text
 from taskapp.models import Priority, Status
 from taskapp.schemas import BaseSchema, PageArgsSchema, page_schema
 
@@ -35,12 +35,25 @@ class TaskWriteSchema(BaseSchema):
     """Body of POST and PUT. Read-only fields sent back by a client (as DRF allows, e.g.
     a GET body edited and PUT back) are ignored; any other unknown field is refused."""
 
-    title = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
-    description = ma.fields.String(validate=ma.validate.Length(max=10_000))
-    status = ma.fields.Enum(Status)
+    title = Text(
+        required=True,
+        validate=ma.validate.Length(min=1, max=200),
+        metadata={"pattern": "^[^\\x00]*[^\\s\\x00][^\\x00]*$"},
+    )
+    description = Text(validate=ma.validate.Length(max=10_000))
+    status = ma.fields.String(
+        validate=ma.validate.OneOf(
+            [status.value for status in CLIENT_STATUSES],
+            error="Must be one of: {choices} (OVERDUE is set only by the overdue job).",
+        )
+    )
     priority = ma.fields.Enum(Priority)
     due_date = ma.fields.Date(allow_none=True)
-    assigned_to = ma.fields.Integer(attribute="assigned_to_id", strict=True)
+    assigned_to = Id(
+        strict=True,
+        attribute="assigned_to_id",
+        metadata={"description": "An active user's id (ADMIN); an INTERN only their own."},
+    )
 
     @ma.pre_load
     def drop_read_only_fields(self, data, **kwargs):
@@ -48,10 +61,11 @@ class TaskWriteSchema(BaseSchema):
             return {key: value for key, value in data.items() if key not in READ_ONLY_FIELDS}
         return data
 
-    @ma.validates("status")
-    def client_settable_status(self, value, **kwargs):
-        if value not in CLIENT_STATUSES:
-            raise ma.ValidationError("OVERDUE is set only by the overdue job.")
+    @ma.post_load
+    def status_as_enum(self, data, **kwargs):
+        if "status" in data:
+            data["status"] = Status(data["status"])
+        return data
 
     @ma.validates("title")
     def not_blank(self, value, **kwargs):
@@ -77,8 +91,8 @@ class TaskQueryArgsSchema(PageArgsSchema):
     due_date__isnull = ma.fields.Boolean()
     created_at__gte = DateTimeBound(upper=False)
     created_at__lte = DateTimeBound(upper=True)
-    assigned_to = ma.fields.Integer(validate=ma.validate.Range(min=1))
-    search = ma.fields.String(validate=ma.validate.Length(max=200))
+    assigned_to = Id()
+    search = Text(validate=ma.validate.Length(max=200))
     ordering = Ordering(ORDERING_FIELDS, load_default=[("created_at", True)])
 
 

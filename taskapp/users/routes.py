@@ -6,7 +6,7 @@ from flask_jwt_extended import current_user
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from taskapp.api import Blueprint, field_error, non_field_error
+from taskapp.api import ID_IN_PATH, Blueprint
 from taskapp.extensions import db
 from taskapp.models import Role, User
 from taskapp.ordering import order_by_keys
@@ -65,6 +65,7 @@ class Users(MethodView):
     @blp.auth_required(ADMIN)
     @blp.arguments(UserCreateSchema)
     @blp.response(201, UserSchema)
+    @blp.alt_response(409, schema="Error", description="Username taken (case-insensitive)")
     def post(self, data):
         """Create a user (role defaults to INTERN)"""
         try:
@@ -72,11 +73,11 @@ class Users(MethodView):
             db.session.commit()
         except (service.UsernameTaken, IntegrityError):
             db.session.rollback()
-            field_error("username", "A user with that username already exists.")
+            abort(409, "A user with that username already exists.")
         return user
 
 
-@blp.route("/<int:user_id>/")
+@blp.route(f"/<{ID_IN_PATH}:user_id>/")
 class UserById(MethodView):
     @blp.auth_required(ADMIN)
     @blp.response(200, UserSchema)
@@ -89,12 +90,13 @@ class UserById(MethodView):
     @blp.arguments(UserUpdateSchema)
     @blp.response(200, UserSchema)
     @blp.alt_response(404, schema="Error", description="No such user")
+    @blp.alt_response(403, schema="Error", description="Not an ADMIN, or locking yourself out")
     def patch(self, data, user_id):
         """Change a user's email, role, activation or password (role, password and
         deactivation end the user's sessions at once)"""
         user = _get_user(user_id)
         if user.id == current_user.id and _locks_out(data):
-            non_field_error("You cannot deactivate yourself or give up your own ADMIN role.")
+            abort(403, "You cannot deactivate yourself or give up your own ADMIN role.")
         service.update_user(user, data)
         db.session.commit()
         return user

@@ -1,5 +1,6 @@
 import marshmallow as ma
 
+from taskapp.fields import Text
 from taskapp.models import Role
 from taskapp.schemas import BaseSchema, PageArgsSchema, page_schema
 
@@ -20,8 +21,10 @@ class UserSchema(ma.Schema):
 
 
 class UserCreateSchema(BaseSchema):
-    username = ma.fields.String(required=True, validate=USERNAME)
-    password = ma.fields.String(required=True, load_only=True, validate=PASSWORD)
+    username = ma.fields.String(
+        required=True, validate=USERNAME, metadata={"pattern": USERNAME.regex.pattern}
+    )
+    password = Text(required=True, load_only=True, validate=PASSWORD)
     email = ma.fields.Email(load_default="", validate=ma.validate.Length(max=254))
     role = ma.fields.Enum(Role, load_default=Role.INTERN)
 
@@ -30,13 +33,13 @@ class UserUpdateSchema(BaseSchema):
     email = ma.fields.Email(validate=ma.validate.Length(max=254))
     role = ma.fields.Enum(Role)
     is_active = ma.fields.Boolean()
-    password = ma.fields.String(load_only=True, validate=PASSWORD)
+    password = Text(load_only=True, validate=PASSWORD)
 
 
 class UserQueryArgsSchema(PageArgsSchema):
     role = ma.fields.Enum(Role)
     is_active = ma.fields.Boolean()
-    search = ma.fields.String(validate=ma.validate.Length(max=200))
+    search = Text(validate=ma.validate.Length(max=200))
 
 
 UserPageSchema = page_schema(UserSchema, "UserPageSchema")

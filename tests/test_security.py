@@ -1,0 +1,289 @@
+"""Tests named after the OWASP API Security Top 10 (2023) risks that apply to taskapp."""
+
+from datetime import UTC, datetime, timedelta
+
+import jwt as pyjwt
+import pytest
+from conftest import BASE_CONFIG
+
+PROTECTED = [
+    ("get", "/api/auth/me/"),
+    ("post", "/api/auth/logout/"),
+    ("get", "/api/users/"),
+    ("post", "/api/users/"),
+    ("get", "/api/users/1/"),
+    ("patch", "/api/users/1/"),
+    ("get", "/api/tasks/"),
+    ("post", "/api/tasks/"),
+    ("get", "/api/tasks/1/"),
+    ("patch", "/api/tasks/1/"),
+    ("put", "/api/tasks/1/"),
+    ("delete", "/api/tasks/1/"),
+    ("get", "/api/tasks/stats/"),
+    ("get", "/api/activity-logs/"),
+    ("get", "/api/activity-logs/1/"),
+]
+ADMIN_ONLY = [
+    ("get", "/api/users/"),
+    ("post", "/api/users/"),
+    ("get", "/api/users/{id}/"),
+    ("patch", "/api/users/{id}/"),
+]
+
+
+def bearer(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
+
+
+class TestAPI1BrokenObjectLevelAuthorization:
+    @pytest.fixture
+    def foreign(self, client, admin, other_intern, make_task):
+        task = make_task(admin, title="not yours", assigned_to=other_intern.id)
+        [entry] = client.get(
+            f"/api/activity-logs/?task={task['id']}", headers=admin.headers
+        ).get_json()["results"]
+        return {"task": task["id"], "entry": entry["id"]}
+
+    @pytest.mark.parametrize(
+        ("method", "path"),
+        [
+            ("get", "/api/tasks/{task}/"),
+            ("patch", "/api/tasks/{task}/"),
+            ("put", "/api/tasks/{task}/"),
+            ("delete", "/api/tasks/{task}/"),
+            ("get", "/api/activity-logs/{entry}/"),
+        ],
+    )
+    def test_intern_gets_404_for_other_users_objects(
+        self, client, intern, admin, foreign, method, path
+    ):
+        url = path.format(**foreign)
+        response = getattr(client, method)(url, json={"title": "x"}, headers=intern.headers)
+        assert response.status_code == 404
+        assert getattr(client, method)(
+            url, json={"title": "x"}, headers=admin.headers
+        ).status_code in (200, 204)
+
+    def test_intern_filters_cannot_widen_visibility(self, client, intern, other_intern, foreign):
+        for query in (
+            f"assigned_to={other_intern.id}",
+            f"task={foreign['task']}",
+            f"actor={other_intern.id}",
+        ):
+            for path in ("/api/tasks/", "/api/activity-logs/"):
+                body = client.get(f"{path}?{query}", headers=intern.headers).get_json()
+                assert body.get("count", 0) == 0
+
+
+class TestAPI2BrokenAuthentication:
+    def _token(self, user_id, secret=BASE_CONFIG["JWT_SECRET_KEY"], algorithm="HS256", **extra):
+        now = datetime.now(UTC)
+        claims = {
+            "sub": str(user_id),
+            "role": "ADMIN",
+            "ver": 1,
+            "type": "access",
+            "jti": "x" * 16,
+            "iat": now,
+            "nbf": now,
+            "exp": now + timedelta(minutes=5),
+            **extra,
+        }
+        return pyjwt.encode(claims, secret, algorithm=algorithm)
+
+    @pytest.mark.parametrize(("method", "path"), PROTECTED)
+    def test_every_protected_route_needs_a_valid_token(self, client, intern, method, path):
+        forged = [
+            None,
+            self._token(intern.id, exp=datetime.now(UTC) - timedelta(seconds=5)),
+            self._token(intern.id, secret="someone-elses-secret-that-is-long-enough"),
+            self._token(intern.id, secret=None, algorithm="none"),
+            intern.tokens["refresh"],
+        ]
+        for token in forged:
+            headers = bearer(token) if token else {}
+            response = getattr(client, method)(path, json={}, headers=headers)
+            assert response.status_code == 401, (path, token)
+            assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+    def test_access_token_is_not_a_refresh_token(self, client, intern):
+        response = client.post("/api/auth/refresh/", json={"refresh": intern.tokens["access"]})
+        assert response.status_code == 401
+
+    def test_tampered_role_claim_is_refused(self, client, intern):
+        header, _, signature = intern.tokens["access"].split(".")
+        claims = pyjwt.decode(intern.tokens["access"], options={"verify_signature": False})
+        claims["role"] = "ADMIN"
+        fake_payload = pyjwt.encode(claims, "k" * 32).split(".")[1]
+        tampered = ".".join([header, fake_payload, signature])
+        assert client.get("/api/users/", headers=bearer(tampered)).status_code == 401
+
+
+class TestAPI3BrokenObjectPropertyLevelAuthorization:
+    def test_intern_cannot_set_role_or_activation(self, client, intern):
+        for change in ({"role": "ADMIN"}, {"is_active": True}):
+            response = client.patch(f"/api/users/{intern.id}/", json=change, headers=intern.headers)
+            assert response.status_code == 403
+
+    def test_intern_cannot_assign_to_others(self, client, intern, other_intern):
+        response = client.post(
+            "/api/tasks/",
+            json={"title": "x", "assigned_to": other_intern.id},
+            headers=intern.headers,
+        )
+        assert response.status_code == 403
+
+    def test_client_cannot_set_overdue(self, client, intern):
+        response = client.post(
+            "/api/tasks/", json={"title": "x", "status": "OVERDUE"}, headers=intern.headers
+        )
+        assert response.status_code == 400
+
+    def test_read_only_properties_cannot_be_set(self, client, admin, intern, make_task):
+        task = make_task(intern)
+        body = {
+            "title": "x",
+            "created_by": admin.id,
+            "created_at": "2000-01-01T00:00:00Z",
+            "updated_at": "2000-01-01T00:00:00Z",
+            "completed_at": "2000-01-01T00:00:00Z",
+            "id": 999,
+        }
+        created = client.post("/api/tasks/", json=body, headers=intern.headers).get_json()
+        assert created["created_by"] == intern.id and created["completed_at"] is None
+        assert not created["created_at"].startswith("2000") and created["id"] != 999
+        patched = client.patch(f"/api/tasks/{task['id']}/", json=body, headers=intern.headers)
+        assert patched.get_json()["created_by"] == intern.id
+
+    def test_answers_never_carry_password_material(self, client, admin, intern):
+        for response in (
+            client.get("/api/users/", headers=admin.headers),
+            client.get("/api/auth/me/", headers=intern.headers),
+        ):
+            assert "password" not in response.get_data(as_text=True)
+
+
+class TestAPI4UnrestrictedResourceConsumption:
+    def test_page_size_is_capped(self, client, admin, make_task):
+        for n in range(101):
+            make_task(admin, title=f"t{n}")
+        body = client.get("/api/tasks/?page_size=1000000", headers=admin.headers).get_json()
+        assert len(body["results"]) == 100 and body["count"] == 101
+
+    def test_body_size_is_capped(self, client, admin):
+        response = client.post(
+            "/api/tasks/",
+            data=b"{" + b" " * (2 * 1024 * 1024) + b"}",
+            content_type="application/json",
+            headers=admin.headers,
+        )
+        assert response.status_code == 413
+
+    @pytest.mark.parametrize(
+        ("path", "body", "field"),
+        [
+            ("/api/tasks/", {"title": "x" * 201}, "title"),
+            ("/api/tasks/", {"title": "x", "description": "d" * 10_001}, "description"),
+            ("/api/auth/login/", {"username": "u" * 151, "password": "p"}, "username"),
+            ("/api/auth/login/", {"username": "u", "password": "p" * 1025}, "password"),
+        ],
+    )
+    def test_long_strings_are_refused_before_work_is_done(self, client, admin, path, body, field):
+        response = client.post(path, json=body, headers=admin.headers)
+        assert response.status_code == 400 and field in response.get_json()
+
+    def test_login_rate_limit(self, client, intern):
+        for _ in range(5):
+            client.post("/api/auth/login/", json={"username": "intern", "password": "bad"})
+        response = client.post("/api/auth/login/", json={"username": "intern", "password": "bad"})
+        assert response.status_code == 429 and "Retry-After" in response.headers
+
+    def test_long_search_is_refused(self, client, admin):
+        response = client.get("/api/tasks/?search=" + "a" * 201, headers=admin.headers)
+        assert response.status_code == 400
+
+
+class TestAPI5BrokenFunctionLevelAuthorization:
+    @pytest.mark.parametrize(("method", "path"), ADMIN_ONLY)
+    def test_admin_only_routes_refuse_interns(self, client, intern, admin, method, path):
+        url = path.format(id=admin.id)
+        body = {"username": "new", "password": "long enough pw"} if method == "post" else {}
+        response = getattr(client, method)(url, json=body, headers=intern.headers)
+        assert response.status_code == 403
+        assert response.get_json() == {
+            "detail": "You do not have permission to perform this action."
+        }
+
+
+class TestAPI3MassAssignment:
+    @pytest.mark.parametrize(
+        ("method", "path", "body"),
+        [
+            ("post", "/api/tasks/", {"title": "x", "version": 99}),
+            (
+                "post",
+                "/api/users/",
+                {"username": "n", "password": "long enough pw", "password_hash": "x"},
+            ),
+            ("post", "/api/auth/login/", {"username": "a", "password": "b", "role": "ADMIN"}),
+        ],
+    )
+    def test_unknown_fields_are_refused(self, client, admin, method, path, body):
+        response = getattr(client, method)(path, json=body, headers=admin.headers)
+        assert response.status_code == 400
+        unknown = set(body) - {"title", "username", "password"}
+        assert unknown <= set(response.get_json())
+
+    def test_unknown_fields_on_updates(self, client, admin, intern, make_task):
+        task = make_task(intern)
+        for url, body in (
+            (f"/api/tasks/{task['id']}/", {"version": 1}),
+            (f"/api/users/{intern.id}/", {"token_version": 5}),
+        ):
+            response = client.patch(url, json=body, headers=admin.headers)
+            assert response.status_code == 400
+
+
+class TestAPI8SecurityMisconfiguration:
+    def test_security_headers_and_no_banner(self, client, admin):
+        for response in (
+            client.get("/api/tasks/", headers=admin.headers),
+            client.get("/api/tasks/"),
+            client.get("/nope"),
+        ):
+            assert response.headers["X-Content-Type-Options"] == "nosniff"
+            assert response.headers["Content-Security-Policy"].startswith("default-src 'none'")
+            assert "Server" not in response.headers
+
+    def test_cors_is_off_by_default(self, client):
+        response = client.options(
+            "/api/tasks/",
+            headers={"Origin": "https://example.com", "Access-Control-Request-Method": "GET"},
+        )
+        assert "Access-Control-Allow-Origin" not in response.headers
+
+    def test_cors_for_configured_origins_only(self, make_app):
+        client = make_app(CORS_ORIGINS="https://app.example.com").test_client()
+        allowed = client.get("/api/tasks/", headers={"Origin": "https://app.example.com"})
+        assert allowed.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
+        other = client.get("/api/tasks/", headers={"Origin": "https://evil.example.com"})
+        assert "Access-Control-Allow-Origin" not in other.headers
+
+    def test_errors_never_leak_traces(self, client, admin):
+        response = client.post(
+            "/api/tasks/", data="{", content_type="application/json", headers=admin.headers
+        )
+        assert "Traceback" not in response.get_data(as_text=True)
+
+
+class TestAPI9ImproperInventoryManagement:
+    def test_every_api_route_is_documented(self, app, client):
+        spec = client.get("/api/openapi.json").get_json()
+        documented = {path.replace("{", "<").replace("}", ">") for path in spec["paths"]}
+        for rule in app.url_map.iter_rules():
+            path = str(rule.rule)
+            if path.startswith("/api/") and not path.startswith(
+                ("/api/docs", "/api/redoc", "/api/openapi")
+            ):
+                normalized = path.replace(f"int(min=1, max={2**31 - 1}):", "")
+                assert normalized in documented, path
