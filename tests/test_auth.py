@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import jwt as pyjwt
 import pytest
-from conftest import BASE_CONFIG, PASSWORD, login
+from conftest import PASSWORD, forge_token, login
 
 from taskapp.models import Role
 
@@ -120,31 +120,17 @@ def test_malformed_authorization_header(client, header):
     assert "detail" in response.get_json()
 
 
-def _claims(user_id: int, **overrides) -> dict:
-    now = datetime.now(UTC)
-    claims = {
-        "sub": str(user_id),
-        "role": "ADMIN",
-        "ver": 1,
-        "type": "access",
-        "jti": "0123456789abcdef",
-        "iat": now,
-        "nbf": now,
-        "exp": now + timedelta(minutes=5),
-        "fresh": False,
-    }
-    return {**claims, **overrides}
-
-
 def test_forged_tokens_are_refused(client, intern):
-    secret = BASE_CONFIG["JWT_SECRET_KEY"]
-    good = pyjwt.encode(_claims(intern.id, role="INTERN"), secret, algorithm="HS256")
+    good = forge_token(intern.id, role="INTERN")
     assert client.get("/api/auth/me/", headers=bearer(good)).status_code == 200
-
-    expired = _claims(intern.id, exp=datetime.now(UTC) - timedelta(seconds=1))
-    other_key = pyjwt.encode(_claims(intern.id), "another-secret-key-of-sufficient-length!")
-    unsigned = pyjwt.encode(_claims(intern.id), None, algorithm="none")
-    for token in (pyjwt.encode(expired, secret), other_key, unsigned, "not.a.jwt", "abc"):
+    forged = [
+        forge_token(intern.id, exp=datetime.now(UTC) - timedelta(seconds=1)),
+        forge_token(intern.id, secret="another-secret-key-of-sufficient-length!"),
+        forge_token(intern.id, secret=None, algorithm="none"),
+        "not.a.jwt",
+        "abc",
+    ]
+    for token in forged:
         assert_unauthorized(client.get("/api/auth/me/", headers=bearer(token)))
 
 

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import jwt as pyjwt
 import pytest
-from conftest import BASE_CONFIG
+from conftest import forge_token
 
 PROTECTED = [
     ("get", "/api/auth/me/"),
@@ -76,28 +76,13 @@ class TestAPI1BrokenObjectLevelAuthorization:
 
 
 class TestAPI2BrokenAuthentication:
-    def _token(self, user_id, secret=BASE_CONFIG["JWT_SECRET_KEY"], algorithm="HS256", **extra):
-        now = datetime.now(UTC)
-        claims = {
-            "sub": str(user_id),
-            "role": "ADMIN",
-            "ver": 1,
-            "type": "access",
-            "jti": "x" * 16,
-            "iat": now,
-            "nbf": now,
-            "exp": now + timedelta(minutes=5),
-            **extra,
-        }
-        return pyjwt.encode(claims, secret, algorithm=algorithm)
-
     @pytest.mark.parametrize(("method", "path"), PROTECTED)
     def test_every_protected_route_needs_a_valid_token(self, client, intern, method, path):
         forged = [
             None,
-            self._token(intern.id, exp=datetime.now(UTC) - timedelta(seconds=5)),
-            self._token(intern.id, secret="someone-elses-secret-that-is-long-enough"),
-            self._token(intern.id, secret=None, algorithm="none"),
+            forge_token(intern.id, exp=datetime.now(UTC) - timedelta(seconds=5)),
+            forge_token(intern.id, secret="someone-elses-secret-that-is-long-enough"),
+            forge_token(intern.id, secret=None, algorithm="none"),
             intern.tokens["refresh"],
         ]
         for token in forged:

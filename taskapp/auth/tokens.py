@@ -100,22 +100,14 @@ def init_jwt(jwt: JWTManager) -> None:
             return _unauthorized(MALFORMED_HEADER)
         return _unauthorized(NO_CREDENTIALS)
 
-    @jwt.invalid_token_loader
-    def _invalid(_reason: str):
+    def _invalid(*_details):
         return _unauthorized(INVALID_TOKEN)
 
-    @jwt.expired_token_loader
-    def _expired(_header: dict, _payload: dict):
-        return _unauthorized(INVALID_TOKEN)
-
-    @jwt.revoked_token_loader
-    def _revoked(_header: dict, _payload: dict):
-        return _unauthorized(INVALID_TOKEN)
-
-    @jwt.user_lookup_error_loader
-    def _no_user(_header: dict, _payload: dict):
-        return _unauthorized(INVALID_TOKEN)
-
-    @jwt.needs_fresh_token_loader
-    def _not_fresh(_header: dict, _payload: dict):
-        return _unauthorized(INVALID_TOKEN)
+    for register in (
+        jwt.invalid_token_loader,
+        jwt.expired_token_loader,
+        jwt.revoked_token_loader,
+        jwt.user_lookup_error_loader,
+        jwt.needs_fresh_token_loader,
+    ):
+        register(_invalid)
