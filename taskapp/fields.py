@@ -74,7 +74,8 @@ DATETIME = re.compile(
 
 def parse_datetime(value: str) -> datetime:
     """ISO 8601 / RFC 3339 datetime; naive means UTC; a leap second counts as :59;
-    fractions beyond microseconds are cut; a '+' that arrived as a space is '+'."""
+    fractions beyond microseconds are cut; a '+' that arrived as a space is '+'; an
+    instant outside years 1..9999 in UTC is clamped to the nearest representable one."""
     if len(value) > 16 and value[-6] == " ":
         value = f"{value[:-6]}+{value[-5:]}"
     match = DATETIME.match(value)
@@ -96,7 +97,10 @@ def parse_datetime(value: str) -> datetime:
         micro,
         tzinfo=zone,
     )
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00+02:00 is before year 1 in UTC
+        return (datetime.min if moment.year == 1 else datetime.max).replace(tzinfo=UTC)
 
 
 class DateTimeBound(ma.fields.Field):

@@ -259,3 +259,18 @@ def test_created_at_bounds_are_inclusive_whole_days(client, admin, seeded):
     )
     assert titles(day) == ["Gamma deploy"]
     assert (datetime(2026, 2, 3, tzinfo=UTC) + timedelta(days=1)).day == 4
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        "0001-01-01T01:00:02%2B02:00",
+        "9999-12-31T23:00:00-02:00",
+        "2026-02-03T12:00:00.123456789Z",
+        "2026-02-03T23:59:60Z",
+        "2026-02-03t12:00z",
+    ],
+)
+def test_extreme_but_valid_datetimes_are_accepted(client, admin, moment):
+    response = client.get(f"/api/tasks/?created_at__gte={moment}", headers=admin.headers)
+    assert response.status_code == 200, response.get_json()
