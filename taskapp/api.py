@@ -54,7 +54,7 @@ def flatten_messages(messages) -> dict:
     for per_location in locations:
         if isinstance(per_location, dict):
             for field, errors in per_location.items():
-                key = NON_FIELD_ERRORS if field == ma.RAISE or field == "_schema" else field
+                key = NON_FIELD_ERRORS if field == "_schema" else field
                 flat.setdefault(key, []).extend(errors if isinstance(errors, list) else [errors])
         else:
             flat.setdefault(NON_FIELD_ERRORS, []).extend(per_location)

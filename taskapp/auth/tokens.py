@@ -15,6 +15,7 @@ from sqlalchemy import delete, exists, select
 from sqlalchemy.exc import IntegrityError
 
 from taskapp import audit
+from taskapp.api import UNAUTHENTICATED_HEADERS
 from taskapp.extensions import db
 from taskapp.models import RevokedToken, Source, User
 
@@ -78,7 +79,7 @@ def purge_expired_revocations(now: datetime) -> int:
 
 
 def _unauthorized(message: str):
-    return {"detail": message}, 401, {"WWW-Authenticate": 'Bearer realm="api"'}
+    return {"detail": message}, 401, UNAUTHENTICATED_HEADERS
 
 
 def init_jwt(jwt: JWTManager) -> None:
