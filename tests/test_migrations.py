@@ -1,10 +1,13 @@
 """The schema comes from the migrations, and the migrations match the models."""
 
+import pytest
 import sqlalchemy as sa
 
 from taskapp.extensions import db
 
 
+@pytest.mark.filterwarnings("ignore:Skipped unsupported reflection of expression-based index")
+@pytest.mark.filterwarnings("ignore:autogenerate skipping metadata-specified expression-based")
 def test_models_and_migrations_agree(app, runner, capsys):
     result = runner.invoke(args=["db", "check"])
     assert result.exit_code == 0, result.output
