@@ -8,10 +8,10 @@ from taskapp.extensions import db
 
 @pytest.mark.filterwarnings("ignore:Skipped unsupported reflection of expression-based index")
 @pytest.mark.filterwarnings("ignore:autogenerate skipping metadata-specified expression-based")
-def test_models_and_migrations_agree(app, runner, capsys):
+def test_models_and_migrations_agree(app, runner):
+    """``flask db check`` exits non-zero when autogenerate finds any difference."""
     result = runner.invoke(args=["db", "check"])
     assert result.exit_code == 0, result.output
-    assert "No new upgrade operations detected" in capsys.readouterr().out
 
 
 def test_downgrade_then_upgrade(app, runner):
