@@ -1,5 +1,6 @@
 """taskapp: a task-management REST API (Flask re-creation of a Django/DRF system)."""
 
+import logging
 from pathlib import Path
 
 from flask import Flask
@@ -17,6 +18,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.update(load_config())
     app.config.update(config or {})
     check_production(app.config)
+    configure_logging(app.config["LOG_LEVEL"])
     app.url_map.strict_slashes = False
     app.json.sort_keys = False
     register_extensions(app)
@@ -26,6 +28,15 @@ def create_app(config: dict | None = None) -> Flask:
     cli.register(app)
     jobs.celery_init_app(app)
     return app
+
+
+def configure_logging(level: str) -> None:
+    """Give the process a log handler if nobody did (gunicorn, celery and pytest do):
+    without one, warnings such as flask-limiter's fallback to memory are dropped."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=level, format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
+        )
 
 
 def register_extensions(app: Flask) -> None:

@@ -35,9 +35,23 @@ def _broker_url(redis_url: str | None) -> str:
     return "sqla+" + _sqlite_url("celery-broker.sqlite")
 
 
+REDIS_SOCKET_OPTIONS = {"socket_timeout": 2, "socket_connect_timeout": 2}
+"""A hung Redis must cost a request seconds, not the worker's life."""
+CELERY_VISIBILITY_TIMEOUT = 900
+"""Seconds before a message a worker took but never acknowledged (the worker died) is
+delivered again: above the sweep's 300 s time limit plus its longest retry backoff."""
+
+
+def _broker_options(broker_url: str) -> dict:
+    if broker_url.startswith(("redis://", "rediss://")):
+        return {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT, **REDIS_SOCKET_OPTIONS}
+    return {}
+
+
 def load_config() -> dict:
     """Build the configuration mapping from the environment."""
     redis_url = os.environ.get("REDIS_URL") or None
+    broker_url = _broker_url(redis_url)
     return {
         "TASKAPP_ENV": os.environ.get("TASKAPP_ENV", "development"),
         "TASKAPP_TIMEZONE": os.environ.get("TASKAPP_TIMEZONE", "UTC"),
@@ -59,6 +73,7 @@ def load_config() -> dict:
         "PASSWORD_HASH_PARALLELISM": _env_int("PASSWORD_HASH_PARALLELISM", 4),
         "LOGIN_RATE_LIMIT": os.environ.get("LOGIN_RATE_LIMIT", "5 per minute"),
         "RATELIMIT_STORAGE_URI": redis_url or "memory://",
+        "RATELIMIT_STORAGE_OPTIONS": REDIS_SOCKET_OPTIONS if redis_url else {},
         "RATELIMIT_STRATEGY": "moving-window",
         "RATELIMIT_HEADERS_ENABLED": True,
         "RATELIMIT_SWALLOW_ERRORS": True,
@@ -66,8 +81,10 @@ def load_config() -> dict:
         "MAX_CONTENT_LENGTH": 1024 * 1024,
         "CORS_ORIGINS": os.environ.get("CORS_ORIGINS", ""),
         "OVERDUE_SWEEP_INTERVAL_SECONDS": _env_int("OVERDUE_SWEEP_INTERVAL_SECONDS", 15 * 60),
+        "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
         "CELERY": {
-            "broker_url": _broker_url(redis_url),
+            "broker_url": broker_url,
+            "broker_transport_options": _broker_options(broker_url),
             "task_ignore_result": True,
             "broker_connection_retry_on_startup": True,
             "beat_schedule_filename": str(INSTANCE_DIR / "celerybeat-schedule"),

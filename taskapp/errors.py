@@ -22,6 +22,7 @@ CONFLICT = "The task was changed by another request at the same moment; retry."
 
 
 def register(app: Flask) -> None:
+    app.teardown_request(_end_session)
     app.register_error_handler(RateLimitExceeded, _throttled)
     app.register_error_handler(StaleDataError, _stale_data)
     app.register_error_handler(OperationalError, _database_unavailable)
@@ -30,11 +31,24 @@ def register(app: Flask) -> None:
     app.register_error_handler(Exception, _unexpected)
 
 
-def _rollback() -> None:
+def rollback_quietly() -> None:
+    """Roll back after a failure; the connection may be gone, which changes nothing."""
     try:
         db.session.rollback()
-    except Exception:  # the connection may be gone; the session is discarded anyway
+    except DBAPIError:
         log.debug("rollback after failure failed", exc_info=True)
+
+
+def _end_session(_error) -> None:
+    """Close the request's session before flask-sqlalchemy's own teardown would. A read
+    that never committed still has a transaction open; if the connection died after the
+    answer was built, the ROLLBACK fails outside every error handler and the client
+    would get an empty 500 instead of the answer it was about to receive."""
+    try:
+        db.session.remove()
+    except DBAPIError:
+        log.warning("database connection lost while closing the session")
+        db.session.registry.clear()
 
 
 def _throttled(_error: RateLimitExceeded):
@@ -46,15 +60,15 @@ def _throttled(_error: RateLimitExceeded):
 
 def _stale_data(_error):
     """Another writer changed the row between our read and our conditional UPDATE."""
-    _rollback()
+    rollback_quietly()
     if "If-Match" in request.headers:
         return {"detail": DEFAULT_DETAILS[412]}, 412
     return {"detail": CONFLICT}, 409
 
 
 def _database_unavailable(error):
-    log.warning("database unavailable: %s", error.__class__.__name__, exc_info=True)
-    _rollback()
+    log.warning("database unavailable: %s", str(error.orig or error).strip().splitlines()[0])
+    rollback_quietly()
     return {"detail": DEFAULT_DETAILS[503]}, 503, {"Retry-After": "5"}
 
 
@@ -66,5 +80,5 @@ def _database_error(error: DBAPIError):
 
 def _unexpected(error):
     log.exception("unhandled error", exc_info=error)
-    _rollback()
+    rollback_quietly()
     return {"detail": DEFAULT_DETAILS[500]}, 500

@@ -2,7 +2,9 @@
 
 from flask import Blueprint, current_app
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
+from taskapp.errors import rollback_quietly
 from taskapp.extensions import db
 
 blp = Blueprint("health", __name__)
@@ -12,8 +14,8 @@ def _database_ok() -> bool:
     try:
         db.session.execute(text("SELECT 1"))
         return True
-    except Exception:
-        db.session.rollback()
+    except DBAPIError:
+        rollback_quietly()
         return False
 
 

@@ -33,6 +33,10 @@ def test_environment_drives_configuration(monkeypatch):
     assert config["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://u@db/x"
     assert config["CELERY"]["broker_url"] == "redis://cache:6379/0"
     assert config["RATELIMIT_STORAGE_URI"] == "redis://cache:6379/0"
+    assert config["RATELIMIT_STORAGE_OPTIONS"]["socket_timeout"] <= 2
+    transport = config["CELERY"]["broker_transport_options"]
+    assert transport["visibility_timeout"] > 300 + 300
+    assert transport["socket_timeout"] <= 2
     assert config["TASKAPP_TIMEZONE"] == "Asia/Tokyo"
     assert config["JWT_ACCESS_TOKEN_EXPIRES"].total_seconds() == 60
     monkeypatch.setenv("CELERY_BROKER_URL", "redis://other:6379/1")
@@ -46,6 +50,7 @@ def test_embedded_defaults(monkeypatch):
     assert config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///")
     assert config["CELERY"]["broker_url"].startswith("sqla+sqlite:///")
     assert config["RATELIMIT_STORAGE_URI"] == "memory://"
+    assert config["CELERY"]["broker_transport_options"] == {}
     assert config["TASKAPP_ENV"] == "development"
     assert config["JWT_ACCESS_TOKEN_EXPIRES"].total_seconds() == 15 * 60
     assert config["JWT_REFRESH_TOKEN_EXPIRES"].total_seconds() == 24 * 3600

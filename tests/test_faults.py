@@ -1,12 +1,13 @@
 """Behaviour when a backing service is down: Redis unreachable must not stop logins,
 CRUD or revocation; the database unreachable gives 503 in the contract's shape.
-(bench/faults.py stops and restarts real servers under a running gunicorn.)"""
+(``python -m bench.faults`` stops and restarts real servers under a running gunicorn.)"""
 
 import logging
 
-from conftest import PASSWORD, create_user, login
+import sqlalchemy as sa
+from conftest import PASSWORD, create_user, login, only_postgresql
 
-from taskapp.extensions import limiter
+from taskapp.extensions import db, limiter
 
 DEAD_REDIS = "redis://127.0.0.1:1/0"
 
@@ -52,3 +53,33 @@ def test_healthz_reports_broker_down_but_stays_up(make_app):
     response = app.test_client().get("/healthz")
     assert response.status_code == 200
     assert response.get_json() == {"status": "ok", "database": "ok", "broker": "unreachable"}
+
+
+@only_postgresql
+def test_connection_lost_after_the_answer_was_built_keeps_the_answer(make_app):
+    """A GET leaves its read transaction open until teardown. If the connection dies in
+    between, the failed ROLLBACK must not turn the finished answer into an empty 500."""
+    app = make_app()
+    killer = sa.create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
+    armed = {"kill": False}
+
+    @app.after_request
+    def kill_own_connection(response):
+        if armed["kill"]:
+            pid = db.session.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+            with killer.begin() as conn:
+                conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        return response
+
+    client = app.test_client()
+    create_user(app, "reader")
+    headers = {"Authorization": f"Bearer {login(client, 'reader')['access']}"}
+    armed["kill"] = True
+    try:
+        response = client.get("/api/tasks/", headers=headers)
+    finally:
+        armed["kill"] = False
+        killer.dispose()
+    assert response.status_code == 200
+    assert response.get_json()["count"] == 0
+    assert client.get("/api/tasks/", headers=headers).status_code == 200
