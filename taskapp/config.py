@@ -37,6 +37,9 @@ def _broker_url(redis_url: str | None) -> str:
 
 REDIS_SOCKET_OPTIONS = {"socket_timeout": 2, "socket_connect_timeout": 2}
 """A hung Redis must cost a request seconds, not the worker's life."""
+LIMITER_SOCKET_OPTIONS = {"socket_timeout": 1, "socket_connect_timeout": 1}
+"""A login makes two limiter calls; after the first failure flask-limiter falls back to
+memory for the process, so a hung Redis costs the first login about 2 s."""
 CELERY_VISIBILITY_TIMEOUT = 900
 """Seconds before a message a worker took but never acknowledged (the worker died) is
 delivered again: above the sweep's 300 s time limit plus its longest retry backoff."""
@@ -73,7 +76,7 @@ def load_config() -> dict:
         "PASSWORD_HASH_PARALLELISM": _env_int("PASSWORD_HASH_PARALLELISM", 4),
         "LOGIN_RATE_LIMIT": os.environ.get("LOGIN_RATE_LIMIT", "5 per minute"),
         "RATELIMIT_STORAGE_URI": redis_url or "memory://",
-        "RATELIMIT_STORAGE_OPTIONS": REDIS_SOCKET_OPTIONS if redis_url else {},
+        "RATELIMIT_STORAGE_OPTIONS": LIMITER_SOCKET_OPTIONS if redis_url else {},
         "RATELIMIT_STRATEGY": "moving-window",
         "RATELIMIT_HEADERS_ENABLED": True,
         "RATELIMIT_SWALLOW_ERRORS": True,

@@ -14,11 +14,11 @@ Then:
    entry each, and the control rows are untouched;
 2. the message is not lost: ``acks_late`` left it in the broker's ``unacked`` hash;
 3. redelivery: kombu's Redis transport gives an unacknowledged message back to the queue
-   once it is older than ``visibility_timeout`` (3600 s, kombu's default: the app sets
-   none). The script ages the message's timestamp in ``unacked_index`` by an hour
-   instead of waiting for one, starts a fresh worker, and checks that the redelivered
-   sweep completes the work exactly: every seeded task OVERDUE with version + 1, one
-   MARKED_OVERDUE entry per task, controls untouched;
+   once it is older than ``visibility_timeout`` (``CELERY_VISIBILITY_TIMEOUT`` in
+   taskapp/config.py, 900 s). The script ages the message's timestamp in
+   ``unacked_index`` past it instead of waiting, starts a fresh worker, and checks
+   that the redelivered sweep completes the work exactly: every seeded task OVERDUE
+   with version + 1, one MARKED_OVERDUE entry per task, controls untouched;
 4. a further sweep changes and logs nothing.
 """
 
@@ -29,6 +29,7 @@ from celery import Celery
 
 from bench.faults.checks import ADMIN, PASSWORD, Report
 from bench.faults.infra import Stack, wait_until
+from taskapp.config import CELERY_VISIBILITY_TIMEOUT
 
 NAME = "worker-kill"
 SWEEP_QUERY = "WITH due AS %"
@@ -208,8 +209,9 @@ def _scenario(report: Report, stack: Stack, n: int) -> None:
             f"unacked {unacked}, queued {queued}",
         )
 
-        # Age the unacked message past visibility_timeout (3600 s) instead of waiting an hour.
-        aged = {tag: time.time() - 3600 - 60 for tag in redis.zrange("unacked_index", 0, -1)}
+        # Age the unacked message past the app's visibility_timeout instead of waiting for it.
+        past = time.time() - CELERY_VISIBILITY_TIMEOUT - 60
+        aged = {tag: past for tag in redis.zrange("unacked_index", 0, -1)}
         if aged:
             redis.zadd("unacked_index", aged)
         restarted_at = time.monotonic()
@@ -261,7 +263,8 @@ def _scenario(report: Report, stack: Stack, n: int) -> None:
         report.info(
             NAME,
             f"the redelivered sweep took {_duration(succeeded)}; without the ageing step the "
-            f"message would be redelivered after kombu's visibility_timeout of 3600 s "
+            "message would be redelivered after the visibility_timeout of "
+            f"{CELERY_VISIBILITY_TIMEOUT} s "
             f"(and beat sends a new sweep every 15 min anyway)",
         )
     finally:
