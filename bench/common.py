@@ -1,0 +1,136 @@
+"""Settings and helpers shared by the benchmark scripts.
+
+Everything runs against one dedicated database, ``taskapp_bench`` on 127.0.0.1:5432, and
+only loopback addresses. Nothing here touches the ``test`` or ``taskapp_test`` databases.
+"""
+
+import os
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_DIR = ROOT / "bench"
+RESULTS_DIR = BENCH_DIR / "results"
+VENV_BIN = Path(sys.executable).parent
+
+PG_HOST = os.environ.get("BENCH_PG_HOST", "127.0.0.1")
+PG_PORT = int(os.environ.get("BENCH_PG_PORT", "5432"))
+PG_USER = os.environ.get("BENCH_PG_USER", "postgres")
+DB_NAME = "taskapp_bench"
+FORBIDDEN_DATABASES = {"test", "taskapp_test"}
+
+DSN = f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{DB_NAME}"
+ADMIN_DSN = f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/postgres"
+DATABASE_URL = f"postgresql+psycopg://{PG_USER}@{PG_HOST}:{PG_PORT}/{DB_NAME}"
+
+PASSWORD = "bench-password-not-secret"
+JWT_SECRET = "bench-only-jwt-secret-0123456789-abcdefghijklmnop"
+
+assert DB_NAME not in FORBIDDEN_DATABASES
+assert PG_HOST in {"127.0.0.1", "localhost", "::1"}, "the benchmark only uses loopback"
+
+
+def app_env(**extra: str) -> dict[str, str]:
+    """Environment for the app under benchmark (gunicorn, flask CLI, in-process)."""
+    env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
+    env.update(
+        DATABASE_URL=DATABASE_URL,
+        JWT_SECRET_KEY=JWT_SECRET,
+        TASKAPP_ENV="production",
+        # One run lasts a few minutes; the default 15-minute lifetime would be enough,
+        # but a long one keeps a slow machine from ending a scenario with 401s.
+        JWT_ACCESS_TOKEN_LIFETIME_SECONDS="7200",
+        TASKAPP_INSTANCE_DIR=str(RESULTS_DIR / "instance"),
+    )
+    env.update(extra)
+    return env
+
+
+def use_app_env() -> None:
+    """Put :func:`app_env` into this process's environment (before ``create_app``)."""
+    os.environ.pop("REDIS_URL", None)
+    os.environ.update(app_env())
+
+
+def connect(dsn: str = DSN, **kwargs) -> psycopg.Connection:
+    return psycopg.connect(dsn, **kwargs)
+
+
+def ensure_database() -> bool:
+    """Create ``taskapp_bench`` if missing and bring its schema to head with the project's
+    own migrations (``flask db upgrade``). Returns True if the database was created."""
+    with connect(ADMIN_DSN, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DB_NAME]).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{DB_NAME}"')
+    subprocess.run(
+        [str(VENV_BIN / "flask"), "--app", "wsgi", "db", "upgrade"],
+        cwd=ROOT,
+        env=app_env(),
+        check=True,
+        capture_output=True,
+    )
+    return not exists
+
+
+def machine_info() -> dict:
+    def run(*cmd: str) -> str:
+        try:
+            return subprocess.run(cmd, capture_output=True, text=True, check=False).stdout
+        except OSError:
+            return ""
+
+    cpu = ""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem_line = run("free", "-h").splitlines()
+    with connect() as conn:
+        pg_version = conn.execute("SHOW server_version").fetchone()[0]
+        settings = dict(
+            conn.execute(
+                "SELECT name, current_setting(name) FROM pg_settings WHERE name IN "
+                "('shared_buffers', 'work_mem', 'max_parallel_workers_per_gather', "
+                "'synchronous_commit', 'random_page_cost', 'effective_cache_size')"
+            ).fetchall()
+        )
+    return {
+        "nproc": run("nproc").strip(),
+        "cpu": cpu,
+        "memory": mem_line[1].split()[1] if len(mem_line) > 1 else "",
+        "postgresql": pg_version,
+        "pg_settings": settings,
+        "python": sys.version.split()[0],
+        "kernel": run("uname", "-r").strip(),
+    }
+
+
+@contextmanager
+def timed(label: str, sink: dict | None = None):
+    start = time.perf_counter()
+    yield
+    elapsed = time.perf_counter() - start
+    if sink is not None:
+        sink[label] = elapsed
+    print(f"  {label}: {elapsed:.2f} s", flush=True)
+
+
+def table(rows: list[list], headers: list[str]) -> str:
+    """A Markdown table (also readable as plain text)."""
+    cells = [[str(c) for c in row] for row in rows]
+    widths = [
+        max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)
+    ]
+
+    def line(values):
+        return "| " + " | ".join(v.ljust(w) for v, w in zip(values, widths, strict=True)) + " |"
+
+    out = [line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    out.extend(line(r) for r in cells)
+    return "\n".join(out)

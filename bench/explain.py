@@ -1,0 +1,247 @@
+"""EXPLAIN (ANALYZE, BUFFERS) of every task-list query shape, for both roles, on the
+seeded database.
+
+The statements are not written by hand: each shape is requested from the app in this
+process (Flask test client), the SQL it sends is captured with its parameters, and that
+exact SQL is explained. So the plans follow the app's code as it changes.
+
+Shapes: no parameters (default ordering ``-created_at``), each filter of the contract,
+each ordering field both ways, a few combinations, a deep page; plus the detail query.
+The check: no sequential scan of ``task`` in any INTERN list or detail statement.
+
+    python -m bench.explain
+"""
+
+import json
+from datetime import date, timedelta
+
+from bench.common import RESULTS_DIR, connect, table
+from bench.inprocess import Client, Recorder, make_app
+
+ORDER_FIELDS = ("id", "title", "status", "priority", "due_date", "created_at", "updated_at")
+
+
+def shapes(today: date, intern_id: int) -> list[tuple[str, str]]:
+    d = today.isoformat()
+    month_ago = (today - timedelta(days=30)).isoformat()
+    out = [
+        ("default (-created_at)", ""),
+        ("status=PENDING", "status=PENDING"),
+        ("status=PENDING,IN_PROGRESS", "status=PENDING,IN_PROGRESS"),
+        ("status=OVERDUE", "status=OVERDUE"),
+        ("priority=HIGH", "priority=HIGH"),
+        ("priority=LOW,MEDIUM", "priority=LOW,MEDIUM"),
+        ("due_date=", f"due_date={d}"),
+        ("due_date__gte", f"due_date__gte={d}"),
+        ("due_date__lte", f"due_date__lte={d}"),
+        ("due_date__gt", f"due_date__gt={d}"),
+        ("due_date__lt", f"due_date__lt={d}"),
+        ("due_date__isnull=true", "due_date__isnull=true"),
+        ("due_date__isnull=false", "due_date__isnull=false"),
+        ("created_at__gte (30 days)", f"created_at__gte={month_ago}"),
+        ("created_at__lte (30 days ago)", f"created_at__lte={month_ago}"),
+        ("assigned_to", f"assigned_to={intern_id}"),
+        ("search (common word)", "search=invoice"),
+        ("search (no match)", "search=zz-no-such-text"),
+    ]
+    for field in ORDER_FIELDS:
+        out.append((f"ordering={field}", f"ordering={field}"))
+        out.append((f"ordering=-{field}", f"ordering=-{field}"))
+    out += [
+        ("status=PENDING&ordering=due_date (bench)", "status=PENDING&ordering=due_date"),
+        (
+            "status=P,IP&priority=HIGH&ordering=-priority,due_date",
+            "status=PENDING,IN_PROGRESS&priority=HIGH&ordering=-priority,due_date",
+        ),
+        (
+            "status=PENDING&due_date__lte&ordering=due_date",
+            f"status=PENDING&due_date__lte={today + timedelta(days=30)}&ordering=due_date",
+        ),
+        ("page=10 (default ordering)", "page=10"),
+    ]
+    return out
+
+
+def _walk(plan: dict, out: list) -> None:
+    out.append(plan)
+    for child in plan.get("Plans", []):
+        _walk(child, out)
+
+
+def explain(conn, statement: str, parameters) -> dict:
+    row = conn.execute(
+        "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + statement, parameters or None
+    ).fetchone()
+    result = row[0][0]
+    nodes = []
+    _walk(result["Plan"], nodes)
+    scans = []
+    for node in nodes:
+        relation = node.get("Relation Name")
+        if not relation:
+            continue
+        kind = node["Node Type"].replace(" Scan", "")
+        if node.get("Parallel Aware"):
+            kind = "Parallel " + kind
+        index = node.get("Index Name")
+        scans.append(f"{relation}:{kind}" + (f"({index})" if index else ""))
+    return {
+        "ms": result["Execution Time"],
+        "scans": scans,
+        "seq_scan_task": any(
+            n["Node Type"] == "Seq Scan" and n.get("Relation Name") == "task" for n in nodes
+        ),
+        "top": result["Plan"]["Node Type"],
+    }
+
+
+def _kind(statement: str) -> str:
+    text = statement.lstrip().upper()
+    if text.startswith("SELECT COUNT("):
+        return "count"
+    if "REVOKED_TOKEN" in text:
+        return "auth"
+    return "page"
+
+
+def run(users: dict, today: date) -> dict:
+    app = make_app()
+    from taskapp.extensions import db
+
+    with app.app_context():
+        recorder = Recorder(db.engine)
+    client = Client(app, users["admin"], users["intern"])
+    task_id = users["intern_task_ids"][len(users["intern_task_ids"]) // 2]
+    rows, failures = [], []
+    with connect(autocommit=True) as conn:
+        conn.execute("SET jit = off")  # the app's sessions run with the server default too
+        requests = [
+            (label, "/api/tasks/?" + query) for label, query in shapes(today, users["intern_id"])
+        ]
+        requests.append(("detail", f"/api/tasks/{task_id}/"))
+        auth_explained = None
+        for role in ("INTERN", "ADMIN"):
+            for label, url in requests:
+                with recorder.recording():
+                    response = client.request(role, "GET", url)
+                if response.status_code != 200:
+                    text = response.get_data(as_text=True)[:200]
+                    raise RuntimeError(f"{role} {url}: {response.status_code} {text}")
+                statements = list(recorder.statements)
+                for statement, parameters in statements:
+                    kind = _kind(statement)
+                    if kind == "auth":
+                        if auth_explained is None:
+                            auth_explained = explain(conn, statement, parameters)
+                        continue
+                    if label == "detail":
+                        kind = "detail"
+                    result = explain(conn, statement, parameters)
+                    row = {
+                        "role": role,
+                        "shape": label,
+                        "statement": kind,
+                        **result,
+                        "n_statements": len(statements),
+                    }
+                    rows.append(row)
+                    if role == "INTERN" and result["seq_scan_task"]:
+                        failures.append(f"{role} {label} {kind}")
+    return {"rows": rows, "auth": auth_explained, "intern_seq_scan_failures": failures}
+
+
+def report(result: dict) -> str:
+    lines = [compact_report(result)]
+    auth = result["auth"]
+    lines.append(
+        f"\nauth statement (every request): {auth['ms']:.2f} ms, {', '.join(auth['scans'])}"
+    )
+    failures = result["intern_seq_scan_failures"]
+    lines.append(
+        "INTERN list/detail without a sequential scan of task: "
+        + ("PASS" if not failures else "FAIL: " + "; ".join(failures))
+    )
+    admin_seq = [
+        f"{r['shape']} ({r['statement']})"
+        for r in result["rows"]
+        if r["role"] == "ADMIN" and r["seq_scan_task"]
+    ]
+    lines.append("ADMIN shapes with a sequential scan of task: " + ("; ".join(admin_seq) or "none"))
+    return "\n".join(lines)
+
+
+ABBREVIATIONS = {
+    "Index Only": "IOS",
+    "Parallel Index Only": "par IOS",
+    "Index": "IS",
+    "Parallel Index": "par IS",
+    "Bitmap Heap": "bitmap",
+    "Seq": "SEQ",
+    "Parallel Seq": "par SEQ",
+}
+
+
+def _cell(row: dict | None) -> str:
+    if row is None:
+        return ""
+    scans = []
+    for scan in dict.fromkeys(row["scans"]):
+        relation, _, rest = scan.partition(":")
+        if relation != "task":
+            continue
+        kind, _, index = rest.partition("(")
+        index = index.rstrip(")").removeprefix("ix_task_")
+        scans.append(ABBREVIATIONS.get(kind, kind) + (f" {index}" if index else ""))
+    return f"{row['ms']:.1f} ms {'+'.join(scans)}"
+
+
+def compact_report(result: dict) -> str:
+    """One line per shape: the task-table access and time of each statement, both roles.
+    IOS = index-only scan, IS = index scan, bitmap = bitmap heap scan, SEQ = sequential
+    scan, par = parallel; index names without the ``ix_task_`` prefix."""
+    by = {(r["role"], r["shape"], r["statement"]): r for r in result["rows"]}
+    shapes = list(dict.fromkeys(r["shape"] for r in result["rows"]))
+    rows = []
+    for shape in shapes:
+        if shape == "detail":
+            rows.append(
+                [
+                    shape,
+                    "",
+                    _cell(by.get(("INTERN", shape, "detail"))),
+                    "",
+                    _cell(by.get(("ADMIN", shape, "detail"))),
+                ]
+            )
+            continue
+        rows.append(
+            [shape]
+            + [
+                _cell(by.get((role, shape, kind)))
+                for role in ("INTERN", "ADMIN")
+                for kind in ("count", "page")
+            ]
+        )
+    headers = ["shape", "INTERN count", "INTERN page", "ADMIN count", "ADMIN page"]
+    legend = (
+        "Access to the task table per statement (EXPLAIN ANALYZE execution time): IOS "
+        "index-only scan, IS index scan, bitmap bitmap heap scan, SEQ sequential scan, par "
+        "parallel; index names without ix_task_."
+    )
+    return legend + "\n\n" + table(rows, headers)
+
+
+def main() -> None:
+    from bench.http_bench import bench_users
+    from bench.seed import current_seed
+
+    seed = current_seed() or {}
+    today = date.fromisoformat(seed["today"]) if seed.get("today") else date.today()
+    result = run(bench_users(), today)
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    (RESULTS_DIR / "explain.json").write_text(json.dumps(result, indent=1))
+    print(report(result))
+
+
+if __name__ == "__main__":
+    main()

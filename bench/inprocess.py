@@ -1,0 +1,209 @@
+"""The app in this process (Flask test client) against the bench database: SQL statements
+per request, the statements themselves (for EXPLAIN), and profiles.
+
+Counting is done with SQLAlchemy events on the app's engine:
+- ``statements``: every ``before_cursor_execute`` (what the app's code sends);
+- ``round trips``: statements, plus the pool's pre-ping (``SELECT 1`` on checkout, which
+  bypasses cursor events, so ``dialect.do_ping`` is wrapped), plus the ``BEGIN`` psycopg
+  sends before a transaction's first statement, plus the ``COMMIT``/``ROLLBACK`` that ends
+  it.
+"""
+
+import json
+import time
+from contextlib import contextmanager
+
+from sqlalchemy import event
+
+from bench.common import PASSWORD, use_app_env
+
+LIST_URL = "/api/tasks/?status=PENDING&ordering=due_date"
+POST_BODY = {
+    "title": "bench task",
+    "description": "in-process",
+    "priority": "HIGH",
+    "due_date": "2031-01-31",
+}
+
+
+def make_app():
+    use_app_env()
+    from taskapp import create_app
+
+    return create_app({"RATELIMIT_STORAGE_URI": "memory://"})
+
+
+class Recorder:
+    def __init__(self, engine):
+        self.engine = engine
+        self.active = False
+        self.statements: list[tuple[str, object]] = []
+        self.pings = self.begins = self.commits = self.rollbacks = self.resets = 0
+        event.listen(engine, "before_cursor_execute", self._statement)
+        event.listen(engine, "begin", self._begin)
+        event.listen(engine, "commit", self._commit)
+        event.listen(engine, "rollback", self._rollback)
+        event.listen(engine.pool, "reset", self._reset)
+        dialect = engine.dialect
+        original_ping = dialect.do_ping
+
+        def counting_ping(dbapi_connection):
+            if self.active:
+                self.pings += 1
+            return original_ping(dbapi_connection)
+
+        dialect.do_ping = counting_ping
+
+    def _statement(self, conn, cursor, statement, parameters, context, executemany):
+        if self.active:
+            self.statements.append((statement, parameters))
+
+    def _begin(self, conn):
+        self.begins += self.active
+
+    def _commit(self, conn):
+        self.commits += self.active
+
+    def _rollback(self, conn):
+        self.rollbacks += self.active
+
+    def _reset(self, dbapi_connection, record, reset_state=None):
+        self.resets += self.active
+
+    @contextmanager
+    def recording(self):
+        self.statements = []
+        self.pings = self.begins = self.commits = self.rollbacks = self.resets = 0
+        self.active = True
+        try:
+            yield self
+        finally:
+            self.active = False
+
+    def summary(self) -> dict:
+        # The pool's reset on return is a ROLLBACK that psycopg skips when no transaction
+        # is open (after the session's own COMMIT/ROLLBACK): it is listed, not counted.
+        # Checked against a libpq protocol trace (pgconn.trace) of one INTERN list:
+        # BEGIN, 3 x Parse/Bind/Execute/Sync, ROLLBACK, after the checkout's ping.
+        ends = self.commits + self.rollbacks
+        return {
+            "statements": len(self.statements),
+            "pings": self.pings,
+            "begins": self.begins,
+            "commits": self.commits,
+            "rollbacks": self.rollbacks,
+            "pool_resets": self.resets,
+            "round_trips": len(self.statements) + self.pings + self.begins + ends,
+        }
+
+
+class Client:
+    """Test client with bearer tokens for the bench ADMIN and INTERN."""
+
+    def __init__(self, app, admin: str, intern: str):
+        self.app = app
+        self.client = app.test_client()
+        self.tokens = {"ADMIN": self._login(admin), "INTERN": self._login(intern)}
+
+    def _login(self, username: str) -> str:
+        response = self.client.post(
+            "/api/auth/login/", json={"username": username, "password": PASSWORD}
+        )
+        if response.status_code != 200:
+            raise RuntimeError(
+                f"login {username}: {response.status_code} {response.get_data(as_text=True)}"
+            )
+        return response.get_json()["access"]
+
+    def request(self, role: str, method: str, url: str, body: dict | None = None):
+        headers = {"Authorization": f"Bearer {self.tokens[role]}"}
+        return self.client.open(url, method=method, headers=headers, json=body)
+
+
+def endpoints(intern_task_id: int) -> list[tuple[str, str, str, str, dict | None, int]]:
+    """(label, role, method, url, body, expected status) of the benchmarked requests."""
+    return [
+        ("INTERN list", "INTERN", "GET", LIST_URL, None, 200),
+        ("ADMIN list", "ADMIN", "GET", LIST_URL, None, 200),
+        ("INTERN detail", "INTERN", "GET", f"/api/tasks/{intern_task_id}/", None, 200),
+        ("ADMIN detail", "ADMIN", "GET", f"/api/tasks/{intern_task_id}/", None, 200),
+        ("INTERN POST", "INTERN", "POST", "/api/tasks/", POST_BODY, 201),
+    ]
+
+
+def count_statements(client: Client, recorder: Recorder, intern_task_id: int) -> list[dict]:
+    rows = []
+    for label, role, method, url, body, expected in endpoints(intern_task_id):
+        with client.app.app_context():
+            client.request(role, method, url, body)  # warm: compiled caches, pool
+        with recorder.recording():
+            response = client.request(role, method, url, body)
+        if response.status_code != expected:
+            raise RuntimeError(
+                f"{label}: {response.status_code} {response.get_data(as_text=True)[:300]}"
+            )
+        summary = recorder.summary()
+        n = 50 if method == "GET" else 20
+        start = time.perf_counter()
+        for _ in range(n):
+            client.request(role, method, url, body)
+        summary["in_process_ms"] = (time.perf_counter() - start) / n * 1000
+        rows.append(
+            {
+                "endpoint": label,
+                "method": method,
+                "url": url,
+                **summary,
+                "sql": [s for s, _ in recorder.statements],
+            }
+        )
+    return rows
+
+
+def profile(client: Client, intern_task_id: int, out_dir, seconds: float = 4.0) -> dict:
+    """pyinstrument over repeated in-process requests of each endpoint; text reports."""
+    from pyinstrument import Profiler
+
+    reports = {}
+    for label, role, method, url, body, _ in endpoints(intern_task_id):
+        if label == "ADMIN detail":
+            continue
+        profiler = Profiler(interval=0.0005)
+        profiler.start()
+        deadline = time.perf_counter() + seconds
+        n = 0
+        while time.perf_counter() < deadline:
+            client.request(role, method, url, body)
+            n += 1
+        profiler.stop()
+        name = label.lower().replace(" ", "_")
+        text = profiler.output_text(unicode=False, color=False, show_all=False)
+        (out_dir / f"profile-{name}.txt").write_text(f"{n} requests\n{text}")
+        reports[label] = {"requests": n, "file": f"bench/results/profile-{name}.txt"}
+    return reports
+
+
+def main() -> None:
+    from bench.common import RESULTS_DIR
+    from bench.http_bench import bench_users, cleanup_writes
+
+    users = bench_users()
+    app = make_app()
+    from taskapp.extensions import db
+
+    with app.app_context():
+        recorder = Recorder(db.engine)
+    client = Client(app, users["admin"], users["intern"])
+    task_id = users["intern_task_ids"][len(users["intern_task_ids"]) // 2]
+    try:
+        rows = count_statements(client, recorder, task_id)
+        for row in rows:
+            print(json.dumps({k: v for k, v in row.items()}, indent=1))
+        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+        print(profile(client, task_id, RESULTS_DIR))
+    finally:
+        cleanup_writes(users["max_task_id"])
+
+
+if __name__ == "__main__":
+    main()

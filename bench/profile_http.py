@@ -1,0 +1,218 @@
+"""Where a request's time goes under load: py-spy samples the gunicorn workers while wrk
+drives one scenario (same gunicorn configuration as the benchmark).
+
+    python -m bench.profile_http [--scenario intern_list|admin_list|intern_detail|intern_post]
+        [--seconds 15]
+
+Needs py-spy (bench/requirements-profile.txt) and ptrace rights (root in a container is
+usually enough). Prints the functions with the largest inclusive share of the workers'
+samples, grouped by where the time belongs (taskapp, SQLAlchemy, psycopg, marshmallow,
+flask-smorest/webargs, flask-jwt-extended/PyJWT, werkzeug/flask, gunicorn) and writes the
+collapsed stacks (flamegraph input) to bench/results/pyspy-<scenario>.txt.
+"""
+
+import argparse
+import collections
+import json
+import os
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+from bench.common import RESULTS_DIR, VENV_BIN, app_env
+from bench.http_bench import LIST_PATH, Gunicorn, bench_users, cleanup_writes, login, wrk
+
+GROUPS = [
+    ("taskapp", "(taskapp/"),
+    ("sqlalchemy", "(sqlalchemy/"),
+    ("psycopg", "(psycopg/"),
+    ("marshmallow", "(marshmallow/"),
+    ("flask_smorest+webargs", ("(flask_smorest/", "(webargs/")),
+    ("jwt", ("(flask_jwt_extended/", "(jwt/")),
+    ("flask+werkzeug", ("(flask/", "(werkzeug/")),
+    ("gunicorn", "(gunicorn/"),
+]
+
+
+def _group(frame: str) -> str:
+    for name, needles in GROUPS:
+        needles = (needles,) if isinstance(needles, str) else needles
+        if any(n in frame for n in needles):
+            return name
+    return "other"
+
+
+def worker_pids(master: int) -> list[int]:
+    out = subprocess.run(
+        ["ps", "-o", "pid=", "--ppid", str(master)], capture_output=True, text=True
+    )
+    return [int(p) for p in out.stdout.split()]
+
+
+def analyse(collapsed_files: list, top: int = 40) -> dict:
+    inclusive = collections.Counter()
+    self_time = collections.Counter()
+    groups = collections.Counter()
+    total = 0
+    for path in collapsed_files:
+        for line in Path(path).read_text().splitlines():
+            stack, _, count = line.rstrip().rpartition(" ")
+            if not stack:
+                continue
+            n = int(count)
+            frames = stack.split(";")
+            if frames and "idle" in frames[-1]:
+                continue
+            total += n
+            for frame in set(frames):
+                inclusive[frame] += n
+            self_time[frames[-1]] += n
+            groups[_group(frames[-1])] += n
+    return {
+        "samples": total,
+        "self_by_library": {k: round(v / total, 3) for k, v in groups.most_common()},
+        "inclusive": [(f, round(n / total, 3)) for f, n in inclusive.most_common(top)],
+        "self": [(f, round(n / total, 3)) for f, n in self_time.most_common(top)],
+    }
+
+
+def tree(collapsed_file, root: str = "Flask.wsgi_app", min_share: float = 0.015) -> str:
+    """The call tree below ``root`` (first frame whose text starts with it), each node's
+    inclusive share of all samples; nodes under ``min_share`` are left out."""
+    trie: dict = {}
+    total = 0
+    for line in Path(collapsed_file).read_text().splitlines():
+        stack, _, count = line.rstrip().rpartition(" ")
+        if not stack:
+            continue
+        n = int(count)
+        total += n
+        frames = stack.split(";")
+        for i, frame in enumerate(frames):
+            if frame.startswith(root):
+                frames = frames[i:]
+                break
+        else:
+            continue
+        node = trie
+        for frame in frames:
+            entry = node.setdefault(frame, [0, {}])
+            entry[0] += n
+            node = entry[1]
+    lines = []
+
+    def walk(node, depth):
+        for frame, (n, children) in sorted(node.items(), key=lambda kv: -kv[1][0]):
+            if n / total < min_share:
+                continue
+            # collapse library-internal chains: print only frames whose share changes
+            lines.append(f"{n / total:6.1%} {'  ' * depth}{frame[:140]}")
+            walk(children, depth + 1)
+
+    walk(trie, 0)
+    return "\n".join(lines)
+
+
+def run(scenario: str, seconds: int, stage: int | None = None) -> dict:
+    """Profile ``scenario``; with ``stage``, the app with the experiments' patches applied
+    up to that stage (see bench/experiments.py) instead of ``wsgi:app``."""
+    from bench import experiments
+
+    users = bench_users()
+    if stage is not None and stage >= 5:
+        experiments.make_counter_table()
+    ids_file = RESULTS_DIR / "intern_task_ids.txt"
+    ids_file.write_text("\n".join(map(str, users["intern_task_ids"])) + "\n")
+    try:
+        spec, env = "wsgi:app", app_env()
+        if stage is not None:
+            spec, env = "bench.experiments:app", app_env(BENCH_STAGE=str(stage))
+        with Gunicorn(spec, env, "profile") as server:
+            server.wait_ready("/healthz")
+            tokens = {
+                "admin": login(server.base, users["admin"]),
+                "intern": login(server.base, users["intern"]),
+            }
+            env, url = {}, server.base + LIST_PATH
+            if scenario == "admin_list":
+                env["BENCH_TOKEN"] = tokens["admin"]
+            else:
+                env["BENCH_TOKEN"] = tokens["intern"]
+            if scenario == "intern_detail":
+                url, env["BENCH_IDS_FILE"] = server.base + "/api/tasks/", str(ids_file)
+            if scenario == "intern_post":
+                url = server.base + "/api/tasks/"
+                env["BENCH_BODY"] = json.dumps({"title": "bench task", "priority": "HIGH"})
+            wrk(url, 2, 8, **env)  # warm-up
+            result = {}
+            load = threading.Thread(target=lambda: result.update(wrk(url, seconds + 4, 8, **env)))
+            load.start()
+            time.sleep(2)
+            files, spies = [], []
+            for pid in worker_pids(server.proc.pid):
+                path = RESULTS_DIR / f"pyspy-{scenario}-{pid}.txt"
+                files.append(path)
+                spies.append(
+                    subprocess.Popen(
+                        [
+                            str(VENV_BIN / "py-spy"),
+                            "record",
+                            "--pid",
+                            str(pid),
+                            "--duration",
+                            str(seconds),
+                            "--rate",
+                            "200",
+                            "--format",
+                            "raw",
+                            "--output",
+                            str(path),
+                            "--nonblocking",
+                            "--gil",
+                        ],
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                    )
+                )
+            for spy in spies:
+                spy.wait(timeout=seconds + 60)
+            load.join(timeout=seconds + 90)
+    finally:
+        cleanup_writes(users["max_task_id"])
+        if stage is not None and stage >= 5:
+            experiments.drop_counter_table()
+    merged = RESULTS_DIR / f"pyspy-{scenario}.txt"
+    with open(merged, "w") as out:
+        for path in files:
+            if path.exists():
+                out.write(path.read_text())
+                os.unlink(path)
+    analysis = analyse([merged])
+    analysis["load"] = {k: result.get(k) for k in ("rps", "p50_ms", "p99_ms", "errors")}
+    return analysis
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--scenario", default="intern_list")
+    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--stage", type=int, help="profile bench/experiments.py's stage N")
+    args = parser.parse_args()
+    analysis = run(args.scenario, args.seconds, args.stage)
+    print(json.dumps(analysis["load"]))
+    print("self time by library:", json.dumps(analysis["self_by_library"]))
+    print("inclusive:")
+    for frame, share in analysis["inclusive"]:
+        print(f"  {share:6.1%}  {frame[:150]}")
+    print("self:")
+    for frame, share in analysis["self"][:25]:
+        print(f"  {share:6.1%}  {frame[:150]}")
+    (RESULTS_DIR / f"pyspy-{args.scenario}.json").write_text(json.dumps(analysis, indent=1))
+    text = tree(RESULTS_DIR / f"pyspy-{args.scenario}.txt")
+    (RESULTS_DIR / f"pyspy-{args.scenario}-tree.txt").write_text(text)
+    print(f"call tree: bench/results/pyspy-{args.scenario}-tree.txt")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,253 @@
+"""Seed ``taskapp_bench`` with N users and N tasks, fast: COPY, not the ORM.
+
+    python -m bench.seed --users 200 --tasks 1000000
+
+What it does, in one transaction for the data:
+- empties the four tables (TRUNCATE ... RESTART IDENTITY);
+- COPYs the users: 5% ADMIN (at least one), the rest INTERN, all active, token_version 1,
+  all sharing ONE argon2id hash of ``bench.common.PASSWORD`` made with the app's default
+  cost (so a login costs what it costs in production, and no rehash happens);
+- drops the task table's secondary indexes (their definitions are read from the catalog,
+  so they are always the migrations' own), COPYs the tasks with foreign-key triggers off
+  (``session_replication_role = replica``; every id written is valid by construction and
+  checked afterwards), and rebuilds the indexes;
+- VACUUM ANALYZE, so the planner has statistics and index-only scans see an all-visible map.
+
+The spreads (deterministic for a given ``--seed``):
+- status: COMPLETED 40%, PENDING 30%, IN_PROGRESS 15%, OVERDUE 15%;
+- priority: LOW 30%, MEDIUM 50%, HIGH 20%;
+- due dates consistent with the overdue rule as if the sweep had run today: PENDING and
+  IN_PROGRESS are due today or within a year (10% have none), OVERDUE were due 1-365 days
+  ago, COMPLETED anywhere from a year ago to three months ahead (10% none);
+- created_at spread over the past two years, increasing with the id (as a serial id
+  does); updated_at after it; completed_at set exactly on COMPLETED tasks;
+- assignees uniform over all users (about N_tasks / N_users each); the creator is the
+  assignee for 70%, otherwise an admin.
+"""
+
+import argparse
+import json
+import random
+import time
+from datetime import UTC, datetime, timedelta
+
+from argon2 import PasswordHasher
+
+from bench.common import DB_NAME, PASSWORD, connect, ensure_database
+
+STATUSES = [("COMPLETED", 0.40), ("PENDING", 0.30), ("IN_PROGRESS", 0.15), ("OVERDUE", 0.15)]
+PRIORITIES = [(1, 0.30), (2, 0.50), (3, 0.20)]
+VERBS = [
+    "Review",
+    "Write",
+    "Fix",
+    "Update",
+    "Prepare",
+    "Plan",
+    "Test",
+    "Deploy",
+    "Document",
+    "Refactor",
+    "Call",
+    "Email",
+]
+NOUNS = [
+    "report",
+    "invoice",
+    "onboarding",
+    "backlog",
+    "release",
+    "budget",
+    "API",
+    "contract",
+    "dashboard",
+    "migration",
+    "newsletter",
+    "roadmap",
+    "audit",
+    "design",
+    "survey",
+]
+LOREM = (
+    "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor "
+    "incididunt ut labore et dolore magna aliqua. Ut enim ad minim veniam, quis nostrud "
+    "exercitation ullamco laboris nisi ut aliquip ex ea commodo consequat. Duis aute irure "
+    "dolor in reprehenderit in voluptate velit esse cillum dolore eu fugiat nulla pariatur. "
+    "Excepteur sint occaecat cupidatat non proident, sunt in culpa qui officia deserunt "
+    "mollit anim id est laborum. "
+) * 2
+TASK_COLUMNS = (
+    "title, description, status, priority, due_date, assigned_to_id, created_by_id, "
+    "created_at, updated_at, completed_at, version"
+)
+CHUNK = 20_000
+
+
+def _cumulative(weights):
+    total, out = 0.0, []
+    for value, weight in weights:
+        total += weight
+        out.append((total, value))
+    return out
+
+
+def _pick(cumulative, r):
+    for bound, value in cumulative:
+        if r < bound:
+            return value
+    return cumulative[-1][1]
+
+
+def user_rows(n_users: int, password_hash: str, now: datetime):
+    n_admins = max(1, n_users // 20)
+    joined = (now - timedelta(days=800)).isoformat()
+    for i in range(1, n_users + 1):
+        role = "ADMIN" if i <= n_admins else "INTERN"
+        name = f"admin{i:03d}" if role == "ADMIN" else f"intern{i - n_admins:03d}"
+        yield f"{i}\t{name}\t{name}@bench.invalid\t{role}\tt\t{joined}\t{password_hash}\t1\n"
+
+
+def task_chunks(n_tasks: int, n_users: int, seed: int, now: datetime):
+    """Yield COPY text chunks of tasks, in created_at (so id) order."""
+    rng = random.Random(seed)
+    rand, randint = rng.random, rng.randint
+    statuses, priorities = _cumulative(STATUSES), _cumulative(PRIORITIES)
+    n_admins = max(1, n_users // 20)
+    today = now.date()
+    days = {offset: (today + timedelta(days=offset)).isoformat() for offset in range(-800, 800)}
+    span = 730 * 86400
+    start = now.timestamp() - span
+    step = span / n_tasks
+    lorem_len = len(LOREM) // 2
+    buffer = []
+    for n in range(n_tasks):
+        created = start + n * step + rand() * step
+        status = _pick(statuses, rand())
+        priority = _pick(priorities, rand())
+        if status == "OVERDUE":
+            due = days[-randint(1, 365)]
+        elif status == "COMPLETED":
+            due = "\\N" if rand() < 0.10 else days[randint(-365, 90)]
+        else:
+            due = "\\N" if rand() < 0.10 else days[randint(0, 365)]
+        assignee = randint(1, n_users)
+        creator = assignee if rand() < 0.70 else randint(1, n_admins)
+        updated = min(created + rand() * 30 * 86400, now.timestamp())
+        completed = _ts(updated) if status == "COMPLETED" else "\\N"
+        offset = randint(0, lorem_len)
+        description = LOREM[offset : offset + int(rand() ** 2 * 400)].strip()
+        title = f"{VERBS[n % len(VERBS)]} {NOUNS[n % len(NOUNS)]} #{n + 1}"
+        version = 1 if status == "PENDING" and rand() < 0.5 else randint(2, 5)
+        buffer.append(
+            f"{title}\t{description}\t{status}\t{priority}\t{due}\t{assignee}\t{creator}\t"
+            f"{_ts(created)}\t{_ts(updated)}\t{completed}\t{version}\n"
+        )
+        if len(buffer) == CHUNK:
+            yield "".join(buffer)
+            buffer = []
+    if buffer:
+        yield "".join(buffer)
+
+
+def _ts(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(sep=" ", timespec="microseconds")
+
+
+def seed(n_users: int, n_tasks: int, seed_value: int = 42, *, quiet: bool = False) -> dict:
+    """(Re)load the bench database; returns timings and counts."""
+    say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
+    t0 = time.perf_counter()
+    ensure_database()
+    now = datetime.now(UTC).replace(microsecond=0)
+    hasher = PasswordHasher(time_cost=3, memory_cost=65536, parallelism=4)  # app defaults
+    password_hash = hasher.hash(PASSWORD)
+    timings = {}
+    with connect() as conn:
+        conn.execute("SET maintenance_work_mem = '512MB'")
+        conn.execute("SET session_replication_role = replica")  # no FK triggers during COPY
+        conn.execute(
+            "TRUNCATE activity_log, revoked_token, task, user_account RESTART IDENTITY CASCADE"
+        )
+        index_defs = [
+            row[0]
+            for row in conn.execute(
+                "SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i "
+                "WHERE i.indrelid = 'task'::regclass AND NOT i.indisprimary"
+            )
+        ]
+        index_names = [
+            row[0]
+            for row in conn.execute(
+                "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+                "WHERE i.indrelid = 'task'::regclass AND NOT i.indisprimary"
+            )
+        ]
+        for name in index_names:
+            conn.execute(f'DROP INDEX "{name}"')
+        t = time.perf_counter()
+        with conn.cursor().copy(
+            "COPY user_account (id, username, email, role, is_active, date_joined, "
+            "password_hash, token_version) FROM STDIN"
+        ) as copy:
+            for row in user_rows(n_users, password_hash, now):
+                copy.write(row)
+        conn.execute("SELECT setval('user_account_id_seq', (SELECT max(id) FROM user_account))")
+        with conn.cursor().copy(f"COPY task ({TASK_COLUMNS}) FROM STDIN") as copy:
+            for chunk in task_chunks(n_tasks, n_users, seed_value, now):
+                copy.write(chunk)
+        timings["copy_s"] = time.perf_counter() - t
+        say(f"  COPY {n_users} users + {n_tasks} tasks: {timings['copy_s']:.1f} s")
+        t = time.perf_counter()
+        for definition in index_defs:
+            conn.execute(definition)
+        timings["indexes_s"] = time.perf_counter() - t
+        say(f"  rebuilt {len(index_defs)} task indexes: {timings['indexes_s']:.1f} s")
+        conn.execute("SET session_replication_role = DEFAULT")
+        dangling = conn.execute(
+            "SELECT count(*) FROM task t LEFT JOIN user_account a ON a.id = t.assigned_to_id "
+            "LEFT JOIN user_account c ON c.id = t.created_by_id WHERE a.id IS NULL OR c.id IS NULL"
+        ).fetchone()[0]
+        if dangling:
+            raise RuntimeError(f"{dangling} seeded tasks point at no user")
+        meta = {"users": n_users, "tasks": n_tasks, "seed": seed_value, "today": str(now.date())}
+        conn.execute(f"COMMENT ON DATABASE \"{DB_NAME}\" IS 'bench seed {json.dumps(meta)}'")
+        conn.commit()
+    t = time.perf_counter()
+    with connect(autocommit=True) as conn:
+        conn.execute("VACUUM (ANALYZE) user_account")
+        conn.execute("VACUUM (ANALYZE) task")
+        conn.execute("VACUUM (ANALYZE) activity_log")
+    timings["vacuum_analyze_s"] = time.perf_counter() - t
+    timings["total_s"] = time.perf_counter() - t0
+    vacuum, total = timings["vacuum_analyze_s"], timings["total_s"]
+    say(f"  VACUUM ANALYZE: {vacuum:.1f} s; seed total {total:.1f} s")
+    return {**meta, **timings}
+
+
+def current_seed() -> dict | None:
+    """The parameters of the data now in the bench database, if it was seeded by us."""
+    try:
+        with connect() as conn:
+            comment = conn.execute(
+                "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
+                [DB_NAME],
+            ).fetchone()[0]
+    except Exception:
+        return None
+    if not comment or not comment.startswith("bench seed "):
+        return None
+    return json.loads(comment.removeprefix("bench seed "))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--users", type=int, default=200)
+    parser.add_argument("--tasks", type=int, default=1_000_000)
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args()
+    result = seed(args.users, args.tasks, args.seed)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
