@@ -5,6 +5,7 @@ from datetime import UTC, date, datetime
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     CheckConstraint,
     Date,
     DateTime,
@@ -176,6 +177,24 @@ class Task(db.Model):
     @property
     def etag(self) -> str:
         return f'"{self.id}-{self.version}"'
+
+
+class TaskCounter(db.Model):
+    """How many tasks each assignee has per status and priority. Written only by
+    database triggers (migration 0002), in the transaction that changes the tasks;
+    read to count large listings (see tasks/queries.py)."""
+
+    __tablename__ = "task_counter"
+
+    assigned_to_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    status: Mapped[Status] = mapped_column(
+        db.Enum(
+            Status, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e]
+        ),
+        primary_key=True,
+    )
+    priority: Mapped[Priority] = mapped_column(PriorityRank, primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger)
 
 
 class ActivityLog(db.Model):

@@ -1,8 +1,8 @@
 """Visibility, filters and ordering for task listings, built from parsed query args."""
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import Select, func, or_, select
 
-from taskapp.models import Role, Task, User
+from taskapp.models import Role, Task, TaskCounter, User
 from taskapp.ordering import order_by_keys
 
 COMPARISONS = {
@@ -15,6 +15,10 @@ COMPARISONS = {
     "created_at__lte": ("created_at", "__le__"),
     "assigned_to": ("assigned_to_id", "__eq__"),
 }
+
+
+COUNTER_FILTERS = {"status", "priority", "assigned_to"}
+"""Filters that task_counter can answer a count for."""
 
 
 def visible_tasks(user: User) -> Select:
@@ -43,6 +47,29 @@ def apply_filters(query: Select, args: dict) -> Select:
                 Task.title.ilike(pattern, escape="\\"), Task.description.ilike(pattern, escape="\\")
             )
         )
+    return query
+
+
+def counter_count(user: User, args: dict) -> Select | None:
+    """The listing's ``count`` from task_counter, when every filter in ``args`` is one it
+    keys on; else None (the caller counts the rows). Exact: the counters move in the
+    same transaction as the tasks."""
+    filters = {
+        name for name in (*COMPARISONS, "status", "priority", "due_date__isnull") if name in args
+    }
+    if args.get("search"):
+        filters.add("search")
+    if filters - COUNTER_FILTERS:
+        return None
+    query = select(func.coalesce(func.sum(TaskCounter.n), 0))
+    if user.role != Role.ADMIN:
+        query = query.where(TaskCounter.assigned_to_id == user.id)
+    if "assigned_to" in args:
+        query = query.where(TaskCounter.assigned_to_id == args["assigned_to"])
+    if "status" in args:
+        query = query.where(TaskCounter.status.in_(args["status"]))
+    if "priority" in args:
+        query = query.where(TaskCounter.priority.in_(args["priority"]))
     return query
 
 

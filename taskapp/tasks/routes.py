@@ -11,7 +11,7 @@ from taskapp.extensions import db
 from taskapp.models import Priority, Status, Task
 from taskapp.pagination import paginate
 from taskapp.tasks import service
-from taskapp.tasks.queries import apply_filters, apply_ordering, visible_tasks
+from taskapp.tasks.queries import apply_filters, apply_ordering, counter_count, visible_tasks
 from taskapp.tasks.schemas import (
     TaskPageSchema,
     TaskPatchSchema,
@@ -60,7 +60,8 @@ class Tasks(MethodView):
         """List the tasks the caller may see, filtered, ordered and paginated"""
         query = apply_ordering(apply_filters(visible_tasks(current_user), args), args["ordering"])
         options = [joinedload(Task.assigned_to, innerjoin=True)]
-        return paginate(query, args["page"], args["page_size"], options=options)
+        count = counter_count(current_user, args)
+        return paginate(query, args["page"], args["page_size"], options=options, count_query=count)
 
     @blp.auth_required()
     @blp.arguments(TaskWriteSchema)
