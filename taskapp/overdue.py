@@ -6,7 +6,8 @@ No task is loaded into Python: memory stays flat however many tasks turn overdue
 PostgreSQL runs it as one statement: a CTE locks the due rows (``FOR UPDATE``, which
 re-checks rows a concurrent transaction changed, so a task completed meanwhile is
 skipped), a data-modifying CTE updates them, and the INSERT writes their entries from
-the UPDATE's RETURNING. Two sweeps at once: the second waits on the locks, re-checks,
+the UPDATE's RETURNING. The UPDATE finds its rows by primary key (``id = ANY(the locked
+ids)``); a plain join on the CTE made PostgreSQL hash the whole table. Two sweeps at once: the second waits on the locks, re-checks,
 and finds nothing left. SQLite has no data-modifying CTEs, but a write transaction holds
 the whole database, so INSERT ... SELECT then UPDATE with the same predicate see the
 same rows.
@@ -15,7 +16,8 @@ same rows.
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, func, literal, select, update
+from sqlalchemy import Integer, and_, any_, cast, func, literal, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from taskapp.audit import insert_status_changes
@@ -43,9 +45,10 @@ def sweep(session: Session, today: date) -> int:
             .with_for_update()
             .cte("due")
         )
+        locked_ids = cast(select(func.array_agg(locked.c.id)).scalar_subquery(), ARRAY(Integer))
         marked = (
             update(table)
-            .where(table.c.id == locked.c.id)
+            .where(table.c.id == locked.c.id, table.c.id == any_(locked_ids))
             .values(mark)
             .returning(
                 table.c.id,
