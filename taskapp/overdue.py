@@ -7,10 +7,11 @@ PostgreSQL runs it as one statement: a CTE locks the due rows (``FOR UPDATE``, w
 re-checks rows a concurrent transaction changed, so a task completed meanwhile is
 skipped), a data-modifying CTE updates them, and the INSERT writes their entries from
 the UPDATE's RETURNING. The UPDATE finds its rows by primary key (``id = ANY(the locked
-ids)``); a plain join on the CTE made PostgreSQL hash the whole table. Two sweeps at once: the second waits on the locks, re-checks,
-and finds nothing left. SQLite has no data-modifying CTEs, but a write transaction holds
-the whole database, so INSERT ... SELECT then UPDATE with the same predicate see the
-same rows.
+ids)``); a plain join on the CTE made PostgreSQL hash the whole table. Two sweeps at
+once: the second waits on the locks, re-checks, and finds nothing left.
+
+SQLite has no data-modifying CTEs, but a write transaction holds the whole database, so
+INSERT ... SELECT then UPDATE with the same predicate see the same rows.
 """
 
 from datetime import date, datetime
