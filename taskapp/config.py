@@ -83,6 +83,7 @@ def load_config() -> dict:
         "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
         "MAX_CONTENT_LENGTH": 1024 * 1024,
         "CORS_ORIGINS": os.environ.get("CORS_ORIGINS", ""),
+        "TRUSTED_PROXY_COUNT": _env_int("TRUSTED_PROXY_COUNT", 0),
         "OVERDUE_SWEEP_INTERVAL_SECONDS": _env_int("OVERDUE_SWEEP_INTERVAL_SECONDS", 15 * 60),
         "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
         "CELERY": {

@@ -1,8 +1,11 @@
 """Request and response hygiene applied to every route: JSON-only bodies, security
-headers, no server banner, CORS only for configured origins."""
+headers, no server banner, CORS only for configured origins, and X-Forwarded-* honoured
+only from as many proxies as TRUSTED_PROXY_COUNT says (else a client could spoof its
+address past the login limit)."""
 
 from flask import Flask, abort, request
 from flask_cors import CORS
+from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response
 
 BODY_METHODS = {"POST", "PUT", "PATCH"}
@@ -10,6 +13,11 @@ JSON_CSP = "default-src 'none'; frame-ancestors 'none'"
 
 
 def register(app: Flask) -> None:
+    proxies = app.config["TRUSTED_PROXY_COUNT"]
+    if proxies:
+        app.wsgi_app = ProxyFix(
+            app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies, x_port=proxies
+        )
     app.before_request(_require_json_body)
     app.after_request(_security_headers)
     origins = [o.strip() for o in app.config["CORS_ORIGINS"].split(",") if o.strip()]

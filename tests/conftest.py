@@ -2,6 +2,7 @@
 SQLite always, PostgreSQL when reachable (required when ``CI`` is set). The schema comes
 from the Alembic migrations (``flask db upgrade``), never from ``create_all``."""
 
+import contextlib
 import os
 import shutil
 from contextlib import contextmanager
@@ -101,6 +102,8 @@ def make_app(database_url):
     def factory(**overrides):
         config = {**BASE_CONFIG, "SQLALCHEMY_DATABASE_URI": database_url, **overrides}
         app = create_app(config)
+        with app.app_context(), contextlib.suppress(redis.ConnectionError):
+            limiter.reset()  # the limiter is process-global: no counts from other tests
         apps.append(app)
         return app
 
@@ -112,10 +115,7 @@ def make_app(database_url):
 
 @pytest.fixture
 def app(make_app):
-    app = make_app()
-    with app.app_context():
-        limiter.reset()
-    return app
+    return make_app()
 
 
 @pytest.fixture

@@ -15,8 +15,6 @@ DEAD_REDIS = "redis://127.0.0.1:1/0"
 def test_redis_rate_limit_storage_counts_failures(make_app, redis_url):
     app = make_app(RATELIMIT_STORAGE_URI=redis_url)
     client = app.test_client()
-    with app.app_context():
-        limiter.reset()
     create_user(app, "limited")
     for _ in range(5):
         bad = client.post("/api/auth/login/", json={"username": "limited", "password": "x"})

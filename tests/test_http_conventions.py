@@ -2,6 +2,8 @@
 
 import pytest
 
+from taskapp.models import Role
+
 
 def test_unknown_route_is_json_404(client):
     response = client.get("/api/nothing-here/")
@@ -97,3 +99,36 @@ def test_requests_during_a_database_outage_get_503_not_500(make_app):
     response = app.test_client().post("/api/auth/login/", json={"username": "a", "password": "b"})
     assert response.status_code == 503
     assert set(response.get_json()) == {"detail"}
+
+
+FORWARDED = {
+    "X-Forwarded-For": "203.0.113.7",
+    "X-Forwarded-Proto": "https",
+    "X-Forwarded-Host": "tasks.example.com",
+}
+
+
+def test_forwarded_headers_ignored_unless_proxies_are_trusted(client, admin, make_task):
+    for n in range(3):
+        make_task(admin, title=f"t{n}")
+    body = client.get("/api/tasks/?page_size=1", headers={**admin.headers, **FORWARDED})
+    assert body.get_json()["next"].startswith("http://localhost/")
+
+
+def test_behind_a_trusted_proxy_links_and_client_address_follow_it(make_app):
+    app = make_app(TRUSTED_PROXY_COUNT=1)
+    client = app.test_client()
+    from conftest import create_user, login
+
+    create_user(app, "boss", role=Role.ADMIN)
+    headers = {"Authorization": f"Bearer {login(client, 'boss')['access']}", **FORWARDED}
+    for n in range(2):
+        client.post("/api/tasks/", json={"title": f"t{n}"}, headers=headers)
+    body = client.get("/api/tasks/?page_size=1", headers=headers).get_json()
+    assert body["next"].startswith("https://tasks.example.com/api/tasks/")
+    wrong = {"username": "boss", "password": "nope"}
+    for _ in range(5):
+        client.post("/api/auth/login/", json=wrong, headers=FORWARDED)
+    assert client.post("/api/auth/login/", json=wrong, headers=FORWARDED).status_code == 429
+    other_client = {**FORWARDED, "X-Forwarded-For": "198.51.100.9"}
+    assert client.post("/api/auth/login/", json=wrong, headers=other_client).status_code == 401
