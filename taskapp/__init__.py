@@ -6,10 +6,15 @@ from pathlib import Path
 from flask import Flask
 
 from taskapp import audit, cli, errors, hardening, jobs
+from taskapp.auth.routes import blp as auth_blp
 from taskapp.auth.tokens import init_jwt
 from taskapp.config import check_production, load_config
 from taskapp.docs import register_docs_assets
 from taskapp.extensions import api, db, jwt, limiter, migrate
+from taskapp.health import blp as health_blp
+from taskapp.logs.routes import blp as logs_blp
+from taskapp.tasks.routes import blp as tasks_blp
+from taskapp.users.routes import blp as users_blp
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -52,12 +57,6 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from taskapp.auth.routes import blp as auth_blp
-    from taskapp.health import blp as health_blp
-    from taskapp.logs.routes import blp as logs_blp
-    from taskapp.tasks.routes import blp as tasks_blp
-    from taskapp.users.routes import blp as users_blp
-
     for blueprint in (auth_blp, users_blp, tasks_blp, logs_blp):
         api.register_blueprint(blueprint)
     app.register_blueprint(health_blp)

@@ -3,14 +3,13 @@
 from flask import abort, current_app, request
 from flask.views import MethodView
 from flask_jwt_extended import current_user, get_jwt
-from sqlalchemy import func, select
 
 from taskapp.api import Blueprint
 from taskapp.auth import passwords, tokens
 from taskapp.auth.schemas import LoginSchema, RefreshSchema, TokenPairSchema
 from taskapp.extensions import db, limiter
-from taskapp.models import User
 from taskapp.users.schemas import UserSchema
+from taskapp.users.service import find_by_username
 
 BAD_CREDENTIALS = "No active account found with the given credentials"
 
@@ -26,11 +25,6 @@ def _login_rate_key() -> str:
 
 def _login_failed(response) -> bool:
     return response.status_code == 401
-
-
-def _find_user(username: str) -> User | None:
-    query = select(User).where(func.lower(User.username) == username.lower())
-    return db.session.execute(query).scalar_one_or_none()
 
 
 @blp.route("/login/")
@@ -49,7 +43,7 @@ class Login(MethodView):
     @blp.alt_response(429, schema="Error", description="Too many failed logins; see Retry-After")
     def post(self, credentials):
         """Exchange a username and password for an access and a refresh token"""
-        user = _find_user(credentials["username"])
+        user = find_by_username(credentials["username"])
         if user is None:
             passwords.burn_equal_time(credentials["password"])
             abort(401, BAD_CREDENTIALS)
