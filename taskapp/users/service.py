@@ -11,13 +11,10 @@ class UsernameTaken(ValueError):
     pass
 
 
-def username_taken(username: str) -> bool:
-    query = select(User.id).where(func.lower(User.username) == username.lower())
-    return db.session.execute(query).first() is not None
-
-
 def create_user(username: str, password: str, role: Role = Role.INTERN, email: str = "") -> User:
-    if username_taken(username):
+    """Usernames are unique regardless of case (a unique index on lower(username) backs
+    this check against concurrent creates)."""
+    if find_by_username(username) is not None:
         raise UsernameTaken(f"A user with username {username!r} already exists.")
     user = User(username=username, password_hash=hash_password(password), role=role, email=email)
     db.session.add(user)
