@@ -188,6 +188,24 @@ def measure(method: str, today: date, all_due: bool = False) -> dict:
     return result
 
 
+MEMORY_KEYS = (
+    "seconds",
+    "rss_before_kib",
+    "rss_after_kib",
+    "rss_growth_kib",
+    "tracemalloc_peak_kib",
+)
+
+
+def _memory_row(target, due: int, day, result: dict) -> dict:
+    return {
+        "target": target,
+        "due": due,
+        "today": day.isoformat(),
+        **{key: result[key] for key in MEMORY_KEYS},
+    }
+
+
 def run(
     target: int = 100_000,
     repeat: int = 3,
@@ -249,23 +267,7 @@ def run(
             result = max(runs, key=lambda r: r["rss_growth_kib"])
         else:
             result = measure("orm", day)
-        memory.append(
-            {
-                "target": "all eligible" if n == all_eligible else n,
-                "due": exact,
-                "today": day.isoformat(),
-                **{
-                    k: result[k]
-                    for k in (
-                        "seconds",
-                        "rss_before_kib",
-                        "rss_after_kib",
-                        "rss_growth_kib",
-                        "tracemalloc_peak_kib",
-                    )
-                },
-            }
-        )
+        memory.append(_memory_row("all eligible" if n == all_eligible else n, exact, day, result))
         print(
             f"  memory, orm, {exact:>7} due: peak RSS +{result['rss_growth_kib'] / 1024:.1f} MiB "
             f"(before {result['rss_before_kib'] / 1024:.1f} MiB, after "
@@ -275,23 +277,7 @@ def run(
         )
     if million:
         result = measure("orm", FAR_FUTURE, all_due=True)
-        memory.append(
-            {
-                "target": "every task",
-                "due": result["rows"],
-                "today": FAR_FUTURE.isoformat(),
-                **{
-                    k: result[k]
-                    for k in (
-                        "seconds",
-                        "rss_before_kib",
-                        "rss_after_kib",
-                        "rss_growth_kib",
-                        "tracemalloc_peak_kib",
-                    )
-                },
-            }
-        )
+        memory.append(_memory_row("every task", result["rows"], FAR_FUTURE, result))
         print(
             f"  memory, orm, {result['rows']:>7} due (all tasks made due in the rolled-back "
             f"transaction): peak RSS +{result['rss_growth_kib'] / 1024:.1f} MiB, tracemalloc "
