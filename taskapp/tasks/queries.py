@@ -17,6 +17,8 @@ COMPARISONS = {
 }
 
 
+FILTERS = {*COMPARISONS, "status", "priority", "due_date__isnull", "search"}
+"""Every query argument that narrows a listing (see apply_filters)."""
 COUNTER_FILTERS = {"status", "priority", "assigned_to"}
 """Filters that task_counter can answer a count for."""
 
@@ -54,11 +56,9 @@ def counter_count(user: User, args: dict) -> Select | None:
     """The listing's ``count`` from task_counter, when every filter in ``args`` is one it
     keys on; else None (the caller counts the rows). Exact: the counters move in the
     same transaction as the tasks."""
-    filters = {
-        name for name in (*COMPARISONS, "status", "priority", "due_date__isnull") if name in args
-    }
-    if args.get("search"):
-        filters.add("search")
+    filters = {name for name in FILTERS if name in args}
+    if not args.get("search"):
+        filters.discard("search")
     if filters - COUNTER_FILTERS:
         return None
     query = select(func.coalesce(func.sum(TaskCounter.n), 0))

@@ -48,7 +48,6 @@ def resolve_assignee(user: User, assignee_id: int | None) -> User:
 def create_task(user: User, data: dict) -> Task:
     assignee = resolve_assignee(user, data.pop("assigned_to_id", None))
     task = Task(created_by_id=user.id, assigned_to=assignee)
-    task.assigned_to_id = assignee.id
     apply_changes(task, data)
     db.session.add(task)
     db.session.flush()
