@@ -139,6 +139,13 @@ def _due(rng: random.Random) -> str | None:
     return (datetime.now(UTC).date() + timedelta(days=rng.randint(-10, 40))).isoformat()
 
 
+async def _refresh_etag(client: LoadClient, s: Session, task_id: int) -> None:
+    """After a 412, learn the task's current ETag and status, as a real client would."""
+    fresh = await client.call("get", "GET", f"/api/tasks/{task_id}/", s)
+    if fresh is not None and fresh.status_code == 200:
+        s.pool[task_id] = (fresh.headers["ETag"], fresh.json()["status"])
+
+
 async def client_loop(client: LoadClient, s: Session, interns: list[int], deadline: float) -> None:
     totals = client.totals
     rng = s.rng
@@ -200,9 +207,7 @@ async def client_loop(client: LoadClient, s: Session, interns: list[int], deadli
                 totals.patched[task_id] += 1
                 totals.writes_by_user[s.user_id] += 1
             elif r is not None and r.status_code == 412:
-                fresh = await client.call("get", "GET", f"/api/tasks/{task_id}/", s)
-                if fresh is not None and fresh.status_code == 200:
-                    s.pool[task_id] = (fresh.headers["ETag"], fresh.json()["status"])
+                await _refresh_etag(client, s, task_id)
         elif kind == "patch-other":
             task_id = rng.choice(s.seen)
             body = {"title": f"x{s.index}-{s.seq}"}
@@ -223,9 +228,7 @@ async def client_loop(client: LoadClient, s: Session, interns: list[int], deadli
                 totals.deleted[task_id] = s.user_id
                 totals.writes_by_user[s.user_id] += 1
             elif r is not None and r.status_code == 412:
-                fresh = await client.call("get", "GET", f"/api/tasks/{task_id}/", s)
-                if fresh is not None and fresh.status_code == 200:
-                    s.pool[task_id] = (fresh.headers["ETag"], fresh.json()["status"])
+                await _refresh_etag(client, s, task_id)
         elif kind == "stats":
             await client.call(kind, "GET", "/api/tasks/stats/", s)
         elif kind == "logs":
