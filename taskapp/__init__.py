@@ -1,20 +1,16 @@
-"""taskapp: a task-management REST API (Flask re-creation of a Django/DRF system)."""
+"""taskapp: a task-management REST API (Flask re-creation of a Django/DRF system).
+
+:func:`create_app` builds the app in small named steps. Blueprints, the CLI and Celery
+are imported inside those steps, so importing a domain module (``taskapp.models``,
+``taskapp.audit``...) loads none of them.
+"""
 
 import logging
 from pathlib import Path
 
 from flask import Flask
 
-from taskapp import audit, cli, errors, hardening, jobs
-from taskapp.auth.routes import blp as auth_blp
-from taskapp.auth.tokens import init_jwt
 from taskapp.config import check_production, load_config
-from taskapp.docs import register_docs_assets
-from taskapp.extensions import api, db, jwt, limiter, migrate
-from taskapp.health import blp as health_blp
-from taskapp.logs.routes import blp as logs_blp
-from taskapp.tasks.routes import blp as tasks_blp
-from taskapp.users.routes import blp as users_blp
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -28,10 +24,9 @@ def create_app(config: dict | None = None) -> Flask:
     app.json.sort_keys = False
     register_extensions(app)
     register_blueprints(app)
-    errors.register(app)
-    hardening.register(app)
-    cli.register(app)
-    jobs.celery_init_app(app)
+    register_errors(app)
+    register_cli(app)
+    register_celery(app)
     return app
 
 
@@ -45,6 +40,12 @@ def configure_logging(level: str) -> None:
 
 
 def register_extensions(app: Flask) -> None:
+    from taskapp import audit
+    from taskapp.auth.tokens import init_jwt
+    from taskapp.extensions import db, jwt, limiter, migrate
+    from taskapp.web.api import api
+    from taskapp.web.docs import register_docs_assets
+
     _ensure_sqlite_dir(app.config["SQLALCHEMY_DATABASE_URI"])
     db.init_app(app)
     migrate.init_app(app, db, directory=_migrations_dir())
@@ -57,9 +58,35 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
+    from taskapp.auth.routes import blp as auth_blp
+    from taskapp.logs.routes import blp as logs_blp
+    from taskapp.tasks.routes import blp as tasks_blp
+    from taskapp.users.routes import blp as users_blp
+    from taskapp.web.api import api
+    from taskapp.web.health import blp as health_blp
+
     for blueprint in (auth_blp, users_blp, tasks_blp, logs_blp):
         api.register_blueprint(blueprint)
     app.register_blueprint(health_blp)
+
+
+def register_errors(app: Flask) -> None:
+    from taskapp.web import errors, policy
+
+    errors.register(app)
+    policy.register(app)
+
+
+def register_cli(app: Flask) -> None:
+    from taskapp import cli
+
+    cli.register(app)
+
+
+def register_celery(app: Flask) -> None:
+    from taskapp.jobs import celery_init_app
+
+    celery_init_app(app)
 
 
 def _spec_kwargs() -> dict:

@@ -24,7 +24,7 @@ def register(app: Flask) -> None:
 
 
 def _user_or_fail(username: str) -> User:
-    user = service.find_by_username(username)
+    user = service.find_by_username(db.session, username)
     if user is None:
         raise click.ClickException(f"no user named {username!r}")
     return user
@@ -43,7 +43,7 @@ def _commit(message: str) -> None:
 def create_user(username: str, role: str, email: str, password: str) -> None:
     """Create a user."""
     try:
-        user = service.create_user(username, password, Role(role.upper()), email)
+        user = service.create_user(db.session, username, password, Role(role.upper()), email)
     except service.UsernameTaken as error:
         raise click.ClickException(str(error)) from None
     _commit(f"created user {user.username} (id {user.id}, {user.role.value})")
@@ -96,8 +96,7 @@ def deactivate(username: str) -> None:
 def mark_overdue(today) -> None:
     """Run the overdue sweep now and print how many tasks it marked."""
     day = today.date() if today else overdue.today(current_app.config)
-    audit.act_as(db.session, None, Source.SYSTEM)
-    marked = overdue.sweep(db.session, day)
+    marked = overdue.mark_overdue(db.session, day)
     _commit(f"marked {marked} task(s) overdue (today is {day.isoformat()})")
 
 
@@ -118,10 +117,13 @@ def seed(password: str) -> None:
         raise click.ClickException("demo data is for development; not in production")
     created = []
     for username, role in (("admin", Role.ADMIN), ("intern", Role.INTERN)):
-        if service.find_by_username(username) is None:
-            created.append(service.create_user(username, password, role, f"{username}@example.com"))
-    intern = service.find_by_username("intern")
-    admin = service.find_by_username("admin")
+        if service.find_by_username(db.session, username) is None:
+            user = service.create_user(
+                db.session, username, password, role, f"{username}@example.com"
+            )
+            created.append(user)
+    intern = service.find_by_username(db.session, "intern")
+    admin = service.find_by_username(db.session, "admin")
     if intern in created:
         audit.act_as(db.session, admin.id, Source.CLI)
         for title, status, priority, days in DEMO_TASKS:

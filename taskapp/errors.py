@@ -1,84 +1,36 @@
-"""Answers for failures that are not HTTP errors raised on purpose.
-
-HTTP errors (abort, werkzeug's 404/405/413...) are shaped by ``api.Api``. Here: the
-database being unreachable (503), a lost optimistic-concurrency race, and anything
-unexpected (500), always as JSON and never with a trace.
-"""
-
-import logging
-import math
-import time
-
-from flask import Flask, request
-from flask_limiter.errors import RateLimitExceeded
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from sqlalchemy.orm.exc import StaleDataError
-
-from taskapp.api import DEFAULT_DETAILS
-from taskapp.extensions import db, limiter
-
-log = logging.getLogger(__name__)
-CONFLICT = "The task was changed by another request at the same moment; retry."
+"""Domain errors: what a service refuses, said without HTTP. The web layer maps each to
+its answer in one place (``taskapp.web.errors``); the CLI prints it."""
 
 
-def register(app: Flask) -> None:
-    app.teardown_request(_end_session)
-    app.register_error_handler(RateLimitExceeded, _throttled)
-    app.register_error_handler(StaleDataError, _stale_data)
-    app.register_error_handler(OperationalError, _database_unavailable)
-    app.register_error_handler(InterfaceError, _database_unavailable)
-    app.register_error_handler(DBAPIError, _database_error)
-    app.register_error_handler(Exception, _unexpected)
+class DomainError(Exception):
+    """Base of every refusal a service can raise."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
 
 
-def rollback_quietly() -> None:
-    """Roll back after a failure; the connection may be gone, which changes nothing."""
-    try:
-        db.session.rollback()
-    except DBAPIError:
-        log.debug("rollback after failure failed", exc_info=True)
+class NotFound(DomainError):
+    """No such object, or one the caller may not see (the two are never told apart)."""
+
+    def __init__(self, model_name: str):
+        super().__init__(f"No {model_name} matches the given query.")
 
 
-def _end_session(_error) -> None:
-    """Close the request's session before flask-sqlalchemy's own teardown would. A read
-    that never committed still has a transaction open; if the connection died after the
-    answer was built, the ROLLBACK fails outside every error handler and the client
-    would get an empty 500 instead of the answer it was about to receive."""
-    try:
-        db.session.remove()
-    except DBAPIError:
-        log.warning("database connection lost while closing the session")
-        db.session.registry.clear()
+class PermissionDenied(DomainError):
+    """The caller may not do this."""
+
+    def __init__(self, message: str = "You do not have permission to perform this action."):
+        super().__init__(message)
 
 
-def _throttled(_error: RateLimitExceeded):
-    """DRF's throttled answer; flask-limiter adds the Retry-After header."""
-    window = limiter.current_limit
-    wait = max(1, math.ceil(window.reset_at - time.time())) if window else 60
-    return {"detail": f"Request was throttled. Expected available in {wait} seconds."}, 429
+class InvalidField(DomainError):
+    """A value that passed the schema but breaks a rule that needs the database."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
 
 
-def _stale_data(_error):
-    """Another writer changed the row between our read and our conditional UPDATE."""
-    rollback_quietly()
-    if "If-Match" in request.headers:
-        return {"detail": DEFAULT_DETAILS[412]}, 412
-    return {"detail": CONFLICT}, 409
-
-
-def _database_unavailable(error):
-    log.warning("database unavailable: %s", str(error.orig or error).strip().splitlines()[0])
-    rollback_quietly()
-    return {"detail": DEFAULT_DETAILS[503]}, 503, {"Retry-After": "5"}
-
-
-def _database_error(error: DBAPIError):
-    if error.connection_invalidated:
-        return _database_unavailable(error)
-    return _unexpected(error)
-
-
-def _unexpected(error):
-    log.exception("unhandled error", exc_info=error)
-    rollback_quietly()
-    return {"detail": DEFAULT_DETAILS[500]}, 500
+class Conflict(DomainError):
+    """The request clashes with the current state (e.g. a username already taken)."""

@@ -1,5 +1,7 @@
 """Celery wiring (the pattern of Flask's "Background Tasks with Celery") and the thin
-periodic tasks; the work itself lives in overdue.py and auth/tokens.py."""
+periodic tasks; the work itself lives in the domain modules (overdue.py,
+revocations.py). The beat schedule is read from ``celerybeat_schedule.py``, its one
+place."""
 
 import logging
 from datetime import date
@@ -9,10 +11,9 @@ from flask import Flask, current_app
 from sqlalchemy.exc import DBAPIError
 
 from celerybeat_schedule import beat_schedule
-from taskapp import audit, overdue
-from taskapp.auth.tokens import purge_expired_revocations
+from taskapp import overdue, revocations
 from taskapp.extensions import db
-from taskapp.models import Source, utcnow
+from taskapp.models import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +48,8 @@ def celery_init_app(app: Flask) -> Celery:
 def mark_overdue(today: str | None = None) -> int:
     """Run the overdue sweep as the system actor; ``today`` (YYYY-MM-DD) for tests."""
     day = date.fromisoformat(today) if today else overdue.today(current_app.config)
-    audit.act_as(db.session, None, Source.SYSTEM)
     try:
-        marked = overdue.sweep(db.session, day)
+        marked = overdue.mark_overdue(db.session, day)
         db.session.commit()
     except Exception:
         db.session.rollback()
@@ -61,7 +61,7 @@ def mark_overdue(today: str | None = None) -> int:
 @shared_task(name="taskapp.purge_revoked_tokens", ignore_result=True)
 def purge_revoked_tokens() -> int:
     """Drop revocation rows for tokens that have expired anyway."""
-    purged = purge_expired_revocations(utcnow())
+    purged = revocations.purge_expired(db.session, utcnow())
     db.session.commit()
     log.info("purged %d expired token revocation(s)", purged)
     return purged

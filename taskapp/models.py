@@ -1,4 +1,9 @@
-"""Database models: users, tasks, the activity log, revoked tokens."""
+"""Database models: users, tasks, the activity log, revoked tokens.
+
+Plain SQLAlchemy 2 (``Base`` lives here): importing this module loads nothing of Flask,
+the web layer, Celery or the CLI. ``taskapp.extensions`` builds flask-sqlalchemy's ``db``
+on this ``Base``.
+"""
 
 import enum
 from datetime import UTC, date, datetime
@@ -9,19 +14,31 @@ from sqlalchemy import (
     CheckConstraint,
     Date,
     DateTime,
+    Enum,
     ForeignKey,
     Index,
     Integer,
+    MetaData,
     SmallInteger,
     String,
     Text,
     func,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
-from taskapp.extensions import db
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
 def utcnow() -> datetime:
@@ -98,8 +115,8 @@ class PriorityRank(TypeDecorator):
         return None if value is None else list(Priority)[value - 1]
 
 
-def _enum_column(enum_cls: type[enum.Enum], length: int = 20) -> db.Enum:
-    return db.Enum(
+def _enum_column(enum_cls: type[enum.Enum], length: int = 20) -> Enum:
+    return Enum(
         enum_cls,
         native_enum=False,
         length=length,
@@ -110,7 +127,7 @@ def _enum_column(enum_cls: type[enum.Enum], length: int = 20) -> db.Enum:
     )
 
 
-class User(db.Model):
+class User(Base):
     __tablename__ = "user_account"
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(150))
@@ -130,7 +147,7 @@ class User(db.Model):
 Index("uq_user_account_username_lower", func.lower(User.username), unique=True)
 
 
-class RevokedToken(db.Model):
+class RevokedToken(Base):
     """JWT ids that must no longer be accepted (logout, refresh rotation).
 
     Kept in the database, not Redis, so that revocation holds when Redis is down.
@@ -143,7 +160,7 @@ class RevokedToken(db.Model):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
-class Task(db.Model):
+class Task(Base):
     __tablename__ = "task"
     __table_args__ = (
         Index("ix_task_assignee_status_due", "assigned_to_id", "status", "due_date", "id"),
@@ -179,7 +196,7 @@ class Task(db.Model):
         return f'"{self.id}-{self.version}"'
 
 
-class TaskCounter(db.Model):
+class TaskCounter(Base):
     """How many tasks each assignee has per status and priority. Written only by
     database triggers (migration 0002), in the transaction that changes the tasks;
     read to count large listings (see tasks/queries.py)."""
@@ -188,16 +205,14 @@ class TaskCounter(db.Model):
 
     assigned_to_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     status: Mapped[Status] = mapped_column(
-        db.Enum(
-            Status, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e]
-        ),
+        Enum(Status, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e]),
         primary_key=True,
     )
     priority: Mapped[Priority] = mapped_column(PriorityRank, primary_key=True)
     n: Mapped[int] = mapped_column(BigInteger)
 
 
-class ActivityLog(db.Model):
+class ActivityLog(Base):
     """One entry per write that changed a task. Append-only: see :mod:`taskapp.audit`."""
 
     __tablename__ = "activity_log"

@@ -21,8 +21,8 @@ from sqlalchemy import Integer, and_, any_, cast, func, literal, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
-from taskapp.audit import insert_status_changes
-from taskapp.models import Action, Status, Task, utcnow
+from taskapp.audit import act_as, insert_status_changes
+from taskapp.models import Action, Source, Status, Task, utcnow
 
 SWEPT_STATUSES = (Status.PENDING, Status.IN_PROGRESS)
 
@@ -30,6 +30,13 @@ SWEPT_STATUSES = (Status.PENDING, Status.IN_PROGRESS)
 def today(config) -> date:
     """Today's date in the configured zone (``TASKAPP_TIMEZONE``), not the server's."""
     return datetime.now(ZoneInfo(config["TASKAPP_TIMEZONE"])).date()
+
+
+def mark_overdue(session: Session, today: date) -> int:
+    """The sweep as the system actor: what beat and ``flask tasks mark-overdue`` run.
+    The caller commits."""
+    act_as(session, None, Source.SYSTEM)
+    return sweep(session, today)
 
 
 def sweep(session: Session, today: date) -> int:

@@ -6,32 +6,28 @@ import contextlib
 import os
 import shutil
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import jwt as pyjwt
 import psycopg
 import pytest
 import redis
 import sqlalchemy as sa
 from flask_migrate import upgrade
+from helpers import IN_CI, JWT_SECRET, Person, create_user
 
 from taskapp import create_app
 from taskapp.extensions import db, limiter
 from taskapp.models import Role
-from taskapp.users import service as users
 
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 PG_TEST_DB = os.environ.get("TEST_PG_DATABASE", "taskapp_test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 BACKENDS = [b for b in os.environ.get("TEST_BACKENDS", "sqlite,postgresql").split(",") if b]
-PASSWORD = "correct horse battery"
 TABLES = ("activity_log", "task", "revoked_token", "user_account")
 
 BASE_CONFIG = {
     "TESTING": True,
-    "JWT_SECRET_KEY": "test-secret-key-that-is-long-enough-for-hs256",
+    "JWT_SECRET_KEY": JWT_SECRET,
     "PASSWORD_HASH_TIME_COST": 1,
     "PASSWORD_HASH_MEMORY_KIB": 8,
     "PASSWORD_HASH_PARALLELISM": 1,
@@ -135,58 +131,6 @@ def redis_url() -> str:
     except redis.RedisError as error:
         unavailable("Redis", error)
     return REDIS_URL
-
-
-only_postgresql = pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
-"""For behaviour that exists only on PostgreSQL (row locks, concurrent transactions)."""
-
-
-class Person:
-    """A user as the tests see them: id, name, and ready-made auth headers."""
-
-    def __init__(self, client, user_id: int, username: str, role: Role):
-        self.client = client
-        self.id = user_id
-        self.username = username
-        self.role = role
-        self.tokens = login(client, username)
-
-    @property
-    def headers(self) -> dict:
-        return {"Authorization": f"Bearer {self.tokens['access']}"}
-
-
-def forge_token(
-    user_id: int, secret=BASE_CONFIG["JWT_SECRET_KEY"], algorithm="HS256", **overrides
-) -> str:
-    """An access token built by hand, to test what the API makes of odd ones."""
-    now = datetime.now(UTC)
-    claims = {
-        "sub": str(user_id),
-        "role": "ADMIN",
-        "ver": 1,
-        "type": "access",
-        "jti": "0123456789abcdef",
-        "iat": now,
-        "nbf": now,
-        "exp": now + timedelta(minutes=5),
-        "fresh": False,
-        **overrides,
-    }
-    return pyjwt.encode(claims, secret, algorithm=algorithm)
-
-
-def login(client, username: str, password: str = PASSWORD) -> dict:
-    response = client.post("/api/auth/login/", json={"username": username, "password": password})
-    assert response.status_code == 200, response.get_json()
-    return response.get_json()
-
-
-def create_user(app, username: str, role: Role = Role.INTERN, password: str = PASSWORD) -> int:
-    with app.app_context():
-        user = users.create_user(username, password, role, f"{username}@example.com")
-        db.session.commit()
-        return user.id
 
 
 @pytest.fixture

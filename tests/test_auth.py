@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import jwt as pyjwt
 import pytest
-from conftest import PASSWORD, forge_token, login
+from helpers import PASSWORD, forge_token, login
 
 from taskapp.models import Role
 
@@ -199,8 +199,8 @@ def test_passwords_are_stored_as_argon2id_hashes(app, sql, intern):
 def test_production_hash_parameters_meet_owasp(make_app):
     from argon2 import extract_parameters
 
-    from taskapp.auth.passwords import hash_password
     from taskapp.config import load_config
+    from taskapp.passwords import hash_password
 
     defaults = load_config()
     app = make_app(

@@ -1,6 +1,6 @@
 """The flask CLI, run as an operator would."""
 
-from conftest import PASSWORD, login
+from helpers import PASSWORD, login
 
 
 def test_create_user_with_prompted_password(runner, client):

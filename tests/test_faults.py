@@ -5,7 +5,7 @@ CRUD or revocation; the database unreachable gives 503 in the contract's shape.
 import logging
 
 import sqlalchemy as sa
-from conftest import PASSWORD, create_user, login, only_postgresql
+from helpers import PASSWORD, create_user, login, only_postgresql
 
 from taskapp.extensions import db, limiter
 

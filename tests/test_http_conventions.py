@@ -118,7 +118,7 @@ def test_forwarded_headers_ignored_unless_proxies_are_trusted(client, admin, mak
 def test_behind_a_trusted_proxy_links_and_client_address_follow_it(make_app):
     app = make_app(TRUSTED_PROXY_COUNT=1)
     client = app.test_client()
-    from conftest import create_user, login
+    from helpers import create_user, login
 
     create_user(app, "boss", role=Role.ADMIN)
     headers = {"Authorization": f"Bearer {login(client, 'boss')['access']}", **FORWARDED}

@@ -3,7 +3,7 @@
 import threading
 from datetime import UTC, date, datetime, timedelta
 
-from conftest import only_postgresql
+from helpers import only_postgresql
 
 from taskapp import audit, overdue
 from taskapp.extensions import db

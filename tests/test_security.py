@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import jwt as pyjwt
 import pytest
-from conftest import forge_token
+from helpers import forge_token
 
 PROTECTED = [
     ("get", "/api/auth/me/"),

@@ -1,7 +1,7 @@
 """Optional optimistic concurrency with ETag / If-Match."""
 
 import pytest
-from conftest import only_postgresql
+from helpers import only_postgresql
 
 
 @pytest.fixture

@@ -4,14 +4,13 @@ from flask import abort, current_app, request
 from flask.views import MethodView
 from flask_jwt_extended import current_user, get_jwt
 
-from taskapp.api import Blueprint
-from taskapp.auth import passwords, tokens
+from taskapp.auth import tokens
 from taskapp.auth.schemas import LoginSchema, RefreshSchema, TokenPairSchema
 from taskapp.extensions import db, limiter
 from taskapp.users.schemas import UserSchema
-from taskapp.users.service import find_by_username
-
-BAD_CREDENTIALS = "No active account found with the given credentials"
+from taskapp.users.service import authenticate
+from taskapp.web.api import Blueprint
+from taskapp.web.messages import BAD_CREDENTIALS, INVALID_REFRESH
 
 blp = Blueprint("auth", __name__, url_prefix="/api/auth", description="JWT authentication")
 
@@ -43,17 +42,10 @@ class Login(MethodView):
     @blp.alt_response(429, schema="Error", description="Too many failed logins; see Retry-After")
     def post(self, credentials):
         """Exchange a username and password for an access and a refresh token"""
-        user = find_by_username(credentials["username"])
+        user = authenticate(db.session, credentials["username"], credentials["password"])
         if user is None:
-            passwords.burn_equal_time(credentials["password"])
             abort(401, BAD_CREDENTIALS)
-        if not passwords.verify_password(user.password_hash, credentials["password"]):
-            abort(401, BAD_CREDENTIALS)
-        if not user.is_active:
-            abort(401, BAD_CREDENTIALS)
-        if passwords.needs_rehash(user.password_hash):
-            user.password_hash = passwords.hash_password(credentials["password"])
-            db.session.commit()
+        db.session.commit()
         return tokens.issue_tokens(user)
 
 
@@ -80,7 +72,7 @@ class Logout(MethodView):
         """Revoke the caller's access token and the given refresh token"""
         refresh_payload, owner = tokens.decode_refresh_token(body["refresh"])
         if owner.id != current_user.id:
-            abort(401, tokens.INVALID_REFRESH)
+            abort(401, INVALID_REFRESH)
         tokens.revoke(get_jwt(), refresh_payload)
         db.session.commit()
 

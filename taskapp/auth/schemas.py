@@ -1,7 +1,6 @@
 import marshmallow as ma
 
-from taskapp.fields import Text
-from taskapp.schemas import BaseSchema
+from taskapp.web.schemas import BaseSchema, Text
 
 
 class LoginSchema(BaseSchema):

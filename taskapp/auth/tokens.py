@@ -1,28 +1,21 @@
-"""JWT issuing, verification callbacks and revocation.
+"""JWT issuing and the flask-jwt-extended callbacks that verify tokens.
 
 A token is accepted only if its user exists, is active, still has the token version the
 token was minted with (role, password or activation changes bump it) and its ``jti`` is
-not in ``revoked_token``. All of that is one SQL query per request, against the database
-rather than Redis, so revocation holds when Redis is down.
+not revoked. All of that is one SQL query per request, against the database rather than
+Redis, so revocation holds when Redis is down.
 """
-
-from datetime import UTC, datetime
 
 from flask import abort, g, request
 from flask_jwt_extended import JWTManager, create_access_token, create_refresh_token, decode_token
 from jwt import PyJWTError
-from sqlalchemy import delete, exists, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import exists, select
 
-from taskapp import audit
-from taskapp.api import UNAUTHENTICATED_HEADERS
+from taskapp import audit, revocations
 from taskapp.extensions import db
 from taskapp.models import RevokedToken, Source, User
-
-NO_CREDENTIALS = "Authentication credentials were not provided."
-INVALID_TOKEN = "Given token not valid for any token type"
-INVALID_REFRESH = "Token is invalid or expired"
-MALFORMED_HEADER = "Authorization header must contain two space-delimited values: Bearer <token>"
+from taskapp.web.api import UNAUTHENTICATED_HEADERS
+from taskapp.web.messages import INVALID_REFRESH, INVALID_TOKEN, MALFORMED_HEADER, NO_CREDENTIALS
 
 
 def issue_tokens(user: User) -> dict[str, str]:
@@ -35,7 +28,7 @@ def issue_tokens(user: User) -> dict[str, str]:
 
 
 def load_token_user(payload: dict) -> User | None:
-    """The token's user if the token is still good, else None. Caches on ``g``."""
+    """The token's user if the token is still good, else None."""
     revoked = exists().where(RevokedToken.jti == payload["jti"])
     row = db.session.execute(select(User, revoked).where(User.id == int(payload["sub"]))).first()
     if row is None:
@@ -61,21 +54,9 @@ def decode_refresh_token(token: str) -> tuple[dict, User]:
 
 
 def revoke(*payloads: dict) -> None:
-    """Add the tokens' ids to the revocation table; 401 if one was revoked already (a
-    refresh token replayed concurrently loses this race at the primary key)."""
-    for payload in payloads:
-        expires_at = datetime.fromtimestamp(payload["exp"], UTC)
-        db.session.add(RevokedToken(jti=payload["jti"], expires_at=expires_at))
-    try:
-        db.session.flush()
-    except IntegrityError:
-        db.session.rollback()
+    """Revoke the tokens; 401 if one was revoked already (a replayed refresh token)."""
+    if not revocations.revoke(db.session, *payloads):
         abort(401, INVALID_REFRESH)
-
-
-def purge_expired_revocations(now: datetime) -> int:
-    result = db.session.execute(delete(RevokedToken).where(RevokedToken.expires_at < now))
-    return result.rowcount
 
 
 def _unauthorized(message: str):

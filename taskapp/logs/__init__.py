@@ -1,0 +1,1 @@
+"""The activity log, read-only: routes, schemas, queries (listing filters)."""

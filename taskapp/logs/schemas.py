@@ -1,8 +1,14 @@
 import marshmallow as ma
 
-from taskapp.fields import CommaSeparatedEnum, DateTimeBound, Id, Ordering
 from taskapp.models import Action, Source
-from taskapp.schemas import PageArgsSchema, page_schema
+from taskapp.web.schemas import (
+    CommaSeparatedEnum,
+    DateTimeBound,
+    Id,
+    Ordering,
+    PageArgsSchema,
+    page_schema,
+)
 
 
 class ActivityLogSchema(ma.Schema):

@@ -1,0 +1,2 @@
+"""Tasks: routes, schemas, queries (filters, ordering, counts, stats), service (the
+rules of a write)."""

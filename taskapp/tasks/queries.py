@@ -1,19 +1,22 @@
 """Visibility, filters and ordering for task listings, built from parsed query args."""
 
+import operator
+
 from sqlalchemy import Select, func, or_, select
 
-from taskapp.models import Role, Task, TaskCounter, User
-from taskapp.ordering import order_by_keys
+from taskapp.models import Priority, Status, Task, TaskCounter, User
+from taskapp.visibility import limit_to_owner, visible_tasks
+from taskapp.web.ordering import order_by_keys
 
 COMPARISONS = {
-    "due_date": ("due_date", "__eq__"),
-    "due_date__gte": ("due_date", "__ge__"),
-    "due_date__lte": ("due_date", "__le__"),
-    "due_date__gt": ("due_date", "__gt__"),
-    "due_date__lt": ("due_date", "__lt__"),
-    "created_at__gte": ("created_at", "__ge__"),
-    "created_at__lte": ("created_at", "__le__"),
-    "assigned_to": ("assigned_to_id", "__eq__"),
+    "due_date": (Task.due_date, operator.eq),
+    "due_date__gte": (Task.due_date, operator.ge),
+    "due_date__lte": (Task.due_date, operator.le),
+    "due_date__gt": (Task.due_date, operator.gt),
+    "due_date__lt": (Task.due_date, operator.lt),
+    "created_at__gte": (Task.created_at, operator.ge),
+    "created_at__lte": (Task.created_at, operator.le),
+    "assigned_to": (Task.assigned_to_id, operator.eq),
 }
 
 
@@ -23,18 +26,10 @@ COUNTER_FILTERS = {"status", "priority", "assigned_to"}
 """Filters that task_counter can answer a count for."""
 
 
-def visible_tasks(user: User) -> Select:
-    """ADMIN sees every task; INTERN only those assigned to them."""
-    query = select(Task)
-    if user.role != Role.ADMIN:
-        query = query.where(Task.assigned_to_id == user.id)
-    return query
-
-
 def apply_filters(query: Select, args: dict) -> Select:
-    for name, (attribute, operator) in COMPARISONS.items():
+    for name, (column, compare) in COMPARISONS.items():
         if name in args:
-            query = query.where(getattr(getattr(Task, attribute), operator)(args[name]))
+            query = query.where(compare(column, args[name]))
     if "status" in args:
         query = query.where(Task.status.in_(args["status"]))
     if "priority" in args:
@@ -62,8 +57,7 @@ def counter_count(user: User, args: dict) -> Select | None:
     if filters - COUNTER_FILTERS:
         return None
     query = select(func.coalesce(func.sum(TaskCounter.n), 0))
-    if user.role != Role.ADMIN:
-        query = query.where(TaskCounter.assigned_to_id == user.id)
+    query = limit_to_owner(query, user, TaskCounter.assigned_to_id)
     if "assigned_to" in args:
         query = query.where(TaskCounter.assigned_to_id == args["assigned_to"])
     if "status" in args:
@@ -75,6 +69,25 @@ def counter_count(user: User, args: dict) -> Select | None:
 
 def apply_ordering(query: Select, keys: list[tuple[str, bool]]) -> Select:
     return order_by_keys(query, Task, keys, nullable=("due_date",))
+
+
+def stats(session, user: User) -> dict:
+    """Counts by status and by priority over the tasks ``user`` may see (every status
+    and priority present, zeros included)."""
+    visible = visible_tasks(user).subquery()
+    query = select(visible.c.status, visible.c.priority, func.count()).group_by(
+        visible.c.status, visible.c.priority
+    )
+    by_status = dict.fromkeys(Status, 0)
+    by_priority = dict.fromkeys(Priority, 0)
+    for status, priority, count in session.execute(query):
+        by_status[Status(status)] += count
+        by_priority[Priority(priority)] += count
+    return {
+        "total": sum(by_status.values()),
+        "by_status": {key.value: value for key, value in by_status.items()},
+        "by_priority": {key.value: value for key, value in by_priority.items()},
+    }
 
 
 def _escape_like(text: str) -> str:

@@ -1,8 +1,16 @@
 import marshmallow as ma
 
-from taskapp.fields import CommaSeparatedEnum, DateTimeBound, Id, Ordering, Text
 from taskapp.models import Priority, Status
-from taskapp.schemas import BaseSchema, PageArgsSchema, page_schema
+from taskapp.web.schemas import (
+    BaseSchema,
+    CommaSeparatedEnum,
+    DateTimeBound,
+    Id,
+    Ordering,
+    PageArgsSchema,
+    Text,
+    page_schema,
+)
 
 ORDERING_FIELDS = ("id", "title", "status", "priority", "due_date", "created_at", "updated_at")
 CLIENT_STATUSES = [Status.PENDING, Status.IN_PROGRESS, Status.COMPLETED]

@@ -1,21 +1,20 @@
-"""The rules of a task write, shared by the API and the CLI. Nothing here commits."""
+"""The rules of a task write: visibility, assignment, the status rules. Nothing here
+commits; the caller does, once."""
 
-from flask import abort, current_app
+from datetime import date
+
 from sqlalchemy import select
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import Session, joinedload
 
-from taskapp import overdue
-from taskapp.api import field_error
-from taskapp.auth.roles import PERMISSION_DENIED
-from taskapp.extensions import db
+from taskapp.errors import InvalidField, NotFound, PermissionDenied
 from taskapp.models import Role, Status, Task, User, utcnow
-from taskapp.tasks.queries import visible_tasks
-
-NOT_FOUND = "No Task matches the given query."
+from taskapp.visibility import visible_tasks
 
 
-def get_visible_task(user: User, task_id: int, *, for_update: bool = False) -> Task:
-    """The task if ``user`` may see it; 404 otherwise, the same as for a missing id."""
+def get_visible_task(
+    session: Session, user: User, task_id: int, *, for_update: bool = False
+) -> Task:
+    """The task if ``user`` may see it; NotFound otherwise, the same as a missing id."""
     query = (
         visible_tasks(user)
         .where(Task.id == task_id)
@@ -23,61 +22,61 @@ def get_visible_task(user: User, task_id: int, *, for_update: bool = False) -> T
     )
     if for_update:
         query = query.with_for_update(of=Task)
-    task = db.session.execute(query).scalar_one_or_none()
+    task = session.execute(query).scalar_one_or_none()
     if task is None:
-        abort(404, NOT_FOUND)
+        raise NotFound("Task")
     return task
 
 
-def resolve_assignee(user: User, assignee_id: int | None) -> User:
+def resolve_assignee(session: Session, user: User, assignee_id: int | None) -> User:
     """The user a task goes to: the caller by default; an INTERN may name only
-    themselves (403); an ADMIN any active user (400 otherwise)."""
+    themselves (PermissionDenied); an ADMIN any active user (InvalidField otherwise)."""
     if assignee_id is None or assignee_id == user.id:
         return user
     if user.role != Role.ADMIN:
-        abort(403, PERMISSION_DENIED)
-    assignee = db.session.execute(
+        raise PermissionDenied()
+    assignee = session.execute(
         select(User).where(User.id == assignee_id, User.is_active)
     ).scalar_one_or_none()
     if assignee is None:
         message = f'Invalid pk "{assignee_id}" - object does not exist.'
-        field_error("assigned_to", message)
+        raise InvalidField("assigned_to", message)
     return assignee
 
 
-def create_task(user: User, data: dict) -> Task:
-    assignee = resolve_assignee(user, data.pop("assigned_to_id", None))
+def create_task(session: Session, user: User, data: dict, today: date) -> Task:
+    assignee = resolve_assignee(session, user, data.pop("assigned_to_id", None))
     task = Task(created_by_id=user.id, assigned_to=assignee)
-    apply_changes(task, data)
-    db.session.add(task)
-    db.session.flush()
+    apply_changes(task, data, today)
+    session.add(task)
+    session.flush()
     return task
 
 
-def update_task(user: User, task: Task, data: dict) -> None:
+def update_task(session: Session, user: User, task: Task, data: dict, today: date) -> None:
     if "assigned_to_id" in data:
-        assignee = resolve_assignee(user, data.pop("assigned_to_id"))
+        assignee = resolve_assignee(session, user, data.pop("assigned_to_id"))
         if assignee.id != task.assigned_to_id:
             task.assigned_to = assignee
-    apply_changes(task, data)
+    apply_changes(task, data, today)
 
 
-def _no_longer_overdue(task: Task) -> bool:
-    if task.status != Status.OVERDUE:
-        return False
-    return task.due_date is None or task.due_date >= overdue.today(current_app.config)
-
-
-def apply_changes(task: Task, data: dict) -> None:
+def apply_changes(task: Task, data: dict, today: date) -> None:
     """Set fields and keep the status rules: COMPLETED stamps ``completed_at`` and leaving
-    it clears it; moving an OVERDUE task's due date to today or later (or removing it)
-    puts it back to PENDING."""
+    it clears it; moving an OVERDUE task's due date to ``today`` or later (or removing
+    it) puts it back to PENDING."""
     previous_status = task.status
     for field, value in data.items():
         setattr(task, field, value)
-    if "status" not in data and "due_date" in data and _no_longer_overdue(task):
+    if "status" not in data and "due_date" in data and _no_longer_overdue(task, today):
         task.status = Status.PENDING
     if task.status == Status.COMPLETED and previous_status != Status.COMPLETED:
         task.completed_at = utcnow()
     elif task.status != Status.COMPLETED:
         task.completed_at = None
+
+
+def _no_longer_overdue(task: Task, today: date) -> bool:
+    if task.status != Status.OVERDUE:
+        return False
+    return task.due_date is None or task.due_date >= today

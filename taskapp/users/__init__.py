@@ -1,0 +1,2 @@
+"""User administration: routes, schemas, queries (listing filters), service (the
+rules, shared with the CLI)."""

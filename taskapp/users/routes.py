@@ -1,17 +1,13 @@
 """User administration (ADMIN only). Users are deactivated, never deleted."""
 
-from flask import abort
 from flask.views import MethodView
 from flask_jwt_extended import current_user
-from sqlalchemy import func, or_, select
-from sqlalchemy.exc import IntegrityError
 
-from taskapp.api import ID_IN_PATH, Blueprint
+from taskapp.errors import NotFound
 from taskapp.extensions import db
 from taskapp.models import Role, User
-from taskapp.ordering import order_by_keys
-from taskapp.pagination import paginate
 from taskapp.users import service
+from taskapp.users.queries import filtered_users
 from taskapp.users.schemas import (
     UserCreateSchema,
     UserPageSchema,
@@ -19,36 +15,17 @@ from taskapp.users.schemas import (
     UserSchema,
     UserUpdateSchema,
 )
+from taskapp.web.api import ID_IN_PATH, Blueprint
+from taskapp.web.paging import paginate
 
 blp = Blueprint("users", __name__, url_prefix="/api/users", description="User administration")
 ADMIN = Role.ADMIN.value
 
 
-def _filtered(args: dict):
-    query = select(User)
-    if "role" in args:
-        query = query.where(User.role == args["role"])
-    if "is_active" in args:
-        query = query.where(User.is_active == args["is_active"])
-    if args.get("search"):
-        term = args["search"].lower()
-        query = query.where(
-            or_(
-                func.lower(User.username).contains(term, autoescape=True),
-                func.lower(User.email).contains(term, autoescape=True),
-            )
-        )
-    return order_by_keys(query, User, [("id", False)])
-
-
-def _locks_out(changes: dict) -> bool:
-    return changes.get("is_active") is False or changes.get("role", Role.ADMIN) != Role.ADMIN
-
-
 def _get_user(user_id: int) -> User:
     user = db.session.get(User, user_id)
     if user is None:
-        abort(404, "No User matches the given query.")
+        raise NotFound("User")
     return user
 
 
@@ -60,7 +37,7 @@ class Users(MethodView):
     @blp.alt_response(404, schema="Error", description="Page past the end")
     def get(self, args):
         """List users"""
-        return paginate(_filtered(args), args["page"], args["page_size"])
+        return paginate(filtered_users(args), args["page"], args["page_size"])
 
     @blp.auth_required(ADMIN)
     @blp.arguments(UserCreateSchema)
@@ -68,12 +45,8 @@ class Users(MethodView):
     @blp.alt_response(409, schema="Error", description="Username taken (case-insensitive)")
     def post(self, data):
         """Create a user (role defaults to INTERN)"""
-        try:
-            user = service.create_user(**data)
-            db.session.commit()
-        except (service.UsernameTaken, IntegrityError):
-            db.session.rollback()
-            abort(409, "A user with that username already exists.")
+        user = service.create_user(db.session, **data)
+        db.session.commit()
         return user
 
 
@@ -81,7 +54,7 @@ class Users(MethodView):
 class UserById(MethodView):
     @blp.auth_required(ADMIN)
     @blp.response(200, UserSchema)
-    @blp.alt_response(404, schema="Error", description="No such user")
+    @blp.not_found("No such user")
     def get(self, user_id):
         """One user"""
         return _get_user(user_id)
@@ -89,14 +62,12 @@ class UserById(MethodView):
     @blp.auth_required(ADMIN)
     @blp.arguments(UserUpdateSchema)
     @blp.response(200, UserSchema)
-    @blp.alt_response(404, schema="Error", description="No such user")
+    @blp.not_found("No such user")
     @blp.alt_response(403, schema="Error", description="Not an ADMIN, or locking yourself out")
     def patch(self, data, user_id):
         """Change a user's email, role, activation or password (role, password and
         deactivation end the user's sessions at once)"""
         user = _get_user(user_id)
-        if user.id == current_user.id and _locks_out(data):
-            abort(403, "You cannot deactivate yourself or give up your own ADMIN role.")
-        service.update_user(user, data)
+        service.update_user(user, data, acting=current_user)
         db.session.commit()
         return user

@@ -1,8 +1,7 @@
 import marshmallow as ma
 
-from taskapp.fields import Text
 from taskapp.models import Role
-from taskapp.schemas import BaseSchema, PageArgsSchema, page_schema
+from taskapp.web.schemas import BaseSchema, PageArgsSchema, Text, page_schema
 
 USERNAME = ma.validate.Regexp(
     r"^[\w.@+-]{1,150}$",

@@ -1,15 +1,16 @@
 """The project's flask-smorest Api and Blueprint: DRF-shaped errors, 400 for bad input,
-and an auth decorator that both enforces and documents authentication."""
+and helpers that both enforce and document a rule (authentication, If-Match)."""
 
 import http
 
 import flask_smorest
 import marshmallow as ma
-from flask import request
+from flask import abort, request
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException
 
-from taskapp.auth.roles import roles_required
+from taskapp.web import messages
+from taskapp.web.permissions import roles_required
 
 NON_FIELD_ERRORS = "non_field_errors"
 MAX_ID = 2**31 - 1
@@ -17,15 +18,15 @@ ID_IN_PATH = f"int(min=1, max={MAX_ID})"
 """Converter for ids in URLs: out-of-range ids are 404 before they reach the database
 (PostgreSQL's integer is 32-bit; SQLite cannot bind integers above 64 bits)."""
 UNAUTHENTICATED_HEADERS = {"WWW-Authenticate": 'Bearer realm="api"'}
-DEFAULT_DETAILS = {
-    400: "Bad request.",
-    401: "Authentication credentials were not provided.",
-    403: "You do not have permission to perform this action.",
-    404: "Not found.",
-    412: "Precondition failed: the resource has changed since it was read.",
-    413: "Request body too large (the limit is 1 MiB).",
-    500: "A server error occurred.",
-    503: "Service temporarily unavailable; try again shortly.",
+ETAG_HEADER = {
+    "ETag": {"description": "Version of the task, for If-Match", "schema": {"type": "string"}}
+}
+IF_MATCH = {
+    "in": "header",
+    "name": "If-Match",
+    "required": False,
+    "description": "ETag from a previous answer; a stale one answers 412 and changes nothing.",
+    "schema": {"type": "string"},
 }
 
 
@@ -47,10 +48,14 @@ BAD_REQUEST_COMPONENT = {
 }
 
 
-def flatten_messages(messages) -> dict:
+def flatten_messages(messages_by_location) -> dict:
     """Turn webargs' ``{location: {field: [msg]}}`` into DRF's ``{field: [msg]}``."""
     flat: dict = {}
-    locations = messages.values() if isinstance(messages, dict) else [messages]
+    locations = (
+        messages_by_location.values()
+        if isinstance(messages_by_location, dict)
+        else [messages_by_location]
+    )
     for per_location in locations:
         if isinstance(per_location, dict):
             for field, errors in per_location.items():
@@ -66,11 +71,22 @@ def field_error(field: str, message: str):
     flask_smorest.abort(400, messages={"json": {field: [message]}})
 
 
+def check_if_match(etag: str) -> None:
+    """Optional optimistic concurrency: a stale ``If-Match`` answers 412. Callers lock
+    the row and make the write conditional on its version, so of two writers holding
+    the same ETag exactly one wins."""
+    if "If-Match" not in request.headers:
+        return
+    if request.if_match.star_tag or request.if_match.contains(etag.strip('"')):
+        return
+    abort(412, messages.DETAILS[412])
+
+
 class Parser(FlaskParser):
     DEFAULT_VALIDATION_STATUS = 400
 
     def _handle_invalid_json_error(self, error, req, *args, **kwargs):
-        flask_smorest.abort(400, message=f"JSON parse error - {error}")
+        flask_smorest.abort(400, message=messages.JSON_PARSE_ERROR.format(error=error))
 
 
 class Api(flask_smorest.Api):
@@ -108,9 +124,9 @@ def _json_content(schema_name: str) -> dict:
 
 def _description(error: HTTPException) -> str:
     if error.code == 405:
-        return f'Method "{request.method}" not allowed.'
-    if error.code in DEFAULT_DETAILS and error.description == type(error).description:
-        return DEFAULT_DETAILS[error.code]
+        return messages.METHOD_NOT_ALLOWED.format(method=request.method)
+    if error.code in messages.DETAILS and error.description == type(error).description:
+        return messages.DETAILS[error.code]
     return error.description or http.HTTPStatus(error.code).phrase
 
 
@@ -131,3 +147,22 @@ class Blueprint(flask_smorest.Blueprint):
             return wrapped
 
         return decorator
+
+    def if_match(self):
+        """Document the optional ``If-Match`` header and its 412; the view enforces it
+        with :func:`check_if_match` once it holds the locked row."""
+
+        def decorator(view):
+            view = self.doc(parameters=[IF_MATCH])(view)
+            return self.alt_response(412, schema="Error", description="If-Match is stale")(view)
+
+        return decorator
+
+    def not_found(self, description: str):
+        """Document the 404 of a view that looks an object up."""
+        return self.alt_response(404, schema="Error", description=description)
+
+
+api = Api()
+"""The app's one Api, bound by :func:`taskapp.create_app` (the web layer's extension
+object; ``taskapp.extensions`` holds the rest and knows nothing of the web)."""

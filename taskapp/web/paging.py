@@ -6,9 +6,9 @@ from flask import abort, request
 from sqlalchemy import Select, func
 
 from taskapp.extensions import db
+from taskapp.web.messages import INVALID_PAGE
 
 MAX_PAGE_SIZE = 100
-INVALID_PAGE = "Invalid page."
 
 
 def paginate(

@@ -8,6 +8,8 @@ from flask_cors import CORS
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response
 
+from taskapp.web.messages import UNSUPPORTED_MEDIA_TYPE
+
 BODY_METHODS = {"POST", "PUT", "PATCH"}
 JSON_CSP = "default-src 'none'; frame-ancestors 'none'"
 
@@ -41,7 +43,7 @@ def _require_json_body() -> None:
     if not has_body and not request.mimetype:
         return
     if not request.is_json:
-        abort(415, f'Unsupported media type "{request.mimetype}" in request.')
+        abort(415, UNSUPPORTED_MEDIA_TYPE.format(mimetype=request.mimetype))
 
 
 def _security_headers(response: Response) -> Response:

@@ -4,8 +4,8 @@ from flask import Blueprint, current_app
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from taskapp.errors import rollback_quietly
 from taskapp.extensions import db
+from taskapp.web.errors import rollback_quietly
 
 blp = Blueprint("health", __name__)
 

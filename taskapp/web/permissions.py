@@ -1,7 +1,7 @@
 """Role checks that read the verified JWT's ``role`` claim.
 
 The claim can be trusted as current: changing a user's role bumps their token version,
-which makes every token minted before the change fail verification (see tokens.py).
+which makes every token minted before the change fail verification (auth/tokens.py).
 """
 
 from functools import wraps
@@ -9,7 +9,7 @@ from functools import wraps
 from flask import abort
 from flask_jwt_extended import get_jwt, verify_jwt_in_request
 
-PERMISSION_DENIED = "You do not have permission to perform this action."
+from taskapp.web.messages import PERMISSION_DENIED
 
 
 def current_role() -> str:
