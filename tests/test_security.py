@@ -1,4 +1,12 @@
-"""Tests named after the OWASP API Security Top 10 (2023) risks that apply to taskapp."""
+"""Tests named after the OWASP API Security Top 10 (2023) risks that apply to taskapp.
+
+Each behaviour is asserted in one place. Checks that belong to a feature live in its
+module and are not repeated here: another user's task answers 404
+(test_tasks_visibility), interns are refused the user admin (test_users), an INTERN
+cannot assign to others or set OVERDUE (test_tasks_crud), forged and wrong-type tokens,
+the login limit and password material in answers (test_auth), the body and page size
+caps, security headers and CORS off by default (test_http_conventions,
+test_tasks_listing). Here: what spans every route, and what no feature module covers."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -23,12 +31,6 @@ PROTECTED = [
     ("get", "/api/activity-logs/"),
     ("get", "/api/activity-logs/1/"),
 ]
-ADMIN_ONLY = [
-    ("get", "/api/users/"),
-    ("post", "/api/users/"),
-    ("get", "/api/users/{id}/"),
-    ("patch", "/api/users/{id}/"),
-]
 
 
 def bearer(token: str) -> dict:
@@ -46,13 +48,7 @@ class TestAPI1BrokenObjectLevelAuthorization:
 
     @pytest.mark.parametrize(
         ("method", "path"),
-        [
-            ("get", "/api/tasks/{task}/"),
-            ("patch", "/api/tasks/{task}/"),
-            ("put", "/api/tasks/{task}/"),
-            ("delete", "/api/tasks/{task}/"),
-            ("get", "/api/activity-logs/{entry}/"),
-        ],
+        [("get", "/api/activity-logs/{entry}/")],
     )
     def test_intern_gets_404_for_other_users_objects(
         self, client, intern, admin, foreign, method, path
@@ -91,10 +87,6 @@ class TestAPI2BrokenAuthentication:
             assert response.status_code == 401, (path, token)
             assert response.headers["WWW-Authenticate"].startswith("Bearer")
 
-    def test_access_token_is_not_a_refresh_token(self, client, intern):
-        response = client.post("/api/auth/refresh/", json={"refresh": intern.tokens["access"]})
-        assert response.status_code == 401
-
     def test_tampered_role_claim_is_refused(self, client, intern):
         header, _, signature = intern.tokens["access"].split(".")
         claims = pyjwt.decode(intern.tokens["access"], options={"verify_signature": False})
@@ -105,25 +97,6 @@ class TestAPI2BrokenAuthentication:
 
 
 class TestAPI3BrokenObjectPropertyLevelAuthorization:
-    def test_intern_cannot_set_role_or_activation(self, client, intern):
-        for change in ({"role": "ADMIN"}, {"is_active": True}):
-            response = client.patch(f"/api/users/{intern.id}/", json=change, headers=intern.headers)
-            assert response.status_code == 403
-
-    def test_intern_cannot_assign_to_others(self, client, intern, other_intern):
-        response = client.post(
-            "/api/tasks/",
-            json={"title": "x", "assigned_to": other_intern.id},
-            headers=intern.headers,
-        )
-        assert response.status_code == 403
-
-    def test_client_cannot_set_overdue(self, client, intern):
-        response = client.post(
-            "/api/tasks/", json={"title": "x", "status": "OVERDUE"}, headers=intern.headers
-        )
-        assert response.status_code == 400
-
     def test_read_only_properties_cannot_be_set(self, client, admin, intern, make_task):
         task = make_task(intern)
         body = {
@@ -140,30 +113,8 @@ class TestAPI3BrokenObjectPropertyLevelAuthorization:
         patched = client.patch(f"/api/tasks/{task['id']}/", json=body, headers=intern.headers)
         assert patched.get_json()["created_by"] == intern.id
 
-    def test_answers_never_carry_password_material(self, client, admin, intern):
-        for response in (
-            client.get("/api/users/", headers=admin.headers),
-            client.get("/api/auth/me/", headers=intern.headers),
-        ):
-            assert "password" not in response.get_data(as_text=True)
-
 
 class TestAPI4UnrestrictedResourceConsumption:
-    def test_page_size_is_capped(self, client, admin, make_task):
-        for n in range(101):
-            make_task(admin, title=f"t{n}")
-        body = client.get("/api/tasks/?page_size=1000000", headers=admin.headers).get_json()
-        assert len(body["results"]) == 100 and body["count"] == 101
-
-    def test_body_size_is_capped(self, client, admin):
-        response = client.post(
-            "/api/tasks/",
-            data=b"{" + b" " * (2 * 1024 * 1024) + b"}",
-            content_type="application/json",
-            headers=admin.headers,
-        )
-        assert response.status_code == 413
-
     @pytest.mark.parametrize(
         ("path", "body", "field"),
         [
@@ -177,27 +128,9 @@ class TestAPI4UnrestrictedResourceConsumption:
         response = client.post(path, json=body, headers=admin.headers)
         assert response.status_code == 400 and field in response.get_json()
 
-    def test_login_rate_limit(self, client, intern):
-        for _ in range(5):
-            client.post("/api/auth/login/", json={"username": "intern", "password": "bad"})
-        response = client.post("/api/auth/login/", json={"username": "intern", "password": "bad"})
-        assert response.status_code == 429 and "Retry-After" in response.headers
-
     def test_long_search_is_refused(self, client, admin):
         response = client.get("/api/tasks/?search=" + "a" * 201, headers=admin.headers)
         assert response.status_code == 400
-
-
-class TestAPI5BrokenFunctionLevelAuthorization:
-    @pytest.mark.parametrize(("method", "path"), ADMIN_ONLY)
-    def test_admin_only_routes_refuse_interns(self, client, intern, admin, method, path):
-        url = path.format(id=admin.id)
-        body = {"username": "new", "password": "long enough pw"} if method == "post" else {}
-        response = getattr(client, method)(url, json=body, headers=intern.headers)
-        assert response.status_code == 403
-        assert response.get_json() == {
-            "detail": "You do not have permission to perform this action."
-        }
 
 
 class TestAPI3MassAssignment:
@@ -230,23 +163,6 @@ class TestAPI3MassAssignment:
 
 
 class TestAPI8SecurityMisconfiguration:
-    def test_security_headers_and_no_banner(self, client, admin):
-        for response in (
-            client.get("/api/tasks/", headers=admin.headers),
-            client.get("/api/tasks/"),
-            client.get("/nope"),
-        ):
-            assert response.headers["X-Content-Type-Options"] == "nosniff"
-            assert response.headers["Content-Security-Policy"].startswith("default-src 'none'")
-            assert "Server" not in response.headers
-
-    def test_cors_is_off_by_default(self, client):
-        response = client.options(
-            "/api/tasks/",
-            headers={"Origin": "https://example.com", "Access-Control-Request-Method": "GET"},
-        )
-        assert "Access-Control-Allow-Origin" not in response.headers
-
     def test_cors_for_configured_origins_only(self, make_app):
         client = make_app(CORS_ORIGINS="https://app.example.com").test_client()
         allowed = client.get("/api/tasks/", headers={"Origin": "https://app.example.com"})
