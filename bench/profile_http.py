@@ -4,7 +4,7 @@ drives one scenario (same gunicorn configuration as the benchmark).
     python -m bench.profile_http [--scenario intern_list|admin_list|intern_detail|intern_post]
         [--seconds 15]
 
-Needs py-spy (bench/requirements-profile.txt) and ptrace rights (root in a container is
+Needs py-spy (bench/requirements.txt) and ptrace rights (root in a container is
 usually enough). Prints the functions with the largest inclusive share of the workers'
 samples, grouped by where the time belongs (taskapp, SQLAlchemy, psycopg, marshmallow,
 flask-smorest/webargs, flask-jwt-extended/PyJWT, werkzeug/flask, gunicorn) and writes the
@@ -114,21 +114,13 @@ def tree(collapsed_file, root: str = "Flask.wsgi_app", min_share: float = 0.015)
     return "\n".join(lines)
 
 
-def run(scenario: str, seconds: int, stage: int | None = None) -> dict:
-    """Profile ``scenario``; with ``stage``, the app with the experiments' patches applied
-    up to that stage (see bench/experiments.py) instead of ``wsgi:app``."""
-    from bench import experiments
-
+def run(scenario: str, seconds: int) -> dict:
+    """Profile ``scenario`` (the app as ``wsgi:app``, under wrk)."""
     users = bench_users()
-    if stage is not None and stage >= 5:
-        experiments.make_counter_table()
     ids_file = RESULTS_DIR / "intern_task_ids.txt"
     ids_file.write_text("\n".join(map(str, users["intern_task_ids"])) + "\n")
     try:
-        spec, env = "wsgi:app", app_env()
-        if stage is not None:
-            spec, env = "bench.experiments:app", app_env(BENCH_STAGE=str(stage))
-        with Gunicorn(spec, env, "profile") as server:
+        with Gunicorn("wsgi:app", app_env(), "profile") as server:
             server.wait_ready("/healthz")
             tokens = {
                 "admin": login(server.base, users["admin"]),
@@ -180,8 +172,6 @@ def run(scenario: str, seconds: int, stage: int | None = None) -> dict:
             load.join(timeout=seconds + 90)
     finally:
         cleanup_writes(users["max_task_id"])
-        if stage is not None and stage >= 5:
-            experiments.drop_counter_table()
     merged = RESULTS_DIR / f"pyspy-{scenario}.txt"
     with open(merged, "w") as out:
         for path in files:
@@ -197,9 +187,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--scenario", default="intern_list")
     parser.add_argument("--seconds", type=int, default=15)
-    parser.add_argument("--stage", type=int, help="profile bench/experiments.py's stage N")
     args = parser.parse_args()
-    analysis = run(args.scenario, args.seconds, args.stage)
+    analysis = run(args.scenario, args.seconds)
     print(json.dumps(analysis["load"]))
     print("self time by library:", json.dumps(analysis["self_by_library"]))
     print("inclusive:")
