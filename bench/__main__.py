@@ -8,6 +8,13 @@
 6. optionally (``--profile``) py-spy profiles of the HTTP scenarios.
 
 Prints every table and the targets, writes ``bench/results/latest.{json,md}``.
+
+``--smoke`` (``bench/smoke``) runs every stage briefly on a few thousand tasks in a database
+of its own, ``taskapp_bench_smoke``, and writes ``bench/results/smoke.{json,md}``: it keeps
+the benchmark working, and its figures mean nothing.
+
+The targets are printed, never asserted. The exit status is 1 when a stage crashed or
+measured something other than it should (an HTTP scenario answered errors or nothing).
 """
 
 import argparse
@@ -19,11 +26,14 @@ from datetime import UTC, date, datetime
 
 from bench import explain, http_bench, inprocess, seed, sweep_bench
 from bench.common import (
+    FULL_DATABASE,
     RESULTS_DIR,
+    SMOKE_DATABASE,
     ensure_database,
     exclusive_run,
     machine_info,
     table,
+    use_database,
 )
 
 TARGETS = {
@@ -44,7 +54,21 @@ FULL = {
     "sweep_target": 100_000,
     "sweep_repeat": 3,
     "sweep_memory": (10_000, 200_000),
+    "timed_requests": 50,
     "lock_patience": 900,
+}
+SMOKE = {
+    "users": 10,  # about 400 tasks each: the EXPLAIN shapes reach page 10 (181+ tasks)
+    "tasks": 4_000,
+    "duration": 2,
+    "warmup": 0,
+    "rounds": 1,
+    "patience": 0,
+    "sweep_target": 300,
+    "sweep_repeat": 1,
+    "sweep_memory": (),  # with the all-eligible run: two sizes, 300 and ~1,600 due
+    "timed_requests": 5,
+    "lock_patience": 180,
 }
 
 
@@ -57,6 +81,11 @@ class Run:
     results: dict = field(default_factory=dict)
     users: dict = field(default_factory=dict)  # http_bench.bench_users()
     md: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return "smoke" if self.args.smoke else "latest"
 
     def section(self, title: str, text: str, intro: str = "") -> None:
         print(text, flush=True)
@@ -65,17 +94,22 @@ class Run:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--users", type=int, help="users to seed (200)")
-    parser.add_argument("--tasks", type=int, help="tasks to seed (1000000)")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help=f"every stage briefly on a few thousand tasks, in {SMOKE_DATABASE} (< 1 min)",
+    )
+    parser.add_argument("--users", type=int, help="users to seed (200; smoke 10)")
+    parser.add_argument("--tasks", type=int, help="tasks to seed (1000000; smoke 4000)")
     parser.add_argument(
         "--skip-seed",
         action="store_true",
         help="reuse the data if it was seeded with the same sizes",
     )
-    parser.add_argument("--duration", type=float, help="seconds per HTTP scenario (12)")
+    parser.add_argument("--duration", type=float, help="seconds per HTTP scenario (12; smoke 2)")
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--rounds", type=int, help="rounds of HTTP scenarios, best kept (2)")
-    parser.add_argument("--sweep-repeat", type=int, help="sweep runs per method (3)")
+    parser.add_argument("--sweep-repeat", type=int, help="sweep runs per method (3; smoke 1)")
     parser.add_argument(
         "--sweep-million", action="store_true", help="also sweep with all 1M tasks due (~2 min)"
     )
@@ -86,8 +120,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def sizes_of(args: argparse.Namespace) -> dict:
-    """The defaults, overridden by the options given."""
-    sizes = dict(FULL)
+    """The mode's defaults, overridden by the options given."""
+    sizes = dict(SMOKE if args.smoke else FULL)
     given = {
         "users": args.users,
         "tasks": args.tasks,
@@ -118,7 +152,8 @@ def stage_database(run: Run) -> None:
         f"Python {m['python']}, kernel {m['kernel']}"
     )
     print("  machine:", machine_line, flush=True)
-    run.md += [f"# taskapp benchmark, {results['started']}", "", "Machine: " + machine_line, ""]
+    title = "taskapp benchmark smoke run" if run.args.smoke else "taskapp benchmark"
+    run.md += [f"# {title}, {results['started']}", "", "Machine: " + machine_line, ""]
     if "seed" in results:
         sd = results["seed"]
         run.md.append(
@@ -129,7 +164,7 @@ def stage_database(run: Run) -> None:
     run.users = http_bench.bench_users()
 
 
-def statement_counts(users: dict) -> list[dict]:
+def statement_counts(users: dict, timed: int) -> list[dict]:
     app = inprocess.make_app()
     from taskapp.extensions import db
 
@@ -138,7 +173,7 @@ def statement_counts(users: dict) -> list[dict]:
     client = inprocess.Client(app, users["admin"], users["intern"])
     task_id = users["intern_task_ids"][len(users["intern_task_ids"]) // 2]
     try:
-        rows = inprocess.count_statements(client, recorder, task_id)
+        rows = inprocess.count_statements(client, recorder, task_id, timed)
     finally:
         with app.app_context():
             db.session.remove()
@@ -171,7 +206,7 @@ def counts_report(rows: list[dict]) -> str:
 
 
 def stage_statements(run: Run) -> None:
-    run.results["statements"] = statement_counts(run.users)
+    run.results["statements"] = statement_counts(run.users, run.sizes["timed_requests"])
     run.section("SQL statements per request", counts_report(run.results["statements"]))
 
 
@@ -184,6 +219,7 @@ def stage_explain(run: Run) -> None:
 
 def stage_http(run: Run) -> None:
     sizes = run.sizes
+    http_bench.ensure_wrk()
     run.results["http"] = h = http_bench.run(
         sizes["duration"],
         run.args.connections,
@@ -199,6 +235,20 @@ def stage_http(run: Run) -> None:
         f"PENDING); ADMIN sees {h['page']['admin_count']} PENDING."
     )
     run.section("HTTP", http_bench.report(h), intro)
+    run.problems += http_problems(h)
+
+
+def http_problems(h: dict) -> list[str]:
+    """Scenarios that did not measure what they should: no request at all, or errors other
+    than wrk's timeouts (a timeout is slowness; a 4xx/5xx or a broken connection is not)."""
+    problems = []
+    for number, this_round in enumerate(h["rounds"], 1):
+        for key, r in this_round.items():
+            if r["requests"] == 0:
+                problems.append(f"HTTP round {number}, {key}: no request answered")
+            elif r["errors"] - r["timeouts"]:
+                problems.append(f"HTTP round {number}, {key}: {r['raw']}")
+    return problems
 
 
 def stage_sweep(run: Run) -> None:
@@ -322,35 +372,49 @@ def check_targets(results: dict) -> list[tuple[str, str, bool]]:
 
 
 def finish(run: Run, started: float) -> None:
-    """Targets and the result files."""
+    """Targets, problems and the result files."""
     checks = check_targets(run.results)
     text = table(
         [[name, value, "met" if ok else "MISSED"] for name, value, ok in checks],
         ["target", "measured", ""],
     )
     run.results["targets"] = [{"target": n, "measured": v, "met": ok} for n, v, ok in checks]
+    run.results["problems"] = run.problems
     run.results["elapsed_s"] = elapsed = time.perf_counter() - started
-    print("== targets", flush=True)
+    heading = "targets (printed, not asserted"
+    heading += "; a smoke run's figures mean nothing)" if run.args.smoke else ")"
+    print(f"== {heading}", flush=True)
     print(text)
     run.md += ["## Targets", "", text, "", f"Whole run: {elapsed:.0f} s"]
-    (RESULTS_DIR / "latest.json").write_text(json.dumps(run.results, indent=1, default=str))
-    (RESULTS_DIR / "latest.md").write_text("\n".join(run.md) + "\n")
-    print(f"\nwhole run {elapsed:.0f} s; results in bench/results/latest.md and latest.json")
+    (RESULTS_DIR / f"{run.name}.json").write_text(json.dumps(run.results, indent=1, default=str))
+    (RESULTS_DIR / f"{run.name}.md").write_text("\n".join(run.md) + "\n")
+    for problem in run.problems:
+        print(f"PROBLEM: {problem}", flush=True)
+    print(f"\nwhole run {elapsed:.0f} s; results in bench/results/{run.name}.md and .json")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     run = Run(args, sizes_of(args))
-    started = time.perf_counter()
+    use_database(SMOKE_DATABASE if args.smoke else FULL_DATABASE)
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    run.results["started"] = datetime.now(UTC).isoformat(timespec="seconds")
     stages = STAGES + ((("py-spy profiles", stage_profiles),) if args.profile else ())
     with exclusive_run(patience=run.sizes["lock_patience"]):
+        started = time.perf_counter()
+        run.results["started"] = datetime.now(UTC).isoformat(timespec="seconds")
         for title, stage in stages:
             print(f"== {title}", flush=True)
-            stage(run)
+            stage_started = time.perf_counter()
+            try:
+                stage(run)
+            except BaseException:
+                print(f"\nSTAGE CRASHED: {title}", file=sys.stderr, flush=True)
+                raise
+            seconds = time.perf_counter() - stage_started
+            run.results.setdefault("stage_s", {})[title] = seconds
+            print(f"   ({title}: {seconds:.1f} s)", flush=True)
         finish(run, started)
-    return 0
+    return 1 if run.problems else 0
 
 
 if __name__ == "__main__":

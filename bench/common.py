@@ -100,11 +100,14 @@ def exclusive_run(patience: float):
     key = zlib.crc32(f"taskapp-bench:{db_name()}".encode())
     with connect(ADMIN_DSN, autocommit=True) as conn:
         deadline = time.monotonic() + patience
-        while not conn.execute("SELECT pg_try_advisory_lock(%s)", [key]).fetchone()[0]:
+        locked = conn.execute("SELECT pg_try_advisory_lock(%s)", [key]).fetchone()[0]
+        if not locked:
+            print(f"  waiting for another benchmark run on {db_name()} to end", flush=True)
+        while not locked:
             if time.monotonic() > deadline:
                 raise SystemExit(f"another benchmark run on {db_name()} did not end in time")
-            print(f"  waiting for another benchmark run on {db_name()} to end", flush=True)
-            time.sleep(2)
+            time.sleep(1)
+            locked = conn.execute("SELECT pg_try_advisory_lock(%s)", [key]).fetchone()[0]
         try:
             yield
         finally:
