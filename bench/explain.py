@@ -97,7 +97,7 @@ def explain(conn, statement: str, parameters) -> dict:
 
 def _kind(statement: str) -> str:
     text = statement.lstrip().upper()
-    if text.startswith("SELECT COUNT("):
+    if text.startswith("SELECT COUNT(") or "FROM TASK_COUNTER" in text:
         return "count"
     if "REVOKED_TOKEN" in text:
         return "auth"
@@ -195,11 +195,12 @@ def _cell(row: dict | None) -> str:
     scans = []
     for scan in dict.fromkeys(row["scans"]):
         relation, _, rest = scan.partition(":")
-        if relation != "task":
+        if relation not in ("task", "task_counter"):
             continue
         kind, _, index = rest.partition("(")
-        index = index.rstrip(")").removeprefix("ix_task_")
-        scans.append(ABBREVIATIONS.get(kind, kind) + (f" {index}" if index else ""))
+        index = index.rstrip(")").removeprefix("ix_task_").replace("pk_task_counter", "pk")
+        prefix = "counter " if relation == "task_counter" else ""
+        scans.append(prefix + ABBREVIATIONS.get(kind, kind) + (f" {index}" if index else ""))
     return f"{row['ms']:.1f} ms {'+'.join(scans)}"
 
 
@@ -234,7 +235,7 @@ def compact_report(result: dict) -> str:
     legend = (
         "Access to the task table per statement (EXPLAIN ANALYZE execution time): IOS "
         "index-only scan, IS index scan, bitmap bitmap heap scan, SEQ sequential scan, par "
-        "parallel; index names without ix_task_."
+        "parallel; index names without ix_task_; counter: a count summed from task_counter."
     )
     return legend + "\n\n" + table(rows, headers)
 
