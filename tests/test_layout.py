@@ -160,3 +160,15 @@ def test_tests_share_helpers_through_a_module_not_conftest():
     for path in (ROOT / "tests").glob("*.py"):
         for imported, _names in imports_of(path):
             assert imported.split(".")[0] != "conftest", f"{path.name} imports conftest"
+
+
+@pytest.mark.parametrize("folder", ["bench", "reliability"])
+def test_tool_folders_have_no_long_functions(folder):
+    long = []
+    for path in (ROOT / folder).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                length = node.end_lineno - node.lineno + 1
+                if length > 60:
+                    long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({length})")
+    assert long == []
