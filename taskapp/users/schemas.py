@@ -1,7 +1,14 @@
 import marshmallow as ma
 
 from taskapp.models import Role
-from taskapp.web.schemas import BaseSchema, DateTime, OutputSchema, PageArgsSchema, Text, page_schema
+from taskapp.web.schemas import (
+    BaseSchema,
+    DateTime,
+    OutputSchema,
+    PageArgsSchema,
+    Text,
+    page_schema,
+)
 
 USERNAME = ma.validate.Regexp(
     r"^[\w.@+-]{1,150}$",

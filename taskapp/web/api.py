@@ -222,9 +222,7 @@ class Blueprint(flask_smorest.Blueprint):
                 if method != "parameters":
                     manual = operation.setdefault("manual_doc", {})
                     manual.setdefault("operationId", operation_id(endpoint, method))
-        return super().register_views_in_doc(
-            api, app, spec, name=name, parameters=parameters
-        )
+        return super().register_views_in_doc(api, app, spec, name=name, parameters=parameters)
 
     def auth_required(self, *roles: str):
         """Require a bearer access token (and one of ``roles``); document 401/403."""
