@@ -179,11 +179,10 @@ throttling handler), declared on every operation that documents the status."""
 
 
 def _complete_operation_doc(doc: dict, _doc_info, **_kwargs) -> dict:
-    """What holds for every operation, documented in one place: a JSON request body may
-    also come form-encoded (see Parser); 401 and 429 answers carry their headers."""
-    content = doc.get("requestBody", {}).get("content", {})
-    if "application/json" in content:
-        content.setdefault(FORM, dict(content["application/json"]))
+    """What holds for every operation, documented in one place: 401 and 429 answers
+    carry their headers. (Form-encoded bodies are accepted too, see Parser, but stated
+    once in the document's description rather than as a second content type per body:
+    with two content types of one schema, generated clients cannot tell which to send.)"""
     for status, response in doc.get("responses", {}).items():
         headers = ERROR_HEADERS.get(int(status)) if str(status).isdigit() else None
         if headers and isinstance(response, dict):
