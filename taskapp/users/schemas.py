@@ -3,6 +3,7 @@ import marshmallow as ma
 from taskapp.models import Role
 from taskapp.web.schemas import (
     BaseSchema,
+    Boolean,
     DateTime,
     OutputSchema,
     PageArgsSchema,
@@ -47,7 +48,7 @@ class UserCreateSchema(BaseSchema):
 class UserUpdateSchema(BaseSchema):
     email = ma.fields.Email(validate=ma.validate.Length(max=254), metadata=EMAIL_EXAMPLE)
     role = ma.fields.Enum(Role, metadata={"example": "ADMIN"})
-    is_active = ma.fields.Boolean(metadata={"example": False})
+    is_active = Boolean(metadata={"example": False})
     password = Text(load_only=True, validate=PASSWORD, metadata=PASSWORD_EXAMPLE)
 
 

@@ -122,7 +122,7 @@ def form_values(form, schema: ma.Schema) -> dict:
     """A form's text values as the JSON a client would have sent, read like DRF reads
     form data: the last value of a repeated key, a list for a list field, an empty value
     as null where the field allows null, and whole numbers as numbers (a form cannot
-    carry types; the field still validates the value)."""
+    carry types; the field still validates the value) and true/false words as booleans."""
     values = {}
     for key in form:
         field = schema.fields.get(key)
@@ -134,6 +134,8 @@ def form_values(form, schema: ma.Schema) -> dict:
             value = None
         elif isinstance(field, ma.fields.Integer) and re.fullmatch(r"-?[0-9]{1,12}", value):
             value = int(value)
+        elif isinstance(field, ma.fields.Boolean) and value in field.truthy | field.falsy:
+            value = value in field.truthy
         values[key] = value
     return values
 

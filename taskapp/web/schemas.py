@@ -188,6 +188,17 @@ class Ordering(ma.fields.Field):
         return keys
 
 
+class Boolean(ma.fields.Boolean):
+    """A body's boolean: JSON ``true`` or ``false`` only, as the spec's type says (0, 1
+    or "yes" are a 400). A form's text is turned into a boolean before it gets here
+    (see ``web.api.form_values``). Query strings keep marshmallow's lenient Boolean."""
+
+    def _deserialize(self, value, attr, data, **kwargs) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
 DRF_MESSAGES = {
     "required": "This field is required.",
     "null": "This field may not be null.",
