@@ -130,3 +130,14 @@ def test_token_errors_carry_simplejwt_codes(client, intern):
     malformed = client.get("/api/auth/me/", headers={"Authorization": "Token abc"})
     assert malformed.status_code == 401
     assert malformed.get_json()["code"] == "bad_authorization_header"
+
+
+def test_form_logins_count_toward_the_same_per_username_limit(client, intern, other_intern):
+    wrong = {"username": "intern", "password": "wrong"}
+    for n in range(5):
+        send = {"data": wrong} if n % 2 else {"json": wrong}
+        assert client.post("/api/auth/login/", **send).status_code == 401
+    assert client.post("/api/auth/login/", data=wrong).status_code == 429
+    assert client.post("/api/auth/login/", json=wrong).status_code == 429
+    other = {"username": "other", "password": PASSWORD}
+    assert client.post("/api/auth/login/", data=other).status_code == 200
