@@ -99,8 +99,11 @@ API_DESCRIPTION = (
 
 
 def _spec_kwargs() -> dict:
+    from taskapp.web.schemas import SpecPlugin
+
     bearer = {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
     return {
+        "marshmallow_plugin": SpecPlugin(),
         "info": {"description": API_DESCRIPTION},
         "components": {"securitySchemes": {"bearerAuth": bearer}},
     }

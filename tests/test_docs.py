@@ -6,9 +6,12 @@ import subprocess
 from pathlib import Path
 
 import jsonschema
+import marshmallow as ma
 import pytest
 from helpers import IN_CI, serve
 from openapi_spec_validator import validate
+
+from taskapp.web.schemas import AnswerConverter, BaseSchema
 
 
 def test_openapi_spec_lists_every_endpoint_with_bearer_auth(client):
@@ -261,3 +264,21 @@ def test_production_doc_agrees_with_the_proxy_policy():
     assert "does not apply `ProxyFix`" not in flat
     assert "no `ProxyFix`" not in flat
     assert "`TRUSTED_PROXY_COUNT` is set: then `ProxyFix`" in flat
+
+
+def test_a_new_answer_schema_inherits_the_required_rule():
+    """The rule lives in the spec machinery, not in each resource: any plain
+    marshmallow answer schema gets every field it dumps marked required."""
+
+    class Webhook(ma.Schema):
+        id = ma.fields.Integer()
+        url = ma.fields.String(allow_none=True)
+        secret = ma.fields.String(load_only=True)
+        note = ma.fields.String(metadata={"optional": True})
+
+    class WebhookWrite(BaseSchema):
+        url = ma.fields.String()
+
+    converter = AnswerConverter("3.0.3", lambda schema: None, None)
+    assert converter.schema2jsonschema(Webhook)["required"] == ["id", "url"]
+    assert "required" not in converter.schema2jsonschema(WebhookWrite)

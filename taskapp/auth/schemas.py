@@ -1,6 +1,6 @@
 import marshmallow as ma
 
-from taskapp.web.schemas import BaseSchema, OutputSchema, Text
+from taskapp.web.schemas import BaseSchema, Text
 
 TOKEN_EXAMPLE = {"example": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIyIn0.c2lnbmF0dXJl"}
 
@@ -20,6 +20,6 @@ class RefreshSchema(BaseSchema):
     refresh = Text(required=True, validate=ma.validate.Length(max=4096), metadata=TOKEN_EXAMPLE)
 
 
-class TokenPairSchema(OutputSchema):
+class TokenPairSchema(ma.Schema):
     access = ma.fields.String(metadata=TOKEN_EXAMPLE)
     refresh = ma.fields.String(metadata=TOKEN_EXAMPLE)

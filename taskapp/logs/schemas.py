@@ -7,13 +7,12 @@ from taskapp.web.schemas import (
     DateTimeBound,
     Id,
     Ordering,
-    OutputSchema,
     PageArgsSchema,
     page_schema,
 )
 
 
-class ActivityLogSchema(OutputSchema):
+class ActivityLogSchema(ma.Schema):
     id = ma.fields.Integer(metadata={"example": 318})
     task = ma.fields.Integer(
         attribute="task_id",

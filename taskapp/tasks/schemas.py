@@ -8,7 +8,6 @@ from taskapp.web.schemas import (
     DateTimeBound,
     Id,
     Ordering,
-    OutputSchema,
     PageArgsSchema,
     Text,
     page_schema,
@@ -30,7 +29,7 @@ def _example(value) -> dict:
     return {"example": value}
 
 
-class TaskSchema(OutputSchema):
+class TaskSchema(ma.Schema):
     id = ma.fields.Integer(metadata=_example(42))
     title = ma.fields.String(metadata=_example("Write the quarterly report"))
     description = ma.fields.String(metadata=_example("Figures for Q3, two pages at most."))
@@ -133,7 +132,7 @@ class TaskQueryArgsSchema(PageArgsSchema):
     ordering = Ordering(ORDERING_FIELDS, default="-created_at")
 
 
-class TaskStatsSchema(OutputSchema):
+class TaskStatsSchema(ma.Schema):
     total = ma.fields.Integer(metadata=_example(7))
     by_status = ma.fields.Dict(
         keys=ma.fields.String(),

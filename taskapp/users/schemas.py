@@ -5,7 +5,6 @@ from taskapp.web.schemas import (
     BaseSchema,
     Boolean,
     DateTime,
-    OutputSchema,
     PageArgsSchema,
     Text,
     page_schema,
@@ -22,7 +21,7 @@ EMAIL_EXAMPLE = {"example": "intern@example.com"}
 PASSWORD_EXAMPLE = {"example": "correct horse battery"}
 
 
-class UserSchema(OutputSchema):
+class UserSchema(ma.Schema):
     id = ma.fields.Integer(dump_only=True, metadata={"example": 2})
     username = ma.fields.String(metadata={"example": "intern"})
     email = ma.fields.String(metadata={**EMAIL_EXAMPLE, "description": "May be empty."})

@@ -53,6 +53,7 @@ class ErrorSchema(ma.Schema):
         metadata={
             "description": "Machine-readable reason, on token errors (as SimpleJWT's).",
             "example": "token_not_valid",
+            "optional": True,
         }
     )
 

@@ -8,6 +8,8 @@ from datetime import UTC, date, datetime, time, timedelta, timezone
 from enum import Enum
 
 import marshmallow as ma
+from apispec.ext.marshmallow import MarshmallowPlugin, OpenAPIConverter
+from apispec.ext.marshmallow.common import resolve_schema_instance
 
 from taskapp.web.api import MAX_ID
 
@@ -215,16 +217,6 @@ class BaseSchema(ma.Schema):
         field_obj.error_messages = {**field_obj.error_messages, **DRF_MESSAGES}
 
 
-class OutputSchema(ma.Schema):
-    """Base of every answer's schema. Every field it dumps is always present in the
-    answer (null where it allows null), so the spec marks each one required: generated
-    clients then type them as present. Resources inherit this rule by subclassing."""
-
-    def on_bind_field(self, field_name: str, field_obj: ma.fields.Field) -> None:
-        if not field_obj.load_only:
-            field_obj.required = True
-
-
 class PageArgsSchema(BaseSchema):
     """``page`` and ``page_size`` as DRF's PageNumberPagination takes them."""
 
@@ -240,7 +232,7 @@ class PageArgsSchema(BaseSchema):
     )
 
 
-class PageSchema(OutputSchema):
+class PageSchema(ma.Schema):
     """DRF's page envelope; subclasses set ``results``."""
 
     count = ma.fields.Integer(metadata={"description": "Matching items on all pages."})
@@ -256,3 +248,29 @@ class PageSchema(OutputSchema):
 
 def page_schema(item_schema: type[ma.Schema], name: str) -> type[ma.Schema]:
     return type(name, (PageSchema,), {"results": ma.fields.List(ma.fields.Nested(item_schema))})
+
+
+class AnswerConverter(OpenAPIConverter):
+    """The one rule for answers in the spec: a schema that is not a request's (every
+    body and query schema derives from BaseSchema) describes an answer, and an answer
+    carries each field it dumps, null where the field allows null. So each of its fields
+    is required, unless it is load-only or marked ``metadata={"optional": True}`` (a
+    field that only some answers carry). New resources inherit this without doing
+    anything; generated clients then type the fields as always present."""
+
+    def schema2jsonschema(self, schema):
+        jsonschema = super().schema2jsonschema(schema)
+        instance = resolve_schema_instance(schema)
+        if not isinstance(instance, BaseSchema):
+            required = [
+                field.data_key or name
+                for name, field in instance.fields.items()
+                if not field.load_only and not field.metadata.get("optional")
+            ]
+            if required:
+                jsonschema["required"] = required
+        return jsonschema
+
+
+class SpecPlugin(MarshmallowPlugin):
+    Converter = AnswerConverter
