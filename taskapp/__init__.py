@@ -89,9 +89,24 @@ def register_celery(app: Flask) -> None:
     celery_init_app(app)
 
 
+API_DESCRIPTION = (
+    "Task management for teams: JWT login, ADMIN and INTERN roles, tasks with filters, "
+    "ordering and pagination, and an activity log of every change. Request bodies are "
+    "JSON; each may also be sent form-encoded (application/x-www-form-urlencoded), as "
+    "Django REST Framework accepts, with the same validation. Timestamps are UTC with a "
+    "'Z'. The project's docs/api.md describes conventions, errors and decisions."
+)
+
+
 def _spec_kwargs() -> dict:
+    from taskapp.web.schemas import SpecPlugin
+
     bearer = {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
-    return {"components": {"securitySchemes": {"bearerAuth": bearer}}}
+    return {
+        "marshmallow_plugin": SpecPlugin(),
+        "info": {"description": API_DESCRIPTION},
+        "components": {"securitySchemes": {"bearerAuth": bearer}},
+    }
 
 
 def _migrations_dir() -> str:

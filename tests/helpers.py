@@ -2,10 +2,13 @@
 Fixtures live in conftest.py; test modules import these from here."""
 
 import os
+import threading
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import jwt as pyjwt
 import pytest
+from werkzeug.serving import make_server
 
 from taskapp.extensions import db
 from taskapp.models import Role
@@ -63,3 +66,18 @@ def create_user(app, username: str, role: Role = Role.INTERN, password: str = PA
         user = users.create_user(db.session, username, password, role, f"{username}@example.com")
         db.session.commit()
         return user.id
+
+
+@contextmanager
+def serve(app):
+    """Serve ``app`` over real HTTP on 127.0.0.1 and a free port (port 0) in a thread,
+    for clients that are not Flask's test client (a browser, a generated client).
+    Yields the base URL."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join()

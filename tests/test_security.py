@@ -183,8 +183,10 @@ class TestAPI9ImproperInventoryManagement:
         documented = {path.replace("{", "<").replace("}", ">") for path in spec["paths"]}
         for rule in app.url_map.iter_rules():
             path = str(rule.rule)
-            if path.startswith("/api/") and not path.startswith(
-                ("/api/docs", "/api/redoc", "/api/openapi")
+            if (
+                path.startswith("/api/")
+                and path != "/api/"  # the index of links to the docs and the endpoints
+                and not path.startswith(("/api/docs", "/api/redoc", "/api/openapi"))
             ):
                 normalized = path.replace(f"int(min=1, max={2**31 - 1}):", "")
                 assert normalized in documented, path

@@ -110,3 +110,22 @@ def test_admin_cannot_lock_themselves_out(client, admin):
 
 def test_role_values(admin):
     assert admin.role == Role.ADMIN
+
+
+@pytest.mark.parametrize("value", [0, 1, "true", "no", None])
+def test_is_active_in_a_json_body_is_a_json_boolean(client, admin, intern, value):
+    """The spec says boolean; schemathesis found 0 accepted as false (fuzz finding)."""
+    answer = client.patch(
+        f"/api/users/{intern.id}/", json={"is_active": value}, headers=admin.headers
+    )
+    assert answer.status_code == 400
+    assert list(answer.get_json()) == ["is_active"]
+    assert client.get("/api/auth/me/", headers=intern.headers).status_code == 200
+
+
+def test_is_active_in_a_form_body_takes_true_and_false_words(client, admin, intern):
+    url = f"/api/users/{intern.id}/"
+    answer = client.patch(url, data={"is_active": "false"}, headers=admin.headers)
+    assert answer.status_code == 200 and answer.get_json()["is_active"] is False
+    answer = client.patch(url, data={"is_active": "maybe"}, headers=admin.headers)
+    assert answer.status_code == 400

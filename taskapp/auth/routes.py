@@ -9,16 +9,16 @@ from taskapp.auth.schemas import LoginSchema, RefreshSchema, TokenPairSchema
 from taskapp.extensions import db, limiter
 from taskapp.users.schemas import UserSchema
 from taskapp.users.service import authenticate
-from taskapp.web.api import Blueprint
-from taskapp.web.messages import BAD_CREDENTIALS, INVALID_REFRESH
+from taskapp.web.api import FORM, Blueprint
+from taskapp.web.messages import BAD_CREDENTIALS
 
 blp = Blueprint("auth", __name__, url_prefix="/api/auth", description="JWT authentication")
 
 
 def _login_rate_key() -> str:
     """Failed logins are counted per username and client address."""
-    body = request.get_json(silent=True)
-    username = body.get("username") if isinstance(body, dict) else None
+    body = request.form if request.mimetype == FORM else request.get_json(silent=True)
+    username = body.get("username") if hasattr(body, "get") else None
     return f"login:{str(username or '').lower()}:{request.remote_addr}"
 
 
@@ -72,7 +72,7 @@ class Logout(MethodView):
         """Revoke the caller's access token and the given refresh token"""
         refresh_payload, owner = tokens.decode_refresh_token(body["refresh"])
         if owner.id != current_user.id:
-            abort(401, INVALID_REFRESH)
+            tokens.refresh_not_valid()
         tokens.revoke(get_jwt(), refresh_payload)
         db.session.commit()
 

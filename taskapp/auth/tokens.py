@@ -6,7 +6,8 @@ not revoked. All of that is one SQL query per request, against the database rath
 Redis, so revocation holds when Redis is down.
 """
 
-from flask import abort, g, request
+import flask_smorest
+from flask import g, request
 from flask_jwt_extended import JWTManager, create_access_token, create_refresh_token, decode_token
 from jwt import PyJWTError
 from sqlalchemy import exists, select
@@ -15,7 +16,14 @@ from taskapp import audit, revocations
 from taskapp.extensions import db
 from taskapp.models import RevokedToken, Source, User
 from taskapp.web.api import UNAUTHENTICATED_HEADERS
-from taskapp.web.messages import INVALID_REFRESH, INVALID_TOKEN, MALFORMED_HEADER, NO_CREDENTIALS
+from taskapp.web.messages import (
+    BAD_AUTHORIZATION_HEADER,
+    INVALID_REFRESH,
+    INVALID_TOKEN,
+    MALFORMED_HEADER,
+    NO_CREDENTIALS,
+    TOKEN_NOT_VALID,
+)
 
 
 def issue_tokens(user: User) -> dict[str, str]:
@@ -39,28 +47,34 @@ def load_token_user(payload: dict) -> User | None:
     return user
 
 
+def refresh_not_valid():
+    """401 for a refresh token that cannot be used, in SimpleJWT's words and code."""
+    flask_smorest.abort(401, message=INVALID_REFRESH, code=TOKEN_NOT_VALID)
+
+
 def decode_refresh_token(token: str) -> tuple[dict, User]:
     """Decode a refresh token from a request body; 401 unless it is valid and live."""
     try:
         payload = decode_token(token)
     except PyJWTError:
-        abort(401, INVALID_REFRESH)
+        refresh_not_valid()
     if payload.get("type") != "refresh":
-        abort(401, INVALID_REFRESH)
+        refresh_not_valid()
     user = load_token_user(payload)
     if user is None:
-        abort(401, INVALID_REFRESH)
+        refresh_not_valid()
     return payload, user
 
 
 def revoke(*payloads: dict) -> None:
     """Revoke the tokens; 401 if one was revoked already (a replayed refresh token)."""
     if not revocations.revoke(db.session, *payloads):
-        abort(401, INVALID_REFRESH)
+        refresh_not_valid()
 
 
-def _unauthorized(message: str):
-    return {"detail": message}, 401, UNAUTHENTICATED_HEADERS
+def _unauthorized(message: str, code: str | None = None):
+    body = {"detail": message} if code is None else {"detail": message, "code": code}
+    return body, 401, UNAUTHENTICATED_HEADERS
 
 
 def init_jwt(jwt: JWTManager) -> None:
@@ -79,11 +93,11 @@ def init_jwt(jwt: JWTManager) -> None:
     @jwt.unauthorized_loader
     def _missing(_reason: str):
         if request.headers.get("Authorization"):
-            return _unauthorized(MALFORMED_HEADER)
+            return _unauthorized(MALFORMED_HEADER, BAD_AUTHORIZATION_HEADER)
         return _unauthorized(NO_CREDENTIALS)
 
     def _invalid(*_details):
-        return _unauthorized(INVALID_TOKEN)
+        return _unauthorized(INVALID_TOKEN, TOKEN_NOT_VALID)
 
     for register in (
         jwt.invalid_token_loader,

@@ -3,6 +3,7 @@ import marshmallow as ma
 from taskapp.models import Action, Source
 from taskapp.web.schemas import (
     CommaSeparatedEnum,
+    DateTime,
     DateTimeBound,
     Id,
     Ordering,
@@ -12,27 +13,40 @@ from taskapp.web.schemas import (
 
 
 class ActivityLogSchema(ma.Schema):
-    id = ma.fields.Integer()
-    task = ma.fields.Integer(attribute="task_id")
-    task_title = ma.fields.String()
-    action = ma.fields.Enum(Action)
-    changes = ma.fields.Dict(keys=ma.fields.String())
-    actor = ma.fields.Integer(attribute="actor_id", allow_none=True)
-    actor_username = ma.fields.String(allow_none=True)
-    source = ma.fields.Enum(Source, by_value=True)
-    created_at = ma.fields.DateTime()
+    id = ma.fields.Integer(metadata={"example": 318})
+    task = ma.fields.Integer(
+        attribute="task_id",
+        metadata={"example": 42, "description": "The task's id (it may since be deleted)."},
+    )
+    task_title = ma.fields.String(metadata={"example": "Write the quarterly report"})
+    action = ma.fields.Enum(Action, metadata={"example": "STATUS_CHANGED"})
+    changes = ma.fields.Dict(
+        keys=ma.fields.String(),
+        metadata={
+            "description": 'Each changed field as {"from": old, "to": new}.',
+            "example": {"status": {"from": "PENDING", "to": "IN_PROGRESS"}},
+        },
+    )
+    actor = ma.fields.Integer(
+        attribute="actor_id",
+        allow_none=True,
+        metadata={"example": 2, "description": "Null for the system (the overdue job)."},
+    )
+    actor_username = ma.fields.String(allow_none=True, metadata={"example": "intern"})
+    source = ma.fields.Enum(Source, by_value=ma.fields.String, metadata={"example": "api"})
+    created_at = DateTime()
 
 
 class ActivityLogQueryArgsSchema(PageArgsSchema):
     class Meta:
         unknown = ma.EXCLUDE
 
-    task = Id()
+    task = Id(metadata={"description": "Entries about this task id."})
     action = CommaSeparatedEnum(Action)
-    actor = Id()
+    actor = Id(metadata={"description": "Entries written by this user id."})
     created_at__gte = DateTimeBound(upper=False)
     created_at__lte = DateTimeBound(upper=True)
-    ordering = Ordering(("created_at", "id"), load_default=[("created_at", True)])
+    ordering = Ordering(("created_at", "id"), default="-created_at")
 
 
 ActivityLogPageSchema = page_schema(ActivityLogSchema, "ActivityLogPageSchema")

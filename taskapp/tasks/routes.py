@@ -76,7 +76,7 @@ class TaskById(MethodView):
         return _with_etag(service.get_visible_task(db.session, current_user, task_id))
 
     @blp.auth_required()
-    @blp.arguments(TaskPatchSchema(partial=True))
+    @blp.arguments(TaskPatchSchema(partial=True), required=False)
     @blp.if_match()
     @blp.response(200, TaskSchema, headers=ETAG_HEADER)
     @blp.not_found(NOT_VISIBLE)

@@ -4,6 +4,7 @@ from taskapp.models import Priority, Status
 from taskapp.web.schemas import (
     BaseSchema,
     CommaSeparatedEnum,
+    DateTime,
     DateTimeBound,
     Id,
     Ordering,
@@ -24,19 +25,25 @@ READ_ONLY_FIELDS = (
 )
 
 
+def _example(value) -> dict:
+    return {"example": value}
+
+
 class TaskSchema(ma.Schema):
-    id = ma.fields.Integer()
-    title = ma.fields.String()
-    description = ma.fields.String()
-    status = ma.fields.Enum(Status)
-    priority = ma.fields.Enum(Priority)
-    due_date = ma.fields.Date(allow_none=True)
-    assigned_to = ma.fields.Integer(attribute="assigned_to_id")
-    assigned_to_username = ma.fields.String()
-    created_by = ma.fields.Integer(attribute="created_by_id")
-    created_at = ma.fields.DateTime()
-    updated_at = ma.fields.DateTime()
-    completed_at = ma.fields.DateTime(allow_none=True)
+    id = ma.fields.Integer(metadata=_example(42))
+    title = ma.fields.String(metadata=_example("Write the quarterly report"))
+    description = ma.fields.String(metadata=_example("Figures for Q3, two pages at most."))
+    status = ma.fields.Enum(Status, metadata=_example("IN_PROGRESS"))
+    priority = ma.fields.Enum(Priority, metadata=_example("HIGH"))
+    due_date = ma.fields.Date(allow_none=True, metadata=_example("2026-12-01"))
+    assigned_to = ma.fields.Integer(attribute="assigned_to_id", metadata=_example(2))
+    assigned_to_username = ma.fields.String(metadata=_example("intern"))
+    created_by = ma.fields.Integer(attribute="created_by_id", metadata=_example(1))
+    created_at = DateTime()
+    updated_at = DateTime()
+    completed_at = DateTime(
+        allow_none=True, metadata={"description": "Set when the task becomes COMPLETED."}
+    )
 
 
 class TaskWriteSchema(BaseSchema):
@@ -46,21 +53,33 @@ class TaskWriteSchema(BaseSchema):
     title = Text(
         required=True,
         validate=ma.validate.Length(min=1, max=200),
-        metadata={"pattern": "^[^\\x00]*[^\\s\\x00][^\\x00]*$"},
+        metadata={
+            "pattern": "^[^\\x00]*[^\\s\\x00][^\\x00]*$",
+            "example": "Write the quarterly report",
+        },
     )
-    description = Text(validate=ma.validate.Length(max=10_000))
+    description = Text(
+        validate=ma.validate.Length(max=10_000),
+        metadata=_example("Figures for Q3, two pages at most."),
+    )
     status = ma.fields.String(
         validate=ma.validate.OneOf(
             [status.value for status in CLIENT_STATUSES],
             error="Must be one of: {choices} (OVERDUE is set only by the overdue job).",
-        )
+        ),
+        metadata={"description": "New tasks are PENDING unless given.", "example": "PENDING"},
     )
-    priority = ma.fields.Enum(Priority)
-    due_date = ma.fields.Date(allow_none=True)
+    priority = ma.fields.Enum(Priority, metadata=_example("HIGH"))
+    due_date = ma.fields.Date(allow_none=True, metadata=_example("2026-12-01"))
     assigned_to = Id(
         strict=True,
         attribute="assigned_to_id",
-        metadata={"description": "An active user's id (ADMIN); an INTERN only their own."},
+        metadata={
+            "description": (
+                "An active user's id (ADMIN); an INTERN only their own. Defaults to the caller."
+            ),
+            "example": 2,
+        },
     )
 
     @ma.pre_load
@@ -85,29 +104,46 @@ class TaskPatchSchema(TaskWriteSchema):
     """Body of PATCH: any subset of the writable fields (used with ``partial=True``)."""
 
 
+def _due_date(description: str) -> ma.fields.Date:
+    return ma.fields.Date(metadata={"description": description, "example": "2026-12-01"})
+
+
 class TaskQueryArgsSchema(PageArgsSchema):
     class Meta:
         unknown = ma.EXCLUDE
 
     status = CommaSeparatedEnum(Status)
     priority = CommaSeparatedEnum(Priority)
-    due_date = ma.fields.Date()
-    due_date__gte = ma.fields.Date()
-    due_date__lte = ma.fields.Date()
-    due_date__gt = ma.fields.Date()
-    due_date__lt = ma.fields.Date()
-    due_date__isnull = ma.fields.Boolean()
+    due_date = _due_date("Due on this day.")
+    due_date__gte = _due_date("Due on or after this day.")
+    due_date__lte = _due_date("Due on or before this day.")
+    due_date__gt = _due_date("Due after this day.")
+    due_date__lt = _due_date("Due before this day.")
+    due_date__isnull = ma.fields.Boolean(
+        metadata={"description": "true: only tasks without a due date; false: only with one."}
+    )
     created_at__gte = DateTimeBound(upper=False)
     created_at__lte = DateTimeBound(upper=True)
-    assigned_to = Id()
-    search = Text(validate=ma.validate.Length(max=200))
-    ordering = Ordering(ORDERING_FIELDS, load_default=[("created_at", True)])
+    assigned_to = Id(metadata={"description": "Assigned to this user id."})
+    search = Text(
+        validate=ma.validate.Length(max=200),
+        metadata={"description": "Case-insensitive text in the title or the description."},
+    )
+    ordering = Ordering(ORDERING_FIELDS, default="-created_at")
 
 
 class TaskStatsSchema(ma.Schema):
-    total = ma.fields.Integer()
-    by_status = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Integer())
-    by_priority = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Integer())
+    total = ma.fields.Integer(metadata=_example(7))
+    by_status = ma.fields.Dict(
+        keys=ma.fields.String(),
+        values=ma.fields.Integer(),
+        metadata=_example({"PENDING": 3, "IN_PROGRESS": 2, "COMPLETED": 1, "OVERDUE": 1}),
+    )
+    by_priority = ma.fields.Dict(
+        keys=ma.fields.String(),
+        values=ma.fields.Integer(),
+        metadata=_example({"LOW": 1, "MEDIUM": 4, "HIGH": 2}),
+    )
 
 
 TaskPageSchema = page_schema(TaskSchema, "TaskPageSchema")

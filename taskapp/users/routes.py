@@ -60,7 +60,7 @@ class UserById(MethodView):
         return _get_user(user_id)
 
     @blp.auth_required(ADMIN)
-    @blp.arguments(UserUpdateSchema)
+    @blp.arguments(UserUpdateSchema, required=False)
     @blp.response(200, UserSchema)
     @blp.not_found("No such user")
     @blp.alt_response(403, schema="Error", description="Not an ADMIN, or locking yourself out")

@@ -1,7 +1,14 @@
 import marshmallow as ma
 
 from taskapp.models import Role
-from taskapp.web.schemas import BaseSchema, PageArgsSchema, Text, page_schema
+from taskapp.web.schemas import (
+    BaseSchema,
+    Boolean,
+    DateTime,
+    PageArgsSchema,
+    Text,
+    page_schema,
+)
 
 USERNAME = ma.validate.Regexp(
     r"^[\w.@+-]{1,150}$",
@@ -10,35 +17,49 @@ USERNAME = ma.validate.Regexp(
 PASSWORD = ma.validate.Length(min=8, max=1024)
 
 
+EMAIL_EXAMPLE = {"example": "intern@example.com"}
+PASSWORD_EXAMPLE = {"example": "correct horse battery"}
+
+
 class UserSchema(ma.Schema):
-    id = ma.fields.Integer(dump_only=True)
-    username = ma.fields.String()
-    email = ma.fields.String()
-    role = ma.fields.Enum(Role)
-    is_active = ma.fields.Boolean()
-    date_joined = ma.fields.DateTime(dump_only=True)
+    id = ma.fields.Integer(dump_only=True, metadata={"example": 2})
+    username = ma.fields.String(metadata={"example": "intern"})
+    email = ma.fields.String(metadata={**EMAIL_EXAMPLE, "description": "May be empty."})
+    role = ma.fields.Enum(Role, metadata={"example": "INTERN"})
+    is_active = ma.fields.Boolean(metadata={"example": True})
+    date_joined = DateTime(dump_only=True)
 
 
 class UserCreateSchema(BaseSchema):
     username = ma.fields.String(
-        required=True, validate=USERNAME, metadata={"pattern": USERNAME.regex.pattern}
+        required=True,
+        validate=USERNAME,
+        metadata={"pattern": USERNAME.regex.pattern, "example": "carol"},
     )
-    password = Text(required=True, load_only=True, validate=PASSWORD)
-    email = ma.fields.Email(load_default="", validate=ma.validate.Length(max=254))
-    role = ma.fields.Enum(Role, load_default=Role.INTERN)
+    password = Text(required=True, load_only=True, validate=PASSWORD, metadata=PASSWORD_EXAMPLE)
+    email = ma.fields.Email(
+        validate=ma.validate.Length(max=254),
+        metadata={"example": "carol@example.com", "description": "Optional; empty if left out."},
+    )
+    role = ma.fields.Enum(Role, load_default=Role.INTERN, metadata={"example": "INTERN"})
 
 
 class UserUpdateSchema(BaseSchema):
-    email = ma.fields.Email(validate=ma.validate.Length(max=254))
-    role = ma.fields.Enum(Role)
-    is_active = ma.fields.Boolean()
-    password = Text(load_only=True, validate=PASSWORD)
+    email = ma.fields.Email(validate=ma.validate.Length(max=254), metadata=EMAIL_EXAMPLE)
+    role = ma.fields.Enum(Role, metadata={"example": "ADMIN"})
+    is_active = Boolean(metadata={"example": False})
+    password = Text(load_only=True, validate=PASSWORD, metadata=PASSWORD_EXAMPLE)
 
 
 class UserQueryArgsSchema(PageArgsSchema):
-    role = ma.fields.Enum(Role)
-    is_active = ma.fields.Boolean()
-    search = Text(validate=ma.validate.Length(max=200))
+    role = ma.fields.Enum(Role, metadata={"description": "Only users with this role."})
+    is_active = ma.fields.Boolean(
+        metadata={"description": "true: active users only; false: deactivated ones only."}
+    )
+    search = Text(
+        validate=ma.validate.Length(max=200),
+        metadata={"description": "Case-insensitive text in the username or the e-mail."},
+    )
 
 
 UserPageSchema = page_schema(UserSchema, "UserPageSchema")

@@ -2,6 +2,7 @@
 and helpers that both enforce and document a rule (authentication, If-Match)."""
 
 import http
+import re
 
 import flask_smorest
 import marshmallow as ma
@@ -18,6 +19,20 @@ ID_IN_PATH = f"int(min=1, max={MAX_ID})"
 """Converter for ids in URLs: out-of-range ids are 404 before they reach the database
 (PostgreSQL's integer is 32-bit; SQLite cannot bind integers above 64 bits)."""
 UNAUTHENTICATED_HEADERS = {"WWW-Authenticate": 'Bearer realm="api"'}
+FORM = "application/x-www-form-urlencoded"
+"""Accepted wherever a JSON body is, as DRF's default parsers accept it."""
+WWW_AUTHENTICATE_HEADER = {
+    "WWW-Authenticate": {
+        "description": "The scheme to authenticate with",
+        "schema": {"type": "string", "example": UNAUTHENTICATED_HEADERS["WWW-Authenticate"]},
+    }
+}
+RETRY_AFTER_HEADER = {
+    "Retry-After": {
+        "description": "Seconds to wait before trying again",
+        "schema": {"type": "integer", "example": 60},
+    }
+}
 ETAG_HEADER = {
     "ETag": {"description": "Version of the task, for If-Match", "schema": {"type": "string"}}
 }
@@ -34,6 +49,13 @@ class ErrorSchema(ma.Schema):
     """Every error that is not a validation error: ``{"detail": "..."}``."""
 
     detail = ma.fields.String(required=True)
+    code = ma.fields.String(
+        metadata={
+            "description": "Machine-readable reason, on token errors (as SimpleJWT's).",
+            "example": "token_not_valid",
+            "optional": True,
+        }
+    )
 
 
 BAD_REQUEST_COMPONENT = {
@@ -83,14 +105,48 @@ def check_if_match(etag: str) -> None:
 
 
 class Parser(FlaskParser):
+    """Bodies are JSON or, as DRF accepts them, form-encoded: a form body is read into
+    the same schema (see :func:`form_values`), so it gets the same validation."""
+
     DEFAULT_VALIDATION_STATUS = 400
+
+    def load_json(self, req, schema):
+        if req.mimetype == FORM:
+            return form_values(req.form, schema)
+        return super().load_json(req, schema)
 
     def _handle_invalid_json_error(self, error, req, *args, **kwargs):
         flask_smorest.abort(400, message=messages.JSON_PARSE_ERROR.format(error=error))
 
 
+def form_values(form, schema: ma.Schema) -> dict:
+    """A form's text values as the JSON a client would have sent, read like DRF reads
+    form data: the last value of a repeated key, a list for a list field, an empty value
+    as null where the field allows null, and whole numbers as numbers (a form cannot
+    carry types; the field still validates the value) and true/false words as booleans."""
+    values = {}
+    for key in form:
+        field = schema.fields.get(key)
+        if isinstance(field, ma.fields.List):
+            values[key] = form.getlist(key)
+            continue
+        value = form.getlist(key)[-1]
+        if field is not None and value == "" and field.allow_none:
+            value = None
+        elif isinstance(field, ma.fields.Integer) and re.fullmatch(r"-?[0-9]{1,12}", value):
+            value = int(value)
+        elif isinstance(field, ma.fields.Boolean) and value in field.truthy | field.falsy:
+            value = value in field.truthy
+        values[key] = value
+    return values
+
+
 class Api(flask_smorest.Api):
     ERROR_SCHEMA = ErrorSchema
+
+    def _register_pagination_header(self):
+        """taskapp pages in the body (DRF's envelope), never in a header: no
+        PaginationMetadata component."""
 
     def handle_http_exception(self, error: HTTPException):
         data = getattr(error, "data", None) or {}
@@ -100,8 +156,10 @@ class Api(flask_smorest.Api):
             headers.update(UNAUTHENTICATED_HEADERS)
         if "messages" in data:
             return flatten_messages(data["messages"]), error.code, headers
-        detail = data.get("message") or _description(error)
-        return {"detail": detail}, error.code, headers
+        body = {"detail": data.get("message") or _description(error)}
+        if "code" in data:
+            body["code"] = data["code"]
+        return body, error.code, headers
 
     def _register_responses(self):
         """Document every error answer with the contract's shapes."""
@@ -118,6 +176,23 @@ class Api(flask_smorest.Api):
         self.spec.components.response("DEFAULT_ERROR", default, lazy=True)
 
 
+ERROR_HEADERS = {401: WWW_AUTHENTICATE_HEADER, 429: RETRY_AFTER_HEADER}
+"""Headers every answer with that status carries (see Api.handle_http_exception and the
+throttling handler), declared on every operation that documents the status."""
+
+
+def _complete_operation_doc(doc: dict, _doc_info, **_kwargs) -> dict:
+    """What holds for every operation, documented in one place: 401 and 429 answers
+    carry their headers. (Form-encoded bodies are accepted too, see Parser, but stated
+    once in the document's description rather than as a second content type per body:
+    with two content types of one schema, generated clients cannot tell which to send.)"""
+    for status, response in doc.get("responses", {}).items():
+        headers = ERROR_HEADERS.get(int(status)) if str(status).isdigit() else None
+        if headers and isinstance(response, dict):
+            response.setdefault("headers", {}).update(headers)
+    return doc
+
+
 def _json_content(schema_name: str) -> dict:
     return {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema_name}"}}}
 
@@ -130,8 +205,26 @@ def _description(error: HTTPException) -> str:
     return error.description or http.HTTPStatus(error.code).phrase
 
 
+def operation_id(endpoint: str, method: str) -> str:
+    """``TaskById`` + ``patch`` -> ``patch_task_by_id``: every operation's id, by one rule
+    from its view's name (apispec refuses a duplicate)."""
+    return f"{method}_{re.sub(r'(?<!^)(?=[A-Z])', '_', endpoint).lower()}"
+
+
 class Blueprint(flask_smorest.Blueprint):
     ARGUMENTS_PARSER = Parser()
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._prepare_doc_cbks.append(_complete_operation_doc)
+
+    def register_views_in_doc(self, api, app, spec, *, name, parameters):
+        for endpoint, doc_info in self._docs.items():
+            for method, operation in doc_info.items():
+                if method != "parameters":
+                    manual = operation.setdefault("manual_doc", {})
+                    manual.setdefault("operationId", operation_id(endpoint, method))
+        return super().register_views_in_doc(api, app, spec, name=name, parameters=parameters)
 
     def auth_required(self, *roles: str):
         """Require a bearer access token (and one of ``roles``); document 401/403."""

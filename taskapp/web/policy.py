@@ -1,5 +1,5 @@
-"""Request and response hygiene applied to every route: JSON-only bodies, security
-headers, no server banner, CORS only for configured origins, and X-Forwarded-* honoured
+"""Request and response hygiene applied to every route: JSON or form-encoded bodies,
+security headers, no server banner, CORS only for configured origins, and X-Forwarded-* honoured
 only from as many proxies as TRUSTED_PROXY_COUNT says (else a client could spoof its
 address past the login limit)."""
 
@@ -8,6 +8,7 @@ from flask_cors import CORS
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response
 
+from taskapp.web.api import FORM
 from taskapp.web.messages import UNSUPPORTED_MEDIA_TYPE
 
 BODY_METHODS = {"POST", "PUT", "PATCH"}
@@ -34,7 +35,9 @@ def register(app: Flask) -> None:
 
 
 def _require_json_body() -> None:
-    """415 for a body that is not JSON; a request without a body is left to validation."""
+    """415 for a body that is neither JSON nor form-encoded (the two DRF parses by
+    default; the body's schema validates either); a request without a body is left to
+    validation."""
     if request.method not in BODY_METHODS:
         return
     has_body = bool(request.content_length) or "chunked" in request.headers.get(
@@ -42,7 +45,7 @@ def _require_json_body() -> None:
     )
     if not has_body and not request.mimetype:
         return
-    if not request.is_json:
+    if not request.is_json and request.mimetype != FORM:
         abort(415, UNSUPPORTED_MEDIA_TYPE.format(mimetype=request.mimetype))
 
 

@@ -1,12 +1,15 @@
-"""Marshmallow pieces shared by every resource's schemas: safe text, ids, the
-query-argument fields of the listings (each documents itself truthfully in the OpenAPI
-spec), the base schema of request bodies and the page envelope."""
+"""Marshmallow pieces shared by every resource's schemas: safe text, ids, timestamps,
+the query-argument fields of the listings (each documents itself truthfully in the
+OpenAPI spec: a default or example is always a value the API accepts), the base schema
+of request bodies, the base schema of answers and the page envelope."""
 
 import re
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from enum import Enum
 
 import marshmallow as ma
+from apispec.ext.marshmallow import MarshmallowPlugin, OpenAPIConverter
+from apispec.ext.marshmallow.common import resolve_schema_instance
 
 from taskapp.web.api import MAX_ID
 
@@ -104,6 +107,21 @@ def parse_datetime(value: str) -> datetime:
         return (datetime.min if moment.year == 1 else datetime.max).replace(tzinfo=UTC)
 
 
+class DateTime(ma.fields.DateTime):
+    """A timestamp in an answer, in UTC with a ``Z`` as DRF writes it
+    (``2026-03-01T09:30:00.123456Z``). Every answer's timestamps use this field."""
+
+    def __init__(self, **kwargs):
+        metadata = {"example": "2026-03-01T09:30:00.123456Z", **kwargs.pop("metadata", {})}
+        super().__init__(metadata=metadata, **kwargs)
+
+    def _serialize(self, value, attr, obj, **kwargs) -> str | None:
+        if value is None:
+            return None
+        moment = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return moment.isoformat().replace("+00:00", "Z")
+
+
 class DateTimeBound(ma.fields.Field):
     """A date or an ISO 8601 datetime. A bare date is that day's first instant in UTC
     (lower bounds) or its last (upper bounds); a naive datetime is taken as UTC."""
@@ -132,19 +150,30 @@ class DateTimeBound(ma.fields.Field):
 
 
 class Ordering(ma.fields.Field):
-    """``ordering=-priority,due_date`` -> ``[("priority", True), ("due_date", False)]``."""
+    """``ordering=-priority,due_date`` -> ``[("priority", True), ("due_date", False)]``.
 
-    def __init__(self, allowed: tuple[str, ...], **kwargs):
+    ``default`` is written as a client would send it (``"-created_at"``): the spec shows
+    that text, and the view receives it parsed like any other value."""
+
+    def __init__(self, allowed: tuple[str, ...], *, default: str, **kwargs):
         self.allowed = allowed
         one = "-?(" + "|".join(allowed) + ")"
         metadata = {
             "type": "string",
             "pattern": f"^{one}(,{one})*$",
             "description": (
-                f"Comma-separated fields from {', '.join(allowed)}; prefix '-' for descending."
+                f"Comma-separated fields from {', '.join(allowed)}; prefix '-' for "
+                f"descending. Ties break by id."
             ),
+            "example": default,
         }
         super().__init__(metadata=metadata, **kwargs)
+        self.load_default = self._deserialize(default, None, None)
+
+    def _serialize(self, value, attr, obj, **kwargs) -> str | None:
+        if value is None:
+            return None
+        return ",".join(("-" if descending else "") + name for name, descending in value)
 
     def _deserialize(self, value, attr, data, **kwargs) -> list[tuple[str, bool]]:
         if not isinstance(value, str):
@@ -159,6 +188,17 @@ class Ordering(ma.fields.Field):
                 raise ma.ValidationError(f"Unknown ordering field {name!r}; use: {allowed}.")
             keys.append((name, descending))
         return keys
+
+
+class Boolean(ma.fields.Boolean):
+    """A body's boolean: JSON ``true`` or ``false`` only, as the spec's type says (0, 1
+    or "yes" are a 400). A form's text is turned into a boolean before it gets here
+    (see ``web.api.form_values``). Query strings keep marshmallow's lenient Boolean."""
+
+    def _deserialize(self, value, attr, data, **kwargs) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
 
 
 DRF_MESSAGES = {
@@ -181,7 +221,9 @@ class PageArgsSchema(BaseSchema):
     """``page`` and ``page_size`` as DRF's PageNumberPagination takes them."""
 
     page = ma.fields.Integer(
-        load_default=1, validate=ma.validate.Range(min=1), metadata={"description": "From 1."}
+        load_default=1,
+        validate=ma.validate.Range(min=1),
+        metadata={"description": "Page number, from 1; past the last page answers 404."},
     )
     page_size = ma.fields.Integer(
         load_default=20,
@@ -193,10 +235,42 @@ class PageArgsSchema(BaseSchema):
 class PageSchema(ma.Schema):
     """DRF's page envelope; subclasses set ``results``."""
 
-    count = ma.fields.Integer(required=True)
-    next = ma.fields.String(required=True, allow_none=True)
-    previous = ma.fields.String(required=True, allow_none=True)
+    count = ma.fields.Integer(metadata={"description": "Matching items on all pages."})
+    next = ma.fields.String(
+        allow_none=True,
+        metadata={"description": "URL of the next page; null on the last page."},
+    )
+    previous = ma.fields.String(
+        allow_none=True,
+        metadata={"description": "URL of the previous page; null on the first page."},
+    )
 
 
 def page_schema(item_schema: type[ma.Schema], name: str) -> type[ma.Schema]:
     return type(name, (PageSchema,), {"results": ma.fields.List(ma.fields.Nested(item_schema))})
+
+
+class AnswerConverter(OpenAPIConverter):
+    """The one rule for answers in the spec: a schema that is not a request's (every
+    body and query schema derives from BaseSchema) describes an answer, and an answer
+    carries each field it dumps, null where the field allows null. So each of its fields
+    is required, unless it is load-only or marked ``metadata={"optional": True}`` (a
+    field that only some answers carry). New resources inherit this without doing
+    anything; generated clients then type the fields as always present."""
+
+    def schema2jsonschema(self, schema):
+        jsonschema = super().schema2jsonschema(schema)
+        instance = resolve_schema_instance(schema)
+        if not isinstance(instance, BaseSchema):
+            required = [
+                field.data_key or name
+                for name, field in instance.fields.items()
+                if not field.load_only and not field.metadata.get("optional")
+            ]
+            if required:
+                jsonschema["required"] = required
+        return jsonschema
+
+
+class SpecPlugin(MarshmallowPlugin):
+    Converter = AnswerConverter
