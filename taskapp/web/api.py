@@ -5,12 +5,14 @@ import http
 
 import flask_smorest
 import marshmallow as ma
-from flask import abort, request
+from flask import abort, current_app, request
+from flask_jwt_extended import get_jwt
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException
 
-from taskapp.web import messages
-from taskapp.web.permissions import roles_required
+from taskapp.extensions import limiter
+from taskapp.web import idempotency, messages
+from taskapp.web.permissions import is_personal_token, roles_required
 
 NON_FIELD_ERRORS = "non_field_errors"
 MAX_ID = 2**31 - 1
@@ -130,21 +132,75 @@ def _description(error: HTTPException) -> str:
     return error.description or http.HTTPStatus(error.code).phrase
 
 
+def _personal_token_rate_key() -> str:
+    return f"personal-token:{get_jwt()['pat']}"
+
+
+personal_token_rate_limit = limiter.shared_limit(
+    lambda: current_app.config["PAT_RATE_LIMIT"],
+    scope="personal-token",
+    key_func=_personal_token_rate_key,
+    exempt_when=lambda: not is_personal_token(),
+)
+"""One bucket per personal access token across every endpoint (``PAT_RATE_LIMIT``);
+JWT sessions are not counted by it."""
+
+
+def _scope_note(scope: str | None, personal_tokens: bool) -> str:
+    if not personal_tokens:
+        return "Personal access tokens cannot call this (403): log in for a JWT."
+    if scope is None:
+        return "Any valid JWT or personal access token, whatever its scopes."
+    return f"Personal access tokens need the scope `{scope}`."
+
+
 class Blueprint(flask_smorest.Blueprint):
     ARGUMENTS_PARSER = Parser()
 
-    def auth_required(self, *roles: str):
-        """Require a bearer access token (and one of ``roles``); document 401/403."""
+    def auth_required(self, *roles: str, scope: str | None = None, personal_tokens: bool = True):
+        """Require a bearer token (a JWT, or a personal access token holding ``scope``;
+        ``personal_tokens=False`` refuses those), and one of ``roles`` if given. Enforces
+        it, rate-limits personal tokens, and documents it: the security requirement,
+        ``x-required-scope``, a sentence in the description, and the 401/403 answers."""
 
         def decorator(view):
-            wrapped = roles_required(*roles)(view)
-            wrapped = self.doc(security=[{"bearerAuth": []}])(wrapped)
+            limited = personal_token_rate_limit(view) if personal_tokens else view
+            wrapped = roles_required(*roles, scope=scope, personal_tokens=personal_tokens)(limited)
+            extensions = {"x-required-scope": scope} if scope else {}
+            if not personal_tokens:
+                extensions["x-personal-tokens"] = False
+            wrapped = self.doc(
+                security=[{"bearerAuth": []}],
+                description=_scope_note(scope, personal_tokens),
+                **extensions,
+            )(wrapped)
             wrapped = self.alt_response(401, schema="Error", description="Not authenticated")(
                 wrapped
             )
-            if roles:
-                wrapped = self.alt_response(403, schema="Error", description="Forbidden")(wrapped)
+            wrapped = self.alt_response(
+                403, schema="Error", description="Forbidden (role, or a token's scopes)"
+            )(wrapped)
+            if personal_tokens:
+                wrapped = self.alt_response(
+                    429, schema="Error", description="Personal access token rate limit"
+                )(wrapped)
             return wrapped
+
+        return decorator
+
+    def idempotent(self):
+        """Honour ``Idempotency-Key`` (see :mod:`taskapp.web.idempotency`) and document
+        the header with its 409 and 422. Place it right under ``auth_required``."""
+
+        def decorator(view):
+            wrapped = idempotency.idempotent(view)
+            wrapped = self.doc(parameters=[idempotency.HEADER_DOC])(wrapped)
+            wrapped = self.alt_response(
+                409, schema="Error", description="A request with this key is still running"
+            )(wrapped)
+            return self.alt_response(
+                422, schema="Error", description="This key was used with a different request"
+            )(wrapped)
 
         return decorator
 
