@@ -96,7 +96,7 @@ def claim(
             if row is None:
                 continue  # purged between our INSERT and SELECT: try again
             if row.created_at <= now - RETENTION:
-                _drop(connection, row.id, row.created_at)
+                _drop_expired(connection, row.id, now)
                 continue
             stale = row.status_code is None and row.claimed_at <= now - claim_timeout
             if stale and row.fingerprint == fingerprint_:
@@ -123,10 +123,10 @@ def take_over(connection, row_id: int, old_claim: str, now: datetime) -> Claim |
     return Claim(row_id, token) if taken == 1 else None
 
 
-def _drop(connection, row_id: int, created_at: datetime) -> None:
+def _drop_expired(connection, row_id: int, now: datetime) -> None:
     connection.execute(
         delete(IdempotencyKey.__table__).where(
-            IdempotencyKey.id == row_id, IdempotencyKey.created_at == created_at
+            IdempotencyKey.id == row_id, IdempotencyKey.created_at <= now - RETENTION
         )
     )
 

@@ -74,6 +74,7 @@ def load_personal_token(token: str) -> tuple[User, dict]:
         abort(401, INVALID_TOKEN)
     pat, user = found
     if personal_tokens.needs_touch(pat, now):
+        db.session.commit()  # end the read first: never hold two pooled connections at once
         with db.engine.begin() as connection:
             personal_tokens.touch(connection, pat.id, now)
     audit.act_as(db.session, user.id, Source.API)

@@ -63,6 +63,7 @@ def idempotent(view):
             abort(400, IDEMPOTENCY_KEY_LENGTH)
         fingerprint = idempotency.fingerprint(request.method, request.path, request.get_data())
         timeout = timedelta(seconds=current_app.config["IDEMPOTENCY_CLAIM_TIMEOUT_SECONDS"])
+        db.session.commit()  # end the auth read: never hold two pooled connections at once
         held = idempotency.claim(db.engine, current_user.id, key, fingerprint, utcnow(), timeout)
         if isinstance(held, idempotency.Stored):
             return _answer_from(held, fingerprint)
