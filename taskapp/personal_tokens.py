@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session, contains_eager
 
-from taskapp.errors import InvalidField, NotFound
+from taskapp.errors import InvalidField, NotFound, PermissionDenied
 from taskapp.models import (
     PersonalAccessToken,
     Role,
@@ -75,11 +75,11 @@ def create(
     actor_id: int | None,
     source: Source,
 ) -> NewToken:
-    """Make a token for ``owner``; scopes beyond the owner's role are refused."""
+    """Make a token for ``owner``; scopes beyond the owner's role: PermissionDenied."""
     beyond = set(scopes) - scopes_for_role(owner.role)
     if beyond:
-        message = f"Not allowed for a {owner.role.value}: {', '.join(sorted(beyond))}."
-        raise InvalidField("scopes", message)
+        names = ", ".join(sorted(beyond))
+        raise PermissionDenied(f"Tokens of {owner.role.value} users cannot hold: {names}.")
     if expires_at is not None and expires_at <= utcnow():
         raise InvalidField("expires_at", "Must be in the future.")
     token = PREFIX + secrets.token_urlsafe(32)

@@ -6,6 +6,7 @@ suite). More examples: FUZZ_EXAMPLES=500 ./scripts/test tests/test_fuzz.py
 """
 
 import os
+import uuid
 
 import pytest
 import schemathesis
@@ -50,13 +51,19 @@ def people(make_person, make_task):
 def with_real_state(case, people, caller) -> None:
     """Fill in the two inputs whose validity depends on stored state, which no schema
     can express: an assignee must be an existing active user, and If-Match must be the
-    current ETag. Their failure answers (400, 412) have tests of their own."""
+    current ETag; a token's expiry must be in the future; an Idempotency-Key already used
+    with another body is a 422. Their failure answers (400, 412, 422) have tests of their
+    own."""
     known_ids = {person.id for person in people.values()}
     body = case.body if isinstance(case.body, dict) else {}
     if "assigned_to" in body and body["assigned_to"] not in known_ids:
         body["assigned_to"] = caller.id
+    if body.get("expires_at") is not None:
+        body["expires_at"] = "2999-01-01T00:00:00Z"
     if case.headers and "If-Match" in case.headers:
         case.headers["If-Match"] = "*"
+    if case.headers and "Idempotency-Key" in case.headers:
+        case.headers["Idempotency-Key"] = uuid.uuid4().hex
 
 
 @pytest.mark.parametrize("role", [Role.ADMIN, Role.INTERN], ids=["as-admin", "as-intern"])

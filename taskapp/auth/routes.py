@@ -120,6 +120,7 @@ class Tokens(MethodView):
     @blp.auth_required(personal_tokens=False)
     @blp.arguments(TokenCreateSchema)
     @blp.response(201, NewTokenSchema)
+    @blp.alt_response(403, schema="Error", description="users:* scopes asked by an INTERN")
     def post(self, data):
         """Create a personal access token; its secret is shown in this answer only"""
         new = personal_tokens.create(

@@ -63,6 +63,7 @@ class TokenCreateSchema(BaseSchema):
         ma.fields.String(validate=ma.validate.OneOf(SCOPES)),
         required=True,
         validate=ma.validate.Length(min=1, max=len(SCOPES)),
+        metadata={"uniqueItems": True},
     )
     expires_at = Instant(load_default=None, allow_none=True)
 
