@@ -1,5 +1,7 @@
 """A request with a personal access token against the same request with a JWT, in one
-run: time per request (ratio) and SQL round trips of each.
+run: time per request (ratio) and SQL round trips of each; also the token with its rate
+limit's count skipped (``pat-unlimited``), to show what the limit costs, and each check
+alone, without the view.
 
 In process (Flask test client), so that the difference between the two checks is not
 drowned by HTTP: the token check is what differs, everything else is the same view.
@@ -11,6 +13,7 @@ statement, plus the BEGIN/COMMIT/ROLLBACK that frame them.
     DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1/taskapp_bench_pat \\
         python -m bench.pat_vs_jwt                      # an existing, empty database
     ROUNDS=7 REQUESTS=400 python -m bench.pat_vs_jwt
+    RATELIMIT_STORAGE_URI=redis://127.0.0.1:6379/10 python -m bench.pat_vs_jwt   # limit in Redis
 
 The database is migrated (``flask db upgrade``) and given one user, a few tasks and one
 token; nothing else is touched.
@@ -40,7 +43,7 @@ def make_app():
     app = create_app(
         {
             "SQLALCHEMY_DATABASE_URI": url,
-            "RATELIMIT_STORAGE_URI": "memory://",
+            "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI", "memory://"),
             "PAT_RATE_LIMIT": "1000000 per minute",
             "PASSWORD_HASH_TIME_COST": 1,
             "PASSWORD_HASH_MEMORY_KIB": 8,
@@ -94,6 +97,24 @@ def counting(engine):
         event.remove(engine, "rollback", ended)
 
 
+@contextmanager
+def without_rate_limit(enabled: bool):
+    """For the ``pat-unlimited`` rows only: the same request with the per-token rate
+    limit's count skipped, to show what the limit itself costs."""
+    from taskapp.web import permissions
+
+    original = permissions.check_personal_token
+    if enabled:
+        permissions.check_personal_token = lambda _token_id: None
+    try:
+        yield
+    finally:
+        permissions.check_personal_token = original
+
+
+KINDS = ("jwt", "pat", "pat-unlimited")
+
+
 def time_round(client, headers: dict) -> float:
     """Seconds per request over ``REQUESTS`` requests."""
     start = time.perf_counter()
@@ -121,6 +142,7 @@ def time_check(app, headers: dict) -> float:
 def main() -> None:
     app = make_app()
     headers = credentials(app)
+    headers["pat-unlimited"] = headers["pat"]
     client = app.test_client()
     with app.app_context():
         from taskapp.extensions import db
@@ -133,31 +155,34 @@ def main() -> None:
         with counting(engine) as counts:
             client.get(URL, headers=headers[kind])
         trips[kind] = counts
-    times: dict[str, list[float]] = {"jwt": [], "pat": []}
+    times: dict[str, list[float]] = {kind: [] for kind in KINDS}
+    checks: dict[str, list[float]] = {kind: [] for kind in KINDS}
     for _ in range(ROUNDS):
-        for kind in ("jwt", "pat"):
-            times[kind].append(time_round(client, headers[kind]))
-    checks: dict[str, list[float]] = {"jwt": [], "pat": []}
-    for _ in range(ROUNDS):
-        for kind in ("jwt", "pat"):
-            checks[kind].append(time_check(app, headers[kind]))
+        for kind in KINDS:
+            with without_rate_limit(kind == "pat-unlimited"):
+                times[kind].append(time_round(client, headers[kind]))
+                checks[kind].append(time_check(app, headers[kind]))
     best = {kind: min(values) for kind, values in times.items()}
     best_check = {kind: min(values) for kind, values in checks.items()}
-    print(f"database: {engine.dialect.name}; GET {URL}; {ROUNDS} rounds x {REQUESTS} requests")
-    for kind in ("jwt", "pat"):
+    storage = app.config["RATELIMIT_STORAGE_URI"].split("://")[0]
+    print(
+        f"database: {engine.dialect.name}; rate limit storage: {storage}; GET {URL}; "
+        f"{ROUNDS} rounds x {REQUESTS} requests"
+    )
+    for kind in KINDS:
         rounds = ", ".join(f"{t * 1e3:.3f}" for t in times[kind])
         print(
             f"{kind}: best {best[kind] * 1e3:.3f} ms/request "
             f"(median {statistics.median(times[kind]) * 1e3:.3f}; rounds {rounds}); "
-            f"{trips[kind]['statements']} statements + "
-            f"{trips[kind]['commits_rollbacks']} commit/rollback per request"
+            f"{trips[kind[:3]]['statements']} statements + "
+            f"{trips[kind[:3]]['commits_rollbacks']} commit/rollback per request; "
+            f"check alone {best_check[kind] * 1e3:.3f} ms"
         )
-    print(f"pat/jwt time ratio, whole request: {best['pat'] / best['jwt']:.3f}")
-    print(
-        f"token check alone: jwt {best_check['jwt'] * 1e3:.3f} ms, "
-        f"pat {best_check['pat'] * 1e3:.3f} ms, "
-        f"ratio {best_check['pat'] / best_check['jwt']:.3f}"
-    )
+    for kind in ("pat", "pat-unlimited"):
+        print(
+            f"{kind}/jwt ratio: whole request {best[kind] / best['jwt']:.3f}, "
+            f"check alone {best_check[kind] / best_check['jwt']:.3f}"
+        )
 
 
 if __name__ == "__main__":

@@ -389,3 +389,17 @@ def test_openapi_states_the_scope_of_every_operation(client):
     assert "x-required-scope" not in paths["/api/auth/me/"]["get"]
     idempotency = [p for p in paths["/api/tasks/"]["post"]["parameters"] if p["in"] == "header"]
     assert idempotency[0]["name"] == "Idempotency-Key"
+
+
+def test_rate_limit_falls_back_to_memory_when_redis_is_down(make_app, caplog):
+    from helpers import Person, create_user
+
+    from taskapp.extensions import limiter
+
+    app = make_app(PAT_RATE_LIMIT="2 per minute", RATELIMIT_STORAGE_URI="redis://127.0.0.1:1/0")
+    client = app.test_client()
+    person = Person(client, create_user(app, "bot"), "bot", Role.INTERN)
+    token = make_token(client, person, ["tasks:read"])
+    limiter._storage_dead = False  # the limiter is process-global; start from "alive"
+    statuses = [client.get("/api/tasks/", headers=bearer(token)).status_code for _ in range(3)]
+    assert statuses == [200, 200, 429]

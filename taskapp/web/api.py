@@ -5,14 +5,12 @@ import http
 
 import flask_smorest
 import marshmallow as ma
-from flask import abort, current_app, request
-from flask_jwt_extended import get_jwt
+from flask import abort, request
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException
 
-from taskapp.extensions import limiter
 from taskapp.web import idempotency, messages
-from taskapp.web.permissions import is_personal_token, roles_required
+from taskapp.web.permissions import roles_required
 
 NON_FIELD_ERRORS = "non_field_errors"
 MAX_ID = 2**31 - 1
@@ -132,20 +130,6 @@ def _description(error: HTTPException) -> str:
     return error.description or http.HTTPStatus(error.code).phrase
 
 
-def _personal_token_rate_key() -> str:
-    return f"personal-token:{get_jwt()['pat']}"
-
-
-personal_token_rate_limit = limiter.shared_limit(
-    lambda: current_app.config["PAT_RATE_LIMIT"],
-    scope="personal-token",
-    key_func=_personal_token_rate_key,
-    exempt_when=lambda: not is_personal_token(),
-)
-"""One bucket per personal access token across every endpoint (``PAT_RATE_LIMIT``);
-JWT sessions are not counted by it."""
-
-
 def _scope_note(scope: str | None, personal_tokens: bool) -> str:
     if not personal_tokens:
         return "Personal access tokens cannot call this (403): log in for a JWT."
@@ -160,12 +144,11 @@ class Blueprint(flask_smorest.Blueprint):
     def auth_required(self, *roles: str, scope: str | None = None, personal_tokens: bool = True):
         """Require a bearer token (a JWT, or a personal access token holding ``scope``;
         ``personal_tokens=False`` refuses those), and one of ``roles`` if given. Enforces
-        it, rate-limits personal tokens, and documents it: the security requirement,
+        it and documents it: the security requirement,
         ``x-required-scope``, a sentence in the description, and the 401/403 answers."""
 
         def decorator(view):
-            limited = personal_token_rate_limit(view) if personal_tokens else view
-            wrapped = roles_required(*roles, scope=scope, personal_tokens=personal_tokens)(limited)
+            wrapped = roles_required(*roles, scope=scope, personal_tokens=personal_tokens)(view)
             extensions = {"x-required-scope": scope} if scope else {}
             if not personal_tokens:
                 extensions["x-personal-tokens"] = False

@@ -19,6 +19,7 @@ from flask_jwt_extended import get_jwt, verify_jwt_in_request
 from taskapp.models import Role
 from taskapp.personal_tokens import PREFIX, scopes_for_role
 from taskapp.web.messages import PERMISSION_DENIED
+from taskapp.web.ratelimit import check_personal_token
 
 PERSONAL = "personal"
 LOADER_KEY = "taskapp.personal_token_loader"
@@ -58,12 +59,14 @@ def _bearer_personal_token() -> str | None:
 
 
 def authenticate() -> None:
-    """Verify the bearer token, JWT or personal; 401 unless it is valid and live."""
+    """Verify the bearer token, JWT or personal; 401 unless it is valid and live, 429
+    when a personal token is over its rate limit."""
     token = _bearer_personal_token()
     if token is None:
         verify_jwt_in_request()
         return
     user, claims = current_app.extensions[LOADER_KEY](token)
+    check_personal_token(claims["pat"])
     # The names flask-jwt-extended's get_jwt() and current_user read (pinned version).
     g._jwt_extended_jwt = claims
     g._jwt_extended_jwt_header = {}
