@@ -285,3 +285,19 @@ def test_twenty_concurrent_posts_with_one_key_create_one_task(server, intern, sq
     assert len(created) == 1
     assert sql("SELECT count(*) FROM task")[0][0] == 1
     assert sql("SELECT count(*) FROM activity_log WHERE action = 'CREATED'")[0][0] == 1
+
+
+def test_browsers_may_send_the_key_and_read_the_replay_marker(make_app):
+    client = make_app(CORS_ORIGINS="https://app.example.com").test_client()
+    preflight = client.options(
+        TASKS,
+        headers={
+            "Origin": "https://app.example.com",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type, idempotency-key",
+        },
+    )
+    allowed = preflight.headers["Access-Control-Allow-Headers"].lower()
+    assert "idempotency-key" in allowed
+    answer = client.get(TASKS, headers={"Origin": "https://app.example.com"})
+    assert "idempotent-replayed" in answer.headers["Access-Control-Expose-Headers"].lower()
