@@ -144,8 +144,8 @@ class Blueprint(flask_smorest.Blueprint):
     def auth_required(self, *roles: str, scope: str | None = None, personal_tokens: bool = True):
         """Require a bearer token (a JWT, or a personal access token holding ``scope``;
         ``personal_tokens=False`` refuses those), and one of ``roles`` if given. Enforces
-        it and documents it: the security requirement,
-        ``x-required-scope``, a sentence in the description, and the 401/403 answers."""
+        it and documents it: the security requirement, ``x-required-scope``, a sentence
+        in the description, and the 401/403/429 answers."""
 
         def decorator(view):
             wrapped = roles_required(*roles, scope=scope, personal_tokens=personal_tokens)(view)
@@ -163,11 +163,9 @@ class Blueprint(flask_smorest.Blueprint):
             wrapped = self.alt_response(
                 403, schema="Error", description="Forbidden (role, or a token's scopes)"
             )(wrapped)
-            if personal_tokens:
-                wrapped = self.alt_response(
-                    429, schema="Error", description="Personal access token rate limit"
-                )(wrapped)
-            return wrapped
+            return self.alt_response(
+                429, schema="Error", description="A personal access token over its rate limit"
+            )(wrapped)
 
         return decorator
 
