@@ -3,6 +3,7 @@
 The overdue sweep runs every ``OVERDUE_SWEEP_INTERVAL_SECONDS`` (default 15 minutes), so
 a task turns overdue within a quarter of an hour after midnight in ``TASKAPP_TIMEZONE``.
 The sweep computes "today" itself in that zone; the beat clock only decides how often.
+Idempotency keys are kept 24 h; the hourly purge removes them within the hour after.
 """
 
 from datetime import timedelta
@@ -16,6 +17,14 @@ def beat_schedule(config: dict) -> dict:
         },
         "purge-revoked-tokens": {
             "task": "taskapp.purge_revoked_tokens",
+            "schedule": timedelta(hours=6),
+        },
+        "purge-idempotency-keys": {
+            "task": "taskapp.purge_idempotency_keys",
+            "schedule": timedelta(hours=1),
+        },
+        "purge-dead-personal-tokens": {
+            "task": "taskapp.purge_dead_personal_tokens",
             "schedule": timedelta(hours=6),
         },
     }

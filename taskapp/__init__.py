@@ -50,7 +50,7 @@ def register_extensions(app: Flask) -> None:
     db.init_app(app)
     migrate.init_app(app, db, directory=_migrations_dir())
     jwt.init_app(app)
-    init_jwt(jwt)
+    init_jwt(app, jwt)
     limiter.init_app(app)
     register_docs_assets(app)
     api.init_app(app, spec_kwargs=_spec_kwargs())
@@ -101,7 +101,16 @@ API_DESCRIPTION = (
 def _spec_kwargs() -> dict:
     from taskapp.web.schemas import SpecPlugin
 
-    bearer = {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+    bearer = {
+        "type": "http",
+        "scheme": "bearer",
+        "description": (
+            "Either a JWT access token from POST /api/auth/login/ or a personal access "
+            "token (`tap_...`) from POST /api/auth/tokens/. A personal access token may "
+            "call an operation only if it holds the scope named in the operation's "
+            "`x-required-scope` (and never the operations marked `x-personal-tokens: false`)."
+        ),
+    }
     return {
         "marshmallow_plugin": SpecPlugin(),
         "info": {"description": API_DESCRIPTION},

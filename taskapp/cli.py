@@ -7,9 +7,9 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from taskapp import audit, overdue
+from taskapp import audit, overdue, personal_tokens
 from taskapp.extensions import db
-from taskapp.models import Priority, Role, Source, Status, Task, User
+from taskapp.models import PersonalAccessToken, Priority, Role, Source, Status, Task, User
 from taskapp.users import service
 
 users_cli = AppGroup("users", help="Manage users.")
@@ -84,6 +84,42 @@ def deactivate(username: str) -> None:
     user = _user_or_fail(username)
     service.update_user(user, {"is_active": False})
     _commit(f"{user.username} deactivated")
+
+
+@users_cli.command("tokens")
+@click.argument("username")
+def list_tokens(username: str) -> None:
+    """List a user's personal access tokens (never their secrets)."""
+    user = _user_or_fail(username)
+    query = personal_tokens.live_tokens().where(PersonalAccessToken.user_id == user.id)
+    for token in db.session.execute(query).scalars():
+        click.echo(
+            "\t".join(
+                [
+                    str(token.id),
+                    token.name,
+                    ",".join(token.scope_list),
+                    f"created {_when(token.created_at)}",
+                    f"expires {_when(token.expires_at)}",
+                    f"last used {_when(token.last_used_at)}",
+                ]
+            )
+        )
+
+
+@users_cli.command("revoke-token")
+@click.argument("token_id", type=int)
+def revoke_token(token_id: int) -> None:
+    """Revoke a personal access token by id (it stops working at once)."""
+    token = db.session.get(PersonalAccessToken, token_id)
+    if token is None:
+        raise click.ClickException(f"no personal access token with id {token_id}")
+    personal_tokens.revoke(db.session, token, actor_id=None, source=Source.CLI)
+    _commit(f"revoked token {token_id} ({token.name}) of user id {token.user_id}")
+
+
+def _when(moment) -> str:
+    return moment.isoformat(timespec="seconds") if moment else "never"
 
 
 @tasks_cli.command("mark-overdue")

@@ -5,6 +5,7 @@ under ``instance/``, in-memory rate limits. ``TASKAPP_ENV=production`` turns on 
 checks in :func:`check_production`.
 """
 
+import hmac
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -47,17 +48,29 @@ def _broker_options(broker_url: str) -> dict:
     return {}
 
 
+def _token_hash_key(jwt_secret: str) -> str:
+    """The key of the personal access tokens' HMAC: ``TOKEN_HASH_KEY``, else derived
+    from the JWT secret (so production, which checks that secret, never runs on a
+    public default). Changing the key ends every personal access token."""
+    explicit = os.environ.get("TOKEN_HASH_KEY")
+    if explicit:
+        return explicit
+    return hmac.new(jwt_secret.encode(), b"taskapp personal access tokens", "sha256").hexdigest()
+
+
 def load_config() -> dict:
     """Build the configuration mapping from the environment."""
     redis_url = os.environ.get("REDIS_URL") or None
     broker_url = _broker_url(redis_url)
+    jwt_secret = os.environ.get("JWT_SECRET_KEY", DEV_JWT_SECRET)
     return {
         "TASKAPP_ENV": os.environ.get("TASKAPP_ENV", "development"),
         "TASKAPP_TIMEZONE": os.environ.get("TASKAPP_TIMEZONE", "UTC"),
         "SQLALCHEMY_DATABASE_URI": os.environ.get("DATABASE_URL", _sqlite_url("taskapp.sqlite")),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "REDIS_URL": redis_url,
-        "JWT_SECRET_KEY": os.environ.get("JWT_SECRET_KEY", DEV_JWT_SECRET),
+        "JWT_SECRET_KEY": jwt_secret,
+        "TOKEN_HASH_KEY": _token_hash_key(jwt_secret),
         "JWT_ACCESS_TOKEN_EXPIRES": timedelta(
             seconds=_env_int("JWT_ACCESS_TOKEN_LIFETIME_SECONDS", 15 * 60)
         ),
@@ -71,6 +84,8 @@ def load_config() -> dict:
         "PASSWORD_HASH_MEMORY_KIB": _env_int("PASSWORD_HASH_MEMORY_KIB", 65536),
         "PASSWORD_HASH_PARALLELISM": _env_int("PASSWORD_HASH_PARALLELISM", 4),
         "LOGIN_RATE_LIMIT": os.environ.get("LOGIN_RATE_LIMIT", "5 per minute"),
+        "PAT_RATE_LIMIT": os.environ.get("PAT_RATE_LIMIT", "600 per minute"),
+        "IDEMPOTENCY_CLAIM_TIMEOUT_SECONDS": _env_int("IDEMPOTENCY_CLAIM_TIMEOUT_SECONDS", 60),
         "RATELIMIT_STORAGE_URI": redis_url or "memory://",
         "RATELIMIT_STORAGE_OPTIONS": LIMITER_SOCKET_OPTIONS if redis_url else {},
         "RATELIMIT_STRATEGY": "moving-window",

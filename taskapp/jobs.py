@@ -1,7 +1,7 @@
 """Celery wiring (the pattern of Flask's "Background Tasks with Celery") and the thin
 periodic tasks; the work itself lives in the domain modules (overdue.py,
-revocations.py). The beat schedule is read from ``celerybeat_schedule.py``, its one
-place."""
+revocations.py, idempotency.py, personal_tokens.py). The beat schedule is read from
+``celerybeat_schedule.py``, its one place."""
 
 import logging
 from datetime import date
@@ -11,7 +11,7 @@ from flask import Flask, current_app
 from sqlalchemy.exc import DBAPIError
 
 from celerybeat_schedule import beat_schedule
-from taskapp import overdue, revocations
+from taskapp import idempotency, overdue, personal_tokens, revocations
 from taskapp.extensions import db
 from taskapp.models import utcnow
 
@@ -64,4 +64,22 @@ def purge_revoked_tokens() -> int:
     purged = revocations.purge_expired(db.session, utcnow())
     db.session.commit()
     log.info("purged %d expired token revocation(s)", purged)
+    return purged
+
+
+@shared_task(name="taskapp.purge_idempotency_keys", ignore_result=True)
+def purge_idempotency_keys() -> int:
+    """Drop Idempotency-Keys older than 24 h (their retries are no longer replayed)."""
+    purged = idempotency.purge(db.session, utcnow())
+    db.session.commit()
+    log.info("purged %d idempotency key(s)", purged)
+    return purged
+
+
+@shared_task(name="taskapp.purge_dead_personal_tokens", ignore_result=True)
+def purge_dead_personal_tokens() -> int:
+    """Drop personal access tokens that expired or were ended by an owner change."""
+    purged = personal_tokens.purge_dead(db.session, utcnow())
+    db.session.commit()
+    log.info("purged %d dead personal access token(s)", purged)
     return purged

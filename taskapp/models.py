@@ -1,4 +1,5 @@
-"""Database models: users, tasks, the activity log, revoked tokens.
+"""Database models: users, tasks, the activity log, revoked tokens, personal access
+tokens and their audit events, idempotency keys.
 
 Plain SQLAlchemy 2 (``Base`` lives here): importing this module loads nothing of Flask,
 the web layer, Celery or the CLI. ``taskapp.extensions`` builds flask-sqlalchemy's ``db``
@@ -18,10 +19,12 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     SmallInteger,
     String,
     Text,
+    UniqueConstraint,
     func,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -240,3 +243,79 @@ class ActivityLog(Base):
     @property
     def actor_username(self) -> str | None:
         return self.actor.username if self.actor is not None else None
+
+
+class PersonalAccessToken(Base):
+    """A long-lived token for scripts (``tap_...``), owned by a user and limited to scopes.
+
+    Only a keyed hash of the token is stored (see :mod:`taskapp.personal_tokens`); the
+    unique index on it is the one lookup a request makes. ``owner_token_version`` is the
+    owner's ``token_version`` when the token was made: a role, password or activation
+    change bumps the owner's version and so ends the token, as it ends their JWTs.
+    """
+
+    __tablename__ = "personal_access_token"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    scopes: Mapped[str] = mapped_column(String(200))
+    """Space-separated scope names."""
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    owner_token_version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    owner: Mapped[User] = relationship(lazy="raise")
+
+    @property
+    def scope_list(self) -> list[str]:
+        return self.scopes.split()
+
+
+class TokenAction(enum.StrEnum):
+    CREATED = "CREATED"
+    REVOKED = "REVOKED"
+
+
+class TokenEvent(Base):
+    """Who created or revoked which personal access token, and when (read by ADMINs).
+    ``token_id`` is deliberately not a foreign key: events outlive their token."""
+
+    __tablename__ = "token_event"
+    __table_args__ = (Index("ix_token_event_created", "created_at", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_id: Mapped[int] = mapped_column(Integer)
+    token_name: Mapped[str] = mapped_column(String(100))
+    action: Mapped[TokenAction] = mapped_column(_enum_column(TokenAction, length=10))
+    owner_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"), index=True)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    """None when the CLI acted."""
+    source: Mapped[Source] = mapped_column(_enum_column(Source, length=10))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class IdempotencyKey(Base):
+    """An ``Idempotency-Key`` a user sent with a POST, and the answer to replay.
+
+    A row is first a claim (``status_code`` null, ``claim`` a random id) committed on its
+    own, so concurrent requests with the same key see it; the answer is written into it
+    in the transaction that commits the created object. See :mod:`taskapp.idempotency`.
+    """
+
+    __tablename__ = "idempotency_key"
+    __table_args__ = (UniqueConstraint("user_id", "key", name="uq_idempotency_key_user_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
+    key: Mapped[str] = mapped_column(String(255))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    """SHA-256 of the method, path and body: the same key with another request is a 422."""
+    claim: Mapped[str] = mapped_column(String(32))
+    claimed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    status_code: Mapped[int | None] = mapped_column(SmallInteger)
+    headers: Mapped[dict | None] = mapped_column(JSON)
+    body: Mapped[str | None] = mapped_column(Text)

@@ -1,18 +1,39 @@
-"""Login, token refresh with rotation, logout with revocation, and the caller's profile."""
+"""Login, token refresh with rotation, logout with revocation, the caller's profile, and
+personal access tokens (create, list, revoke, and their audit trail for ADMINs)."""
 
 from flask import abort, current_app, request
 from flask.views import MethodView
 from flask_jwt_extended import current_user, get_jwt
 
+from taskapp import personal_tokens
 from taskapp.auth import tokens
-from taskapp.auth.schemas import LoginSchema, RefreshSchema, TokenPairSchema
+from taskapp.auth.queries import listed_tokens, token_events
+from taskapp.auth.schemas import (
+    LoginSchema,
+    NewTokenSchema,
+    RefreshSchema,
+    TokenCreateSchema,
+    TokenEventPageSchema,
+    TokenEventQueryArgsSchema,
+    TokenPageSchema,
+    TokenPairSchema,
+    TokenQueryArgsSchema,
+)
 from taskapp.extensions import db, limiter
+from taskapp.models import Role, Source
 from taskapp.users.schemas import UserSchema
 from taskapp.users.service import authenticate
-from taskapp.web.api import FORM, Blueprint
+from taskapp.web.api import FORM, ID_IN_PATH, Blueprint
 from taskapp.web.messages import BAD_CREDENTIALS
+from taskapp.web.paging import paginate
 
-blp = Blueprint("auth", __name__, url_prefix="/api/auth", description="JWT authentication")
+blp = Blueprint(
+    "auth",
+    __name__,
+    url_prefix="/api/auth",
+    description="JWT authentication and personal access tokens",
+)
+ADMIN = Role.ADMIN.value
 
 
 def _login_rate_key() -> str:
@@ -65,7 +86,7 @@ class Refresh(MethodView):
 
 @blp.route("/logout/")
 class Logout(MethodView):
-    @blp.auth_required()
+    @blp.auth_required(personal_tokens=False)
     @blp.arguments(RefreshSchema)
     @blp.response(204)
     def post(self, body):
@@ -84,3 +105,56 @@ class Me(MethodView):
     def get(self):
         """The authenticated user"""
         return current_user
+
+
+@blp.route("/tokens/")
+class Tokens(MethodView):
+    @blp.auth_required(personal_tokens=False)
+    @blp.arguments(TokenQueryArgsSchema, location="query")
+    @blp.response(200, TokenPageSchema)
+    @blp.alt_response(404, schema="Error", description="Page past the end")
+    def get(self, args):
+        """List personal access tokens: the caller's, or (an ADMIN) one user's or all"""
+        return paginate(listed_tokens(current_user, args), args["page"], args["page_size"])
+
+    @blp.auth_required(personal_tokens=False)
+    @blp.arguments(TokenCreateSchema)
+    @blp.response(201, NewTokenSchema)
+    @blp.alt_response(403, schema="Error", description="users:* scopes asked by an INTERN")
+    def post(self, data):
+        """Create a personal access token; its secret is shown in this answer only"""
+        new = personal_tokens.create(
+            db.session,
+            tokens.token_hash_key(),
+            current_user,
+            data["name"],
+            data["scopes"],
+            data.get("expires_at"),
+            actor_id=current_user.id,
+            source=Source.API,
+        )
+        db.session.commit()
+        return new
+
+
+@blp.route(f"/tokens/<{ID_IN_PATH}:token_id>/")
+class TokenById(MethodView):
+    @blp.auth_required(personal_tokens=False)
+    @blp.response(204)
+    @blp.not_found("No such token, or not the caller's")
+    def delete(self, token_id):
+        """Revoke a personal access token (an ADMIN may revoke anyone's); it stops at once"""
+        token = personal_tokens.get_manageable(db.session, current_user, token_id)
+        personal_tokens.revoke(db.session, token, actor_id=current_user.id, source=Source.API)
+        db.session.commit()
+
+
+@blp.route("/token-events/")
+class TokenEvents(MethodView):
+    @blp.auth_required(ADMIN, personal_tokens=False)
+    @blp.arguments(TokenEventQueryArgsSchema, location="query")
+    @blp.response(200, TokenEventPageSchema)
+    @blp.alt_response(404, schema="Error", description="Page past the end")
+    def get(self, args):
+        """Audit trail of personal access tokens: who created or revoked which, when"""
+        return paginate(token_events(args), args["page"], args["page_size"])

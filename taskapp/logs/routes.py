@@ -26,7 +26,7 @@ WITH_ACTOR = joinedload(ActivityLog.actor)
 
 @blp.route("/")
 class ActivityLogs(MethodView):
-    @blp.auth_required()
+    @blp.auth_required(scope="logs:read")
     @blp.arguments(ActivityLogQueryArgsSchema, location="query")
     @blp.response(200, ActivityLogPageSchema)
     @blp.alt_response(404, schema="Error", description="Page past the end")
@@ -39,7 +39,7 @@ class ActivityLogs(MethodView):
 
 @blp.route(f"/<{ID_IN_PATH}:entry_id>/")
 class ActivityLogById(MethodView):
-    @blp.auth_required()
+    @blp.auth_required(scope="logs:read")
     @blp.response(200, ActivityLogSchema)
     @blp.not_found("No such entry, or not visible")
     def get(self, entry_id):

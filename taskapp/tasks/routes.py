@@ -41,7 +41,7 @@ def _with_etag(task: Task, status: int = 200, **headers):
 
 @blp.route("/")
 class Tasks(MethodView):
-    @blp.auth_required()
+    @blp.auth_required(scope="tasks:read")
     @blp.arguments(TaskQueryArgsSchema, location="query")
     @blp.response(200, TaskPageSchema)
     @blp.alt_response(404, schema="Error", description="Page past the end")
@@ -52,7 +52,8 @@ class Tasks(MethodView):
         count = counter_count(current_user, args)
         return paginate(query, args["page"], args["page_size"], options=options, count_query=count)
 
-    @blp.auth_required()
+    @blp.auth_required(scope="tasks:write")
+    @blp.idempotent()
     @blp.arguments(TaskWriteSchema)
     @blp.response(
         201, TaskSchema, headers={**ETAG_HEADER, "Location": {"schema": {"type": "string"}}}
@@ -68,14 +69,14 @@ class Tasks(MethodView):
 
 @blp.route(f"/<{ID_IN_PATH}:task_id>/")
 class TaskById(MethodView):
-    @blp.auth_required()
+    @blp.auth_required(scope="tasks:read")
     @blp.response(200, TaskSchema, headers=ETAG_HEADER)
     @blp.not_found(NOT_VISIBLE)
     def get(self, task_id):
         """One task"""
         return _with_etag(service.get_visible_task(db.session, current_user, task_id))
 
-    @blp.auth_required()
+    @blp.auth_required(scope="tasks:write")
     @blp.arguments(TaskPatchSchema(partial=True), required=False)
     @blp.if_match()
     @blp.response(200, TaskSchema, headers=ETAG_HEADER)
@@ -84,7 +85,7 @@ class TaskById(MethodView):
         """Change some fields of a task"""
         return self._update(task_id, data)
 
-    @blp.auth_required()
+    @blp.auth_required(scope="tasks:write")
     @blp.arguments(TaskWriteSchema)
     @blp.if_match()
     @blp.response(200, TaskSchema, headers=ETAG_HEADER)
@@ -93,7 +94,7 @@ class TaskById(MethodView):
         """Replace a task (title required; omitted optional fields keep their values)"""
         return self._update(task_id, data)
 
-    @blp.auth_required()
+    @blp.auth_required(scope="tasks:write")
     @blp.if_match()
     @blp.response(204)
     @blp.not_found(NOT_VISIBLE)
@@ -115,7 +116,7 @@ class TaskById(MethodView):
 
 @blp.route("/stats/")
 class TaskStats(MethodView):
-    @blp.auth_required()
+    @blp.auth_required(scope="tasks:read")
     @blp.response(200, TaskStatsSchema)
     def get(self):
         """Counts by status and by priority over the tasks the caller may see"""

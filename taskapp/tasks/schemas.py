@@ -53,8 +53,10 @@ class TaskWriteSchema(BaseSchema):
     title = Text(
         required=True,
         validate=ma.validate.Length(min=1, max=200),
+        # At least one character that Python's str.strip() keeps: besides \s (as JSON
+        # Schema's regexes read it), strip() also removes \x1c-\x1f and \x85.
         metadata={
-            "pattern": "^[^\\x00]*[^\\s\\x00][^\\x00]*$",
+            "pattern": "^[^\\x00]*[^\\s\\x00\\x1c-\\x1f\\x85][^\\x00]*$",
             "example": "Write the quarterly report",
         },
     )

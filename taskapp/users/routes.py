@@ -17,6 +17,7 @@ from taskapp.users.schemas import (
 )
 from taskapp.web.api import ID_IN_PATH, Blueprint
 from taskapp.web.paging import paginate
+from taskapp.web.permissions import forbid_personal_token
 
 blp = Blueprint("users", __name__, url_prefix="/api/users", description="User administration")
 ADMIN = Role.ADMIN.value
@@ -31,7 +32,7 @@ def _get_user(user_id: int) -> User:
 
 @blp.route("/")
 class Users(MethodView):
-    @blp.auth_required(ADMIN)
+    @blp.auth_required(ADMIN, scope="users:read")
     @blp.arguments(UserQueryArgsSchema, location="query")
     @blp.response(200, UserPageSchema)
     @blp.alt_response(404, schema="Error", description="Page past the end")
@@ -39,7 +40,7 @@ class Users(MethodView):
         """List users"""
         return paginate(filtered_users(args), args["page"], args["page_size"])
 
-    @blp.auth_required(ADMIN)
+    @blp.auth_required(ADMIN, scope="users:write")
     @blp.arguments(UserCreateSchema)
     @blp.response(201, UserSchema)
     @blp.alt_response(409, schema="Error", description="Username taken (case-insensitive)")
@@ -52,14 +53,14 @@ class Users(MethodView):
 
 @blp.route(f"/<{ID_IN_PATH}:user_id>/")
 class UserById(MethodView):
-    @blp.auth_required(ADMIN)
+    @blp.auth_required(ADMIN, scope="users:read")
     @blp.response(200, UserSchema)
     @blp.not_found("No such user")
     def get(self, user_id):
         """One user"""
         return _get_user(user_id)
 
-    @blp.auth_required(ADMIN)
+    @blp.auth_required(ADMIN, scope="users:write")
     @blp.arguments(UserUpdateSchema, required=False)
     @blp.response(200, UserSchema)
     @blp.not_found("No such user")
@@ -67,6 +68,8 @@ class UserById(MethodView):
     def patch(self, data, user_id):
         """Change a user's email, role, activation or password (role, password and
         deactivation end the user's sessions at once)"""
+        if "password" in data:
+            forbid_personal_token()
         user = _get_user(user_id)
         service.update_user(user, data, acting=current_user)
         db.session.commit()

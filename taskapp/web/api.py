@@ -10,7 +10,7 @@ from flask import abort, request
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException
 
-from taskapp.web import messages
+from taskapp.web import idempotency, messages
 from taskapp.web.permissions import roles_required
 
 NON_FIELD_ERRORS = "non_field_errors"
@@ -211,6 +211,14 @@ def operation_id(endpoint: str, method: str) -> str:
     return f"{method}_{re.sub(r'(?<!^)(?=[A-Z])', '_', endpoint).lower()}"
 
 
+def _scope_note(scope: str | None, personal_tokens: bool) -> str:
+    if not personal_tokens:
+        return "Personal access tokens cannot call this (403): log in for a JWT."
+    if scope is None:
+        return "Any valid JWT or personal access token, whatever its scopes."
+    return f"Personal access tokens need the scope `{scope}`."
+
+
 class Blueprint(flask_smorest.Blueprint):
     ARGUMENTS_PARSER = Parser()
 
@@ -226,18 +234,47 @@ class Blueprint(flask_smorest.Blueprint):
                     manual.setdefault("operationId", operation_id(endpoint, method))
         return super().register_views_in_doc(api, app, spec, name=name, parameters=parameters)
 
-    def auth_required(self, *roles: str):
-        """Require a bearer access token (and one of ``roles``); document 401/403."""
+    def auth_required(self, *roles: str, scope: str | None = None, personal_tokens: bool = True):
+        """Require a bearer token (a JWT, or a personal access token holding ``scope``;
+        ``personal_tokens=False`` refuses those), and one of ``roles`` if given. Enforces
+        it and documents it: the security requirement, ``x-required-scope``, a sentence
+        in the description, and the 401/403/429 answers."""
 
         def decorator(view):
-            wrapped = roles_required(*roles)(view)
-            wrapped = self.doc(security=[{"bearerAuth": []}])(wrapped)
+            wrapped = roles_required(*roles, scope=scope, personal_tokens=personal_tokens)(view)
+            extensions = {"x-required-scope": scope} if scope else {}
+            if not personal_tokens:
+                extensions["x-personal-tokens"] = False
+            wrapped = self.doc(
+                security=[{"bearerAuth": []}],
+                description=_scope_note(scope, personal_tokens),
+                **extensions,
+            )(wrapped)
             wrapped = self.alt_response(401, schema="Error", description="Not authenticated")(
                 wrapped
             )
-            if roles:
-                wrapped = self.alt_response(403, schema="Error", description="Forbidden")(wrapped)
-            return wrapped
+            wrapped = self.alt_response(
+                403, schema="Error", description="Forbidden (role, or a token's scopes)"
+            )(wrapped)
+            return self.alt_response(
+                429, schema="Error", description="A personal access token over its rate limit"
+            )(wrapped)
+
+        return decorator
+
+    def idempotent(self):
+        """Honour ``Idempotency-Key`` (see :mod:`taskapp.web.idempotency`) and document
+        the header with its 409 and 422. Place it right under ``auth_required``."""
+
+        def decorator(view):
+            wrapped = idempotency.idempotent(view)
+            wrapped = self.doc(parameters=[idempotency.HEADER_DOC])(wrapped)
+            wrapped = self.alt_response(
+                409, schema="Error", description="A request with this key is still running"
+            )(wrapped)
+            return self.alt_response(
+                422, schema="Error", description="This key was used with a different request"
+            )(wrapped)
 
         return decorator
 

@@ -28,3 +28,14 @@ THROTTLED = "Request was throttled. Expected available in {wait} seconds."
 METHOD_NOT_ALLOWED = 'Method "{method}" not allowed.'
 UNSUPPORTED_MEDIA_TYPE = 'Unsupported media type "{mimetype}" in request.'
 JSON_PARSE_ERROR = "JSON parse error - {error}"
+IDEMPOTENCY_KEY_LENGTH = "Idempotency-Key must be 1 to 255 characters."
+IDEMPOTENCY_KEY_REUSED = (
+    "This Idempotency-Key was already used with a different request; use a new key."
+)
+IDEMPOTENCY_IN_FLIGHT = (
+    "A request with this Idempotency-Key is still being processed; retry in a moment."
+)
+IDEMPOTENCY_LOST_CLAIM = (
+    "This request took too long and another request with its Idempotency-Key took over; "
+    "nothing was written."
+)

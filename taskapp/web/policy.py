@@ -28,8 +28,8 @@ def register(app: Flask) -> None:
         CORS(
             app,
             resources={r"/api/*": {"origins": origins}},
-            allow_headers=["Authorization", "Content-Type", "If-Match"],
-            expose_headers=["ETag", "Location", "Retry-After"],
+            allow_headers=["Authorization", "Content-Type", "If-Match", "Idempotency-Key"],
+            expose_headers=["ETag", "Location", "Retry-After", "Idempotent-Replayed"],
             max_age=600,
         )
 
