@@ -14,7 +14,7 @@ from sqlalchemy import exists, select
 from taskapp import audit, revocations
 from taskapp.extensions import db
 from taskapp.models import RevokedToken, Source, User
-from taskapp.web.api import UNAUTHENTICATED_HEADERS
+from taskapp.web.api import MAX_ID, UNAUTHENTICATED_HEADERS
 from taskapp.web.messages import INVALID_REFRESH, INVALID_TOKEN, MALFORMED_HEADER, NO_CREDENTIALS
 
 
@@ -27,10 +27,23 @@ def issue_tokens(user: User) -> dict[str, str]:
     }
 
 
+def user_id_of(payload: dict) -> int | None:
+    """The ``sub`` claim as a user id, or None if it cannot be one (a token signed with
+    our key but minted by hand must not reach the database with a wild value)."""
+    sub = payload.get("sub")
+    if not isinstance(sub, str) or not sub.isascii() or not sub.isdigit():
+        return None
+    user_id = int(sub)
+    return user_id if 1 <= user_id <= MAX_ID else None
+
+
 def load_token_user(payload: dict) -> User | None:
     """The token's user if the token is still good, else None."""
+    user_id = user_id_of(payload)
+    if user_id is None or not isinstance(payload.get("jti"), str):
+        return None
     revoked = exists().where(RevokedToken.jti == payload["jti"])
-    row = db.session.execute(select(User, revoked).where(User.id == int(payload["sub"]))).first()
+    row = db.session.execute(select(User, revoked).where(User.id == user_id)).first()
     if row is None:
         return None
     user, is_revoked = row

@@ -1,9 +1,9 @@
 import marshmallow as ma
 
 from taskapp.models import Role
-from taskapp.web.schemas import BaseSchema, PageArgsSchema, Text, page_schema
+from taskapp.web.schemas import BaseSchema, Email, FullMatch, PageArgsSchema, Text, page_schema
 
-USERNAME = ma.validate.Regexp(
+USERNAME = FullMatch(
     r"^[\w.@+-]{1,150}$",
     error="Enter a valid username: up to 150 letters, digits and @/./+/-/_ characters.",
 )
@@ -24,12 +24,12 @@ class UserCreateSchema(BaseSchema):
         required=True, validate=USERNAME, metadata={"pattern": USERNAME.regex.pattern}
     )
     password = Text(required=True, load_only=True, validate=PASSWORD)
-    email = ma.fields.Email(load_default="", validate=ma.validate.Length(max=254))
+    email = Email(load_default="", validate=ma.validate.Length(max=254))
     role = ma.fields.Enum(Role, load_default=Role.INTERN)
 
 
 class UserUpdateSchema(BaseSchema):
-    email = ma.fields.Email(validate=ma.validate.Length(max=254))
+    email = Email(validate=ma.validate.Length(max=254))
     role = ma.fields.Enum(Role)
     is_active = ma.fields.Boolean()
     password = Text(load_only=True, validate=PASSWORD)

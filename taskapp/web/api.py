@@ -85,6 +85,12 @@ def check_if_match(etag: str) -> None:
 class Parser(FlaskParser):
     DEFAULT_VALIDATION_STATUS = 400
 
+    def _raw_load_json(self, req):
+        """The body that ``web.bodies`` parsed (and refused if unparsable) already."""
+        if req.is_json and req.get_data(cache=True):
+            return req.get_json()
+        return super()._raw_load_json(req)
+
     def _handle_invalid_json_error(self, error, req, *args, **kwargs):
         flask_smorest.abort(400, message=messages.JSON_PARSE_ERROR.format(error=error))
 
