@@ -1,5 +1,7 @@
 """Login, token refresh with rotation, logout with revocation, and the caller's profile."""
 
+import logging
+
 from flask import abort, current_app, request
 from flask.views import MethodView
 from flask_jwt_extended import current_user, get_jwt
@@ -10,41 +12,54 @@ from taskapp.extensions import db, limiter
 from taskapp.users.schemas import UserSchema
 from taskapp.users.service import authenticate
 from taskapp.web.api import Blueprint
+from taskapp.web.bodies import cached_json
 from taskapp.web.messages import BAD_CREDENTIALS, INVALID_REFRESH
 
+log = logging.getLogger(__name__)
 blp = Blueprint("auth", __name__, url_prefix="/api/auth", description="JWT authentication")
 
 
-def _login_rate_key() -> str:
-    """Failed logins are counted per username and client address."""
-    body = request.get_json(silent=True)
+def _login_username_key() -> str:
+    """Failed logins are counted per username (case-insensitive) and client address.
+    The limits sit inside the argument parsing: a body that cannot be parsed (see
+    ``web.bodies``) or validated is refused before the limiter looks at it."""
+    body = cached_json()
     username = body.get("username") if isinstance(body, dict) else None
     return f"login:{str(username or '').lower()}:{request.remote_addr}"
 
 
-def _login_failed(response) -> bool:
-    return response.status_code == 401
+def _login_address_key() -> str:
+    """...and per client address, whatever the username (a spray of usernames)."""
+    return f"login-address:{request.remote_addr}"
+
+
+def _refund_login_limits() -> None:
+    """Give back the hits a successful login took: only failures count. The hit itself
+    was taken before the password check, atomically (test and count are one INCR), so
+    concurrent wrong passwords cannot all pass the test before any is counted."""
+    for taken in limiter.current_limits:
+        try:
+            limiter.limiter.hit(taken.limit, *taken.request_args, cost=-1)
+        except Exception:  # a storage failure must not fail a good login
+            log.warning("could not give back a login limit hit", exc_info=True)
 
 
 @blp.route("/login/")
 class Login(MethodView):
-    decorators = [
-        limiter.limit(
-            lambda: current_app.config["LOGIN_RATE_LIMIT"],
-            key_func=_login_rate_key,
-            deduct_when=_login_failed,
-        )
-    ]
-
     @blp.arguments(LoginSchema)
     @blp.response(200, TokenPairSchema)
     @blp.alt_response(401, schema="Error", description="Bad credentials or inactive user")
     @blp.alt_response(429, schema="Error", description="Too many failed logins; see Retry-After")
+    @limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], key_func=_login_username_key)
+    @limiter.limit(
+        lambda: current_app.config["LOGIN_ADDRESS_RATE_LIMIT"], key_func=_login_address_key
+    )
     def post(self, credentials):
         """Exchange a username and password for an access and a refresh token"""
         user = authenticate(db.session, credentials["username"], credentials["password"])
         if user is None:
             abort(401, BAD_CREDENTIALS)
+        _refund_login_limits()
         db.session.commit()
         return tokens.issue_tokens(user)
 
