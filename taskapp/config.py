@@ -10,12 +10,24 @@ from datetime import timedelta
 from pathlib import Path
 
 DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me-in-production"
+EMBEDDED_HOSTS = ["127.0.0.1", "localhost"]
+"""The Host values the embedded mode answers to (``./scripts/run``, the test client)."""
 MIN_SECRET_BYTES = 32
 INSTANCE_DIR = Path(os.environ.get("TASKAPP_INSTANCE_DIR", Path.cwd() / "instance"))
 
 
 def _env_int(name: str, default: int) -> int:
     return int(os.environ.get(name, default))
+
+
+def _env_list(name: str) -> list[str]:
+    return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
+
+
+def _trusted_hosts(env: str) -> list[str]:
+    """TRUSTED_HOSTS, comma-separated; unset: the embedded hosts, except in production,
+    where it must be set (an empty list trusts nothing; check_production refuses it)."""
+    return _env_list("TRUSTED_HOSTS") or ([] if env == "production" else list(EMBEDDED_HOSTS))
 
 
 def _sqlite_url(filename: str) -> str:
@@ -51,8 +63,10 @@ def load_config() -> dict:
     """Build the configuration mapping from the environment."""
     redis_url = os.environ.get("REDIS_URL") or None
     broker_url = _broker_url(redis_url)
+    env = os.environ.get("TASKAPP_ENV", "development")
     return {
-        "TASKAPP_ENV": os.environ.get("TASKAPP_ENV", "development"),
+        "TASKAPP_ENV": env,
+        "TRUSTED_HOSTS": _trusted_hosts(env),
         "TASKAPP_TIMEZONE": os.environ.get("TASKAPP_TIMEZONE", "UTC"),
         "SQLALCHEMY_DATABASE_URI": os.environ.get("DATABASE_URL", _sqlite_url("taskapp.sqlite")),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
@@ -103,7 +117,8 @@ def load_config() -> dict:
 
 
 def check_production(config: dict) -> None:
-    """Refuse to run production with a secret anyone can read in this repository."""
+    """Refuse to run production with a secret anyone can read in this repository, or
+    without the list of Host values it may answer to."""
     if config["TASKAPP_ENV"] != "production":
         return
     secret = config.get("JWT_SECRET_KEY") or ""
@@ -112,4 +127,10 @@ def check_production(config: dict) -> None:
             "TASKAPP_ENV=production needs JWT_SECRET_KEY set to a random value of at "
             f"least {MIN_SECRET_BYTES} bytes (e.g. `python -c 'import secrets; "
             "print(secrets.token_urlsafe(48))'`)."
+        )
+    if not config.get("TRUSTED_HOSTS"):
+        raise RuntimeError(
+            "TASKAPP_ENV=production needs TRUSTED_HOSTS: the comma-separated host names "
+            "clients use to reach the API (e.g. `tasks.example.com`); any other Host "
+            "header is answered 400."
         )

@@ -73,7 +73,7 @@ class Refresh(MethodView):
         """Trade a refresh token for a new pair; the old refresh token stops working"""
         payload, user = tokens.decode_refresh_token(body["refresh"])
         tokens.revoke(payload)
-        pair = tokens.issue_tokens(user)
+        pair = tokens.issue_tokens(user, sid=tokens.session_id_of(payload))
         db.session.commit()
         return pair
 
@@ -84,11 +84,13 @@ class Logout(MethodView):
     @blp.arguments(RefreshSchema)
     @blp.response(204)
     def post(self, body):
-        """Revoke the caller's access token and the given refresh token"""
+        """End the session: every access and refresh token of this login stops working"""
         refresh_payload, owner = tokens.decode_refresh_token(body["refresh"])
         if owner.id != current_user.id:
             abort(401, INVALID_REFRESH)
         tokens.revoke(get_jwt(), refresh_payload)
+        tokens.end_session(get_jwt())
+        tokens.end_session(refresh_payload)
         db.session.commit()
 
 

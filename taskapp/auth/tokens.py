@@ -1,25 +1,30 @@
 """JWT issuing and the flask-jwt-extended callbacks that verify tokens.
 
 A token is accepted only if its user exists, is active, still has the token version the
-token was minted with (role, password or activation changes bump it) and its ``jti`` is
-not revoked. All of that is one SQL query per request, against the database rather than
-Redis, so revocation holds when Redis is down.
+token was minted with (role, password or activation changes bump it), its ``jti`` is not
+revoked and its session (``sid``, shared by every token of one login, whatever refresh
+rotation minted it) has not ended. All of that is one SQL query per request, against the
+database rather than Redis, so revocation holds when Redis is down.
 """
 
-from flask import abort, g, request
+import secrets
+from datetime import UTC, datetime
+
+from flask import abort, current_app, g, request
 from flask_jwt_extended import JWTManager, create_access_token, create_refresh_token, decode_token
 from jwt import PyJWTError
-from sqlalchemy import exists, select
+from sqlalchemy import exists, false, select
 
 from taskapp import audit, revocations
 from taskapp.extensions import db
-from taskapp.models import RevokedToken, Source, User
+from taskapp.models import RevokedSession, RevokedToken, Source, User
 from taskapp.web.api import MAX_ID, UNAUTHENTICATED_HEADERS
 from taskapp.web.messages import INVALID_REFRESH, INVALID_TOKEN, MALFORMED_HEADER, NO_CREDENTIALS
 
 
-def issue_tokens(user: User) -> dict[str, str]:
-    claims = {"role": user.role.value, "ver": user.token_version}
+def issue_tokens(user: User, sid: str | None = None) -> dict[str, str]:
+    """A new pair; ``sid`` continues a login (refresh), None starts one (login)."""
+    claims = {"role": user.role.value, "ver": user.token_version, "sid": sid or new_sid()}
     identity = str(user.id)
     return {
         "access": create_access_token(identity=identity, additional_claims=claims),
@@ -37,39 +42,81 @@ def user_id_of(payload: dict) -> int | None:
     return user_id if 1 <= user_id <= MAX_ID else None
 
 
+def new_sid() -> str:
+    return secrets.token_hex(16)
+
+
+def session_id_of(payload: dict) -> str | None:
+    """The ``sid`` claim; None for tokens minted before sessions existed."""
+    sid = payload.get("sid")
+    return sid if isinstance(sid, str) and 0 < len(sid) <= 64 else None
+
+
+def _token_state(payload: dict) -> tuple[User | None, bool]:
+    """The token's user if the token is still good (else None), and whether the token
+    itself was revoked while its session is still live (a replayed refresh token)."""
+    user_id = user_id_of(payload)
+    jti = payload.get("jti")
+    if user_id is None or not isinstance(jti, str):
+        return None, False
+    token_revoked = exists().where(RevokedToken.jti == jti)
+    sid = session_id_of(payload)
+    session_ended = exists().where(RevokedSession.sid == sid) if sid else false()
+    query = select(User, token_revoked, session_ended).where(User.id == user_id)
+    row = db.session.execute(query).first()
+    if row is None:
+        return None, False
+    user, is_revoked, has_ended = row
+    if has_ended or not user.is_active or user.token_version != payload.get("ver"):
+        return None, False
+    if is_revoked:
+        return None, True
+    return user, False
+
+
 def load_token_user(payload: dict) -> User | None:
     """The token's user if the token is still good, else None."""
-    user_id = user_id_of(payload)
-    if user_id is None or not isinstance(payload.get("jti"), str):
-        return None
-    revoked = exists().where(RevokedToken.jti == payload["jti"])
-    row = db.session.execute(select(User, revoked).where(User.id == user_id)).first()
-    if row is None:
-        return None
-    user, is_revoked = row
-    if is_revoked or not user.is_active or user.token_version != payload.get("ver"):
-        return None
-    return user
+    return _token_state(payload)[0]
 
 
 def decode_refresh_token(token: str) -> tuple[dict, User]:
-    """Decode a refresh token from a request body; 401 unless it is valid and live."""
+    """Decode a refresh token from a request body; 401 unless it is valid and live. A
+    refresh token used a second time ends its whole session: whoever holds the newer
+    pair (the thief or the owner) is logged out too."""
     try:
         payload = decode_token(token)
     except PyJWTError:
         abort(401, INVALID_REFRESH)
     if payload.get("type") != "refresh":
         abort(401, INVALID_REFRESH)
-    user = load_token_user(payload)
+    user, replayed = _token_state(payload)
+    if replayed:
+        end_session_and_refuse(payload)
     if user is None:
         abort(401, INVALID_REFRESH)
     return payload, user
 
 
 def revoke(*payloads: dict) -> None:
-    """Revoke the tokens; 401 if one was revoked already (a replayed refresh token)."""
+    """Revoke the tokens; a refresh token revoked meanwhile (replayed concurrently)
+    ends its session and answers 401."""
     if not revocations.revoke(db.session, *payloads):
-        abort(401, INVALID_REFRESH)
+        end_session_and_refuse(payloads[-1])
+
+
+def end_session(payload: dict) -> None:
+    """End the login ``payload`` belongs to: all its access and refresh tokens."""
+    sid = session_id_of(payload)
+    if sid is not None:
+        lifetime = current_app.config["JWT_REFRESH_TOKEN_EXPIRES"]
+        revocations.end_session(db.session, sid, datetime.now(UTC) + lifetime)
+
+
+def end_session_and_refuse(payload: dict):
+    db.session.rollback()
+    end_session(payload)
+    db.session.commit()
+    abort(401, INVALID_REFRESH)
 
 
 def _unauthorized(message: str):
