@@ -3,18 +3,43 @@
 from datetime import date, timedelta
 
 import click
+import marshmallow as ma
 from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 
 from taskapp import audit, overdue
 from taskapp.extensions import db
 from taskapp.models import Priority, Role, Source, Status, Task, User
 from taskapp.users import service
+from taskapp.users.schemas import UserCreateSchema, UserUpdateSchema
 
-users_cli = AppGroup("users", help="Manage users.")
-tasks_cli = AppGroup("tasks", help="Task maintenance.")
-demo_cli = AppGroup("demo", help="Demo data for trying the API.")
+NO_SCHEMA = "the database has no taskapp schema yet: run `flask db upgrade` first"
+UNDEFINED_TABLE = "42P01"
+
+
+class CheckedGroup(AppGroup):
+    """Commands that say what is wrong instead of printing a traceback when the
+    database has not been migrated."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except DBAPIError as error:
+            if _is_missing_table(error):
+                raise click.ClickException(NO_SCHEMA) from None
+            raise
+
+
+def _is_missing_table(error: DBAPIError) -> bool:
+    orig = error.orig
+    return getattr(orig, "sqlstate", None) == UNDEFINED_TABLE or "no such table" in str(orig)
+
+
+users_cli = CheckedGroup("users", help="Manage users.")
+tasks_cli = CheckedGroup("tasks", help="Task maintenance.")
+demo_cli = CheckedGroup("demo", help="Demo data for trying the API.")
 ROLE = click.Choice([role.value for role in Role], case_sensitive=False)
 
 
@@ -30,6 +55,18 @@ def _user_or_fail(username: str) -> User:
     return user
 
 
+def _validated(schema: ma.Schema, data: dict) -> dict:
+    """The API's own schema decides: same rules, same messages, exit status 1."""
+    try:
+        return schema.load(data)
+    except ma.ValidationError as error:
+        problems = "; ".join(
+            f"{field}: {' '.join(messages)}"
+            for field, messages in error.normalized_messages().items()
+        )
+        raise click.ClickException(f"invalid user: {problems}") from None
+
+
 def _commit(message: str) -> None:
     db.session.commit()
     click.echo(message)
@@ -41,9 +78,15 @@ def _commit(message: str) -> None:
 @click.option("--email", default="")
 @click.password_option(help="Prompted (hidden, confirmed) when not given.")
 def create_user(username: str, role: str, email: str, password: str) -> None:
-    """Create a user."""
+    """Create a user (the same rules as POST /api/users/)."""
+    data = {"username": username, "password": password, "role": role.upper()}
+    if email:
+        data["email"] = email
+    fields = _validated(UserCreateSchema(), data)
     try:
-        user = service.create_user(db.session, username, password, Role(role.upper()), email)
+        user = service.create_user(
+            db.session, fields["username"], fields["password"], fields["role"], fields["email"]
+        )
     except service.UsernameTaken as error:
         raise click.ClickException(str(error)) from None
     _commit(f"created user {user.username} (id {user.id}, {user.role.value})")
@@ -73,7 +116,7 @@ def set_role(username: str, role: str) -> None:
 def set_password(username: str, password: str) -> None:
     """Change a user's password (their tokens stop working)."""
     user = _user_or_fail(username)
-    service.update_user(user, {"password": password})
+    service.update_user(user, _validated(UserUpdateSchema(), {"password": password}))
     _commit(f"password of {user.username} changed")
 
 

@@ -13,7 +13,10 @@ DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me-in-production"
 EMBEDDED_HOSTS = ["127.0.0.1", "localhost"]
 """The Host values the embedded mode answers to (``./scripts/run``, the test client)."""
 MIN_SECRET_BYTES = 32
-INSTANCE_DIR = Path(os.environ.get("TASKAPP_INSTANCE_DIR", Path.cwd() / "instance"))
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+INSTANCE_DIR = Path(os.environ.get("TASKAPP_INSTANCE_DIR") or PROJECT_ROOT / "instance")
+"""Beside the code, not in the current directory: ``flask --app /path/to/wsgi.py ...``
+run from elsewhere uses the same database as ``./scripts/run``."""
 
 
 def _env_int(name: str, default: int) -> int:
