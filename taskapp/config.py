@@ -33,6 +33,13 @@ def _trusted_hosts(env: str) -> list[str]:
     return _env_list("TRUSTED_HOSTS") or ([] if env == "production" else list(EMBEDDED_HOSTS))
 
 
+def forwarded_allow_ips() -> list[str]:
+    """FORWARDED_ALLOW_IPS: the proxies (addresses or networks, comma-separated) allowed
+    to set the scheme, host and client address through X-Forwarded-* headers. Read by
+    the app and by gunicorn.conf.py; unset: none."""
+    return _env_list("FORWARDED_ALLOW_IPS")
+
+
 def _sqlite_url(filename: str) -> str:
     return f"sqlite:///{INSTANCE_DIR / filename}"
 
@@ -100,6 +107,7 @@ def load_config() -> dict:
         "MAX_CONTENT_LENGTH": 1024 * 1024,
         "CORS_ORIGINS": os.environ.get("CORS_ORIGINS", ""),
         "TRUSTED_PROXY_COUNT": _env_int("TRUSTED_PROXY_COUNT", 0),
+        "FORWARDED_ALLOW_IPS": forwarded_allow_ips(),
         "OVERDUE_SWEEP_INTERVAL_SECONDS": _env_int("OVERDUE_SWEEP_INTERVAL_SECONDS", 15 * 60),
         "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
         "CELERY": {
