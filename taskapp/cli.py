@@ -5,7 +5,9 @@ from datetime import date, timedelta
 import click
 import marshmallow as ma
 from flask import Flask, current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
+from flask_migrate.cli import db as flask_migrate_db
+from psycopg import sql
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
@@ -46,6 +48,7 @@ ROLE = click.Choice([role.value for role in Role], case_sensitive=False)
 def register(app: Flask) -> None:
     for group in (users_cli, tasks_cli, demo_cli):
         app.cli.add_command(group)
+    flask_migrate_db.add_command(grant_app_role)
 
 
 def _user_or_fail(username: str) -> User:
@@ -183,3 +186,59 @@ def seed(password: str) -> None:
     db.session.commit()
     names = ", ".join(user.username for user in created) or "none (already there)"
     click.echo(f"demo users created: {names}")
+
+
+APPEND_ONLY_TABLES = ("activity_log",)
+
+
+def _rights(table: str) -> str:
+    if table == "alembic_version":
+        return "SELECT"
+    if table in APPEND_ONLY_TABLES:
+        return "SELECT, INSERT"
+    return "SELECT, INSERT, UPDATE, DELETE"
+
+
+@click.command("grant-app-role")
+@click.argument("role")
+@click.option(
+    "--password",
+    envvar="TASKAPP_APP_DB_PASSWORD",
+    required=True,
+    help="The role's password (default: $TASKAPP_APP_DB_PASSWORD).",
+)
+@with_appcontext
+def grant_app_role(role: str, password: str) -> None:
+    """Create or update the PostgreSQL role the app and the worker connect as.
+
+    Run as the owner of the schema, after `flask db upgrade` (again after each one: it
+    grants on every table there is). The role owns nothing, so it cannot alter tables,
+    disable the log's triggers or TRUNCATE; it may read and write every table except
+    activity_log, which it may only read and append to."""
+    if db.engine.dialect.name != "postgresql":
+        raise click.ClickException("roles exist only on PostgreSQL")
+    tables = [*sorted(db.metadata.tables), "alembic_version"]
+    name = sql.Identifier(role)
+    statements = [
+        sql.SQL(
+            "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {}) THEN "
+            "CREATE ROLE {} LOGIN; END IF; END $$"
+        ).format(sql.Literal(role), name),
+        sql.SQL("ALTER ROLE {} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {}").format(
+            name, sql.Literal(password)
+        ),
+        sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
+            sql.Identifier(db.engine.url.database), name
+        ),
+        sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(name),
+        sql.SQL("REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {}").format(name),
+        sql.SQL("GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {}").format(name),
+    ]
+    for table in tables:
+        grant = sql.SQL(f"GRANT {_rights(table)} ON {{}} TO {{}}")
+        statements.append(grant.format(sql.Identifier(table), name))
+    with db.engine.begin() as conn:
+        raw = conn.connection.driver_connection
+        for statement in statements:
+            raw.execute(statement)
+    click.echo(f"role {role}: may read and write the tables, and only append to activity_log")
