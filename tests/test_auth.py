@@ -273,3 +273,15 @@ def test_no_answer_contains_a_password_or_hash(client, admin, intern):
 
 def test_roles_enum_is_complete():
     assert {role.value for role in Role} == {"ADMIN", "INTERN"}
+
+
+def test_purge_job_drops_ended_sessions_once_expired(app, client, intern, sql):
+    client.post(
+        "/api/auth/logout/", json={"refresh": intern.tokens["refresh"]}, headers=intern.headers
+    )
+    assert sql("SELECT count(*) FROM revoked_session") == [(1,)]
+    app.extensions["celery"].tasks["taskapp.purge_revoked_tokens"].apply()
+    assert sql("SELECT count(*) FROM revoked_session") == [(1,)]
+    sql("UPDATE revoked_session SET expires_at = :past", past=datetime(2000, 1, 1, tzinfo=UTC))
+    app.extensions["celery"].tasks["taskapp.purge_revoked_tokens"].apply()
+    assert sql("SELECT count(*) FROM revoked_session") == [(0,)]
