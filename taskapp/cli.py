@@ -191,6 +191,20 @@ def seed(password: str) -> None:
 APPEND_ONLY_TABLES = ("activity_log",)
 
 
+def _refuse_powerful(raw, role: str) -> None:
+    """A role that pre-existed with powers (superuser, bypassing row security, creating
+    roles or databases) would make the grants meaningless: roll back and say so."""
+    powers = raw.execute(
+        "SELECT rolsuper OR rolbypassrls OR rolcreaterole OR rolcreatedb FROM pg_roles "
+        "WHERE rolname = %s",
+        (role,),
+    ).fetchone()[0]
+    if powers:
+        raise click.ClickException(
+            f"role {role} is a superuser or may create roles or databases; use another name"
+        )
+
+
 def _rights(table: str) -> str:
     if table == "alembic_version":
         return "SELECT"
@@ -224,9 +238,7 @@ def grant_app_role(role: str, password: str) -> None:
             "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {}) THEN "
             "CREATE ROLE {} LOGIN; END IF; END $$"
         ).format(sql.Literal(role), name),
-        sql.SQL("ALTER ROLE {} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {}").format(
-            name, sql.Literal(password)
-        ),
+        sql.SQL("ALTER ROLE {} WITH LOGIN PASSWORD {}").format(name, sql.Literal(password)),
         sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
             sql.Identifier(db.engine.url.database), name
         ),
@@ -237,8 +249,12 @@ def grant_app_role(role: str, password: str) -> None:
     for table in tables:
         grant = sql.SQL(f"GRANT {_rights(table)} ON {{}} TO {{}}")
         statements.append(grant.format(sql.Identifier(table), name))
-    with db.engine.begin() as conn:
-        raw = conn.connection.driver_connection
-        for statement in statements:
-            raw.execute(statement)
+    try:
+        with db.engine.begin() as conn:
+            raw = conn.connection.driver_connection
+            for statement in statements:
+                raw.execute(statement)
+            _refuse_powerful(raw, role)
+    except DBAPIError as error:
+        raise click.ClickException(f"could not set up role {role}: {error.orig}") from None
     click.echo(f"role {role}: may read and write the tables, and only append to activity_log")
