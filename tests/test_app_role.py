@@ -4,25 +4,24 @@ empty the activity log."""
 
 import pytest
 import sqlalchemy as sa
-from conftest import PG_TEST_DB
 from helpers import PASSWORD, Person, create_user, only_postgresql
 
 from taskapp.models import Role
 
-ROLE = f"{PG_TEST_DB}_app"
 ROLE_PASSWORD = "app-role-password"
 
 
 @pytest.fixture
 def role_url(database_url, runner):
+    role = sa.make_url(database_url).database + "_app"  # one per test database
     for _ in range(2):  # idempotent: the migrate step runs it on every deploy
-        result = runner.invoke(args=["db", "grant-app-role", ROLE, "--password", ROLE_PASSWORD])
+        result = runner.invoke(args=["db", "grant-app-role", role, "--password", ROLE_PASSWORD])
         assert result.exit_code == 0, result.output
-    yield database_url.replace("://postgres@", f"://{ROLE}:{ROLE_PASSWORD}@")
+    yield database_url.replace("://postgres@", f"://{role}:{ROLE_PASSWORD}@")
     engine = sa.create_engine(database_url)
     with engine.begin() as conn:
-        conn.execute(sa.text(f'DROP OWNED BY "{ROLE}"'))
-        conn.execute(sa.text(f'DROP ROLE "{ROLE}"'))
+        conn.execute(sa.text(f'DROP OWNED BY "{role}"'))
+        conn.execute(sa.text(f'DROP ROLE "{role}"'))
     engine.dispose()
 
 
