@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # taskapp production image: one image for every role.
-#   web      gunicorn wsgi:app                      (the default CMD below)
-#   migrate  flask --app wsgi db upgrade
+#   web      gunicorn -c gunicorn.conf.py wsgi:app  (the default CMD below)
+#   migrate  flask --app wsgi db upgrade && flask --app wsgi db grant-app-role taskapp_app
 #   worker   celery -A wsgi.celery worker --loglevel=INFO
 #   beat     celery -A wsgi.celery beat --loglevel=INFO
 # docker-compose.yml wires them together; docs/production.md explains how to run it.
@@ -31,7 +31,7 @@ RUN groupadd --system --gid 10001 taskapp \
     && mkdir -p /app/instance \
     && chown taskapp:taskapp /app/instance
 
-COPY wsgi.py celerybeat_schedule.py ./
+COPY wsgi.py celerybeat_schedule.py gunicorn.conf.py ./
 COPY migrations ./migrations
 COPY taskapp ./taskapp
 
@@ -46,11 +46,8 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4).status == 200 else 1)"]
 
-# Exec form: no shell in between, so gunicorn gets SIGTERM directly. The worker count comes from
-# WEB_CONCURRENCY (gunicorn reads it itself); the access log goes to stdout, errors to stderr.
-CMD ["gunicorn", "wsgi:app", \
-     "--bind", "0.0.0.0:8000", \
-     "--access-logfile", "-", \
-     "--error-logfile", "-", \
-     "--worker-tmp-dir", "/dev/shm", \
-     "--no-control-socket"]
+# Exec form: no shell in between, so gunicorn gets SIGTERM directly. gunicorn.conf.py sets the
+# bind (0.0.0.0:8000), WEB_CONCURRENCY workers, access log on stdout and errors on stderr,
+# /dev/shm for worker heartbeats, no control socket, X-Forwarded-* only from
+# FORWARDED_ALLOW_IPS, and the request-line/header limits.
+CMD ["gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"]

@@ -3,11 +3,12 @@
 1. Validate the file against the official Compose Specification JSON schema, as written
    and again after variable interpolation with sample values (Compose validates the
    interpolated model).
-2. Check that interpolation refuses to go on when JWT_SECRET_KEY (or POSTGRES_PASSWORD)
-   is unset, as `docker compose` does for `${VAR:?message}`.
+2. Check that interpolation refuses to go on when JWT_SECRET_KEY (or POSTGRES_PASSWORD,
+   APP_DB_PASSWORD, TRUSTED_HOSTS) is unset, as `docker compose` does for `${VAR:?message}`.
 3. Check the project's own rules: no obsolete `version:` key, no `container_name` (so every
    service scales), every `depends_on` target exists, every app service gets the shared
-   environment, one beat only, a healthcheck on every long-running service.
+   environment, only migrate connects as the schema owner, one beat only, a healthcheck on
+   every long-running service.
 
 It needs `jsonschema`, a YAML parser and the schema, none of which are runtime
 dependencies. The schema is the copy vendored by check-jsonschema, so use a throwaway venv:
@@ -30,10 +31,12 @@ from pathlib import Path
 
 APP_SERVICES = ("migrate", "web", "worker", "beat")
 LONG_RUNNING = ("postgres", "redis", "web", "worker", "beat")
-REQUIRED_VARS = ("JWT_SECRET_KEY", "POSTGRES_PASSWORD")
+REQUIRED_VARS = ("JWT_SECRET_KEY", "POSTGRES_PASSWORD", "APP_DB_PASSWORD", "TRUSTED_HOSTS")
 SAMPLE_ENV = {
     "JWT_SECRET_KEY": "x" * 64,
     "POSTGRES_PASSWORD": "sample-password",
+    "APP_DB_PASSWORD": "sample-app-password",
+    "TRUSTED_HOSTS": "tasks.example.com",
 }
 
 # ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?error}, ${VAR?error}, ${VAR:+alt},
@@ -162,9 +165,14 @@ def project_errors(doc: dict) -> list[str]:
             problems.append(f"{name}: TASKAPP_ENV is not production")
         if "${JWT_SECRET_KEY:?" not in str(env.get("JWT_SECRET_KEY", "")):
             problems.append(f"{name}: JWT_SECRET_KEY must be ${{JWT_SECRET_KEY:?...}}")
-        for variable in ("DATABASE_URL", "REDIS_URL"):
+        for variable in ("DATABASE_URL", "REDIS_URL", "TRUSTED_HOSTS"):
             if not env.get(variable):
                 problems.append(f"{name}: {variable} is not set")
+        owner = name == "migrate"
+        if ("postgresql+psycopg://taskapp:" in str(env.get("DATABASE_URL", ""))) != owner:
+            problems.append(
+                f"{name}: only migrate connects as the owner (taskapp); the rest as taskapp_app"
+            )
     for name in LONG_RUNNING:
         check = (services.get(name) or {}).get("healthcheck") or {}
         if not check.get("test") or check.get("disable"):

@@ -71,10 +71,12 @@ def register_blueprints(app: Flask) -> None:
 
 
 def register_errors(app: Flask) -> None:
-    from taskapp.web import errors, policy
+    from taskapp.web import bodies, csp, errors, policy
 
     errors.register(app)
     policy.register(app)
+    bodies.register(app)
+    csp.register(app)
 
 
 def register_cli(app: Flask) -> None:

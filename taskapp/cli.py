@@ -3,24 +3,52 @@
 from datetime import date, timedelta
 
 import click
+import marshmallow as ma
 from flask import Flask, current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
+from flask_migrate.cli import db as flask_migrate_db
+from psycopg import sql
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 
 from taskapp import audit, overdue, personal_tokens
 from taskapp.extensions import db
 from taskapp.models import PersonalAccessToken, Priority, Role, Source, Status, Task, User
 from taskapp.users import service
+from taskapp.users.schemas import UserCreateSchema, UserUpdateSchema
 
-users_cli = AppGroup("users", help="Manage users.")
-tasks_cli = AppGroup("tasks", help="Task maintenance.")
-demo_cli = AppGroup("demo", help="Demo data for trying the API.")
+NO_SCHEMA = "the database has no taskapp schema yet: run `flask db upgrade` first"
+UNDEFINED_TABLE = "42P01"
+
+
+class CheckedGroup(AppGroup):
+    """Commands that say what is wrong instead of printing a traceback when the
+    database has not been migrated."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except DBAPIError as error:
+            if _is_missing_table(error):
+                raise click.ClickException(NO_SCHEMA) from None
+            raise
+
+
+def _is_missing_table(error: DBAPIError) -> bool:
+    orig = error.orig
+    return getattr(orig, "sqlstate", None) == UNDEFINED_TABLE or "no such table" in str(orig)
+
+
+users_cli = CheckedGroup("users", help="Manage users.")
+tasks_cli = CheckedGroup("tasks", help="Task maintenance.")
+demo_cli = CheckedGroup("demo", help="Demo data for trying the API.")
 ROLE = click.Choice([role.value for role in Role], case_sensitive=False)
 
 
 def register(app: Flask) -> None:
     for group in (users_cli, tasks_cli, demo_cli):
         app.cli.add_command(group)
+    flask_migrate_db.add_command(grant_app_role)
 
 
 def _user_or_fail(username: str) -> User:
@@ -28,6 +56,18 @@ def _user_or_fail(username: str) -> User:
     if user is None:
         raise click.ClickException(f"no user named {username!r}")
     return user
+
+
+def _validated(schema: ma.Schema, data: dict) -> dict:
+    """The API's own schema decides: same rules, same messages, exit status 1."""
+    try:
+        return schema.load(data)
+    except ma.ValidationError as error:
+        problems = "; ".join(
+            f"{field}: {' '.join(messages)}"
+            for field, messages in error.normalized_messages().items()
+        )
+        raise click.ClickException(f"invalid user: {problems}") from None
 
 
 def _commit(message: str) -> None:
@@ -41,9 +81,15 @@ def _commit(message: str) -> None:
 @click.option("--email", default="")
 @click.password_option(help="Prompted (hidden, confirmed) when not given.")
 def create_user(username: str, role: str, email: str, password: str) -> None:
-    """Create a user."""
+    """Create a user (the same rules as POST /api/users/)."""
+    data = {"username": username, "password": password, "role": role.upper()}
+    if email:
+        data["email"] = email
+    fields = _validated(UserCreateSchema(), data)
     try:
-        user = service.create_user(db.session, username, password, Role(role.upper()), email)
+        user = service.create_user(
+            db.session, fields["username"], fields["password"], fields["role"], fields["email"]
+        )
     except service.UsernameTaken as error:
         raise click.ClickException(str(error)) from None
     _commit(f"created user {user.username} (id {user.id}, {user.role.value})")
@@ -73,7 +119,7 @@ def set_role(username: str, role: str) -> None:
 def set_password(username: str, password: str) -> None:
     """Change a user's password (their tokens stop working)."""
     user = _user_or_fail(username)
-    service.update_user(user, {"password": password})
+    service.update_user(user, _validated(UserUpdateSchema(), {"password": password}))
     _commit(f"password of {user.username} changed")
 
 
@@ -176,3 +222,75 @@ def seed(password: str) -> None:
     db.session.commit()
     names = ", ".join(user.username for user in created) or "none (already there)"
     click.echo(f"demo users created: {names}")
+
+
+APPEND_ONLY_TABLES = ("activity_log",)
+
+
+def _refuse_powerful(raw, role: str) -> None:
+    """A role that pre-existed with powers (superuser, bypassing row security, creating
+    roles or databases) would make the grants meaningless: roll back and say so."""
+    powers = raw.execute(
+        "SELECT rolsuper OR rolbypassrls OR rolcreaterole OR rolcreatedb FROM pg_roles "
+        "WHERE rolname = %s",
+        (role,),
+    ).fetchone()[0]
+    if powers:
+        raise click.ClickException(
+            f"role {role} is a superuser or may create roles or databases; use another name"
+        )
+
+
+def _rights(table: str) -> str:
+    if table == "alembic_version":
+        return "SELECT"
+    if table in APPEND_ONLY_TABLES:
+        return "SELECT, INSERT"
+    return "SELECT, INSERT, UPDATE, DELETE"
+
+
+@click.command("grant-app-role")
+@click.argument("role")
+@click.option(
+    "--password",
+    envvar="TASKAPP_APP_DB_PASSWORD",
+    required=True,
+    help="The role's password (default: $TASKAPP_APP_DB_PASSWORD).",
+)
+@with_appcontext
+def grant_app_role(role: str, password: str) -> None:
+    """Create or update the PostgreSQL role the app and the worker connect as.
+
+    Run as the owner of the schema, after `flask db upgrade` (again after each one: it
+    grants on every table there is). The role owns nothing, so it cannot alter tables,
+    disable the log's triggers or TRUNCATE; it may read and write every table except
+    activity_log, which it may only read and append to."""
+    if db.engine.dialect.name != "postgresql":
+        raise click.ClickException("roles exist only on PostgreSQL")
+    tables = [*sorted(db.metadata.tables), "alembic_version"]
+    name = sql.Identifier(role)
+    statements = [
+        sql.SQL(
+            "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {}) THEN "
+            "CREATE ROLE {} LOGIN; END IF; END $$"
+        ).format(sql.Literal(role), name),
+        sql.SQL("ALTER ROLE {} WITH LOGIN PASSWORD {}").format(name, sql.Literal(password)),
+        sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
+            sql.Identifier(db.engine.url.database), name
+        ),
+        sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(name),
+        sql.SQL("REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {}").format(name),
+        sql.SQL("GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {}").format(name),
+    ]
+    for table in tables:
+        grant = sql.SQL(f"GRANT {_rights(table)} ON {{}} TO {{}}")
+        statements.append(grant.format(sql.Identifier(table), name))
+    try:
+        with db.engine.begin() as conn:
+            raw = conn.connection.driver_connection
+            for statement in statements:
+                raw.execute(statement)
+            _refuse_powerful(raw, role)
+    except DBAPIError as error:
+        raise click.ClickException(f"could not set up role {role}: {error.orig}") from None
+    click.echo(f"role {role}: may read and write the tables, and only append to activity_log")

@@ -11,12 +11,34 @@ from datetime import timedelta
 from pathlib import Path
 
 DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me-in-production"
+EMBEDDED_HOSTS = ["127.0.0.1", "localhost"]
+"""The Host values the embedded mode answers to (``./scripts/run``, the test client)."""
 MIN_SECRET_BYTES = 32
-INSTANCE_DIR = Path(os.environ.get("TASKAPP_INSTANCE_DIR", Path.cwd() / "instance"))
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+INSTANCE_DIR = Path(os.environ.get("TASKAPP_INSTANCE_DIR") or PROJECT_ROOT / "instance")
+"""Beside the code, not in the current directory: ``flask --app /path/to/wsgi.py ...``
+run from elsewhere uses the same database as ``./scripts/run``."""
 
 
 def _env_int(name: str, default: int) -> int:
     return int(os.environ.get(name, default))
+
+
+def _env_list(name: str) -> list[str]:
+    return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
+
+
+def _trusted_hosts(env: str) -> list[str]:
+    """TRUSTED_HOSTS, comma-separated; unset: the embedded hosts, except in production,
+    where it must be set (an empty list trusts nothing; check_production refuses it)."""
+    return _env_list("TRUSTED_HOSTS") or ([] if env == "production" else list(EMBEDDED_HOSTS))
+
+
+def forwarded_allow_ips() -> list[str]:
+    """FORWARDED_ALLOW_IPS: the proxies (addresses or networks, comma-separated) allowed
+    to set the scheme, host and client address through X-Forwarded-* headers. Read by
+    the app and by gunicorn.conf.py; unset: none."""
+    return _env_list("FORWARDED_ALLOW_IPS")
 
 
 def _sqlite_url(filename: str) -> str:
@@ -63,8 +85,10 @@ def load_config() -> dict:
     redis_url = os.environ.get("REDIS_URL") or None
     broker_url = _broker_url(redis_url)
     jwt_secret = os.environ.get("JWT_SECRET_KEY", DEV_JWT_SECRET)
+    env = os.environ.get("TASKAPP_ENV", "development")
     return {
-        "TASKAPP_ENV": os.environ.get("TASKAPP_ENV", "development"),
+        "TASKAPP_ENV": env,
+        "TRUSTED_HOSTS": _trusted_hosts(env),
         "TASKAPP_TIMEZONE": os.environ.get("TASKAPP_TIMEZONE", "UTC"),
         "SQLALCHEMY_DATABASE_URI": os.environ.get("DATABASE_URL", _sqlite_url("taskapp.sqlite")),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
@@ -86,15 +110,19 @@ def load_config() -> dict:
         "LOGIN_RATE_LIMIT": os.environ.get("LOGIN_RATE_LIMIT", "5 per minute"),
         "PAT_RATE_LIMIT": os.environ.get("PAT_RATE_LIMIT", "600 per minute"),
         "IDEMPOTENCY_CLAIM_TIMEOUT_SECONDS": _env_int("IDEMPOTENCY_CLAIM_TIMEOUT_SECONDS", 60),
+        "LOGIN_ADDRESS_RATE_LIMIT": os.environ.get("LOGIN_ADDRESS_RATE_LIMIT", "30 per minute"),
         "RATELIMIT_STORAGE_URI": redis_url or "memory://",
         "RATELIMIT_STORAGE_OPTIONS": LIMITER_SOCKET_OPTIONS if redis_url else {},
-        "RATELIMIT_STRATEGY": "moving-window",
+        # Fixed window: a hit is one atomic INCR (test and count in one step), and a
+        # successful login can give its hit back (a moving window cannot).
+        "RATELIMIT_STRATEGY": "fixed-window",
         "RATELIMIT_HEADERS_ENABLED": True,
         "RATELIMIT_SWALLOW_ERRORS": True,
         "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
         "MAX_CONTENT_LENGTH": 1024 * 1024,
         "CORS_ORIGINS": os.environ.get("CORS_ORIGINS", ""),
         "TRUSTED_PROXY_COUNT": _env_int("TRUSTED_PROXY_COUNT", 0),
+        "FORWARDED_ALLOW_IPS": forwarded_allow_ips(),
         "OVERDUE_SWEEP_INTERVAL_SECONDS": _env_int("OVERDUE_SWEEP_INTERVAL_SECONDS", 15 * 60),
         "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
         "CELERY": {
@@ -115,7 +143,8 @@ def load_config() -> dict:
 
 
 def check_production(config: dict) -> None:
-    """Refuse to run production with a secret anyone can read in this repository."""
+    """Refuse to run production with a secret anyone can read in this repository, or
+    without the list of Host values it may answer to."""
     if config["TASKAPP_ENV"] != "production":
         return
     secret = config.get("JWT_SECRET_KEY") or ""
@@ -124,4 +153,10 @@ def check_production(config: dict) -> None:
             "TASKAPP_ENV=production needs JWT_SECRET_KEY set to a random value of at "
             f"least {MIN_SECRET_BYTES} bytes (e.g. `python -c 'import secrets; "
             "print(secrets.token_urlsafe(48))'`)."
+        )
+    if not config.get("TRUSTED_HOSTS"):
+        raise RuntimeError(
+            "TASKAPP_ENV=production needs TRUSTED_HOSTS: the comma-separated host names "
+            "clients use to reach the API (e.g. `tasks.example.com`); any other Host "
+            "header is answered 400."
         )

@@ -1,5 +1,5 @@
-"""Database models: users, tasks, the activity log, revoked tokens, personal access
-tokens and their audit events, idempotency keys.
+"""Database models: users, tasks, the activity log, revoked tokens and sessions, personal
+access tokens and their audit events, idempotency keys.
 
 Plain SQLAlchemy 2 (``Base`` lives here): importing this module loads nothing of Flask,
 the web layer, Celery or the CLI. ``taskapp.extensions`` builds flask-sqlalchemy's ``db``
@@ -160,6 +160,17 @@ class RevokedToken(Base):
     __tablename__ = "revoked_token"
 
     jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class RevokedSession(Base):
+    """Logins that have ended (logout, a replayed refresh token). Every token of a login
+    carries its ``sid``, whatever rotation minted it, so one row ends them all. Rows
+    past ``expires_at`` (no token of the session can still be alive) are purged."""
+
+    __tablename__ = "revoked_session"
+
+    sid: Mapped[str] = mapped_column(String(64), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 

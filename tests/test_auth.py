@@ -69,9 +69,45 @@ def test_refresh_rotates_and_old_refresh_stops_working(client, intern):
     pair = response.get_json()
     assert set(pair) == {"access", "refresh"} and pair["refresh"] != old
     assert client.get("/api/auth/me/", headers=bearer(pair["access"])).status_code == 200
+    assert client.post("/api/auth/refresh/", json={"refresh": pair["refresh"]}).status_code == 200
+
+
+def test_replayed_refresh_token_ends_the_whole_session(client, intern):
+    """Reuse of a rotated refresh token means it leaked: the session ends for whoever
+    holds its newer tokens too (OAuth 2.0 Security BCP, refresh token rotation)."""
+    old = intern.tokens["refresh"]
+    pair = client.post("/api/auth/refresh/", json={"refresh": old}).get_json()
+    newer = client.post("/api/auth/refresh/", json={"refresh": pair["refresh"]}).get_json()
     replay = client.post("/api/auth/refresh/", json={"refresh": old})
     assert_unauthorized(replay, INVALID_REFRESH)
-    assert client.post("/api/auth/refresh/", json={"refresh": pair["refresh"]}).status_code == 200
+    for access in (intern.tokens["access"], pair["access"], newer["access"]):
+        assert_unauthorized(client.get("/api/auth/me/", headers=bearer(access)))
+    assert client.post("/api/auth/refresh/", json={"refresh": newer["refresh"]}).status_code == 401
+    assert (
+        client.get("/api/auth/me/", headers=bearer(login(client, "intern")["access"])).status_code
+        == 200
+    )
+
+
+def test_logout_ends_every_token_of_the_login(client, intern):
+    """An access token from before a refresh rotation dies with the logout too."""
+    first_access = intern.tokens["access"]
+    pair = client.post("/api/auth/refresh/", json={"refresh": intern.tokens["refresh"]}).get_json()
+    assert client.get("/api/auth/me/", headers=bearer(first_access)).status_code == 200
+    logout = client.post(
+        "/api/auth/logout/", json={"refresh": pair["refresh"]}, headers=bearer(pair["access"])
+    )
+    assert logout.status_code == 204
+    for access in (first_access, pair["access"]):
+        assert_unauthorized(client.get("/api/auth/me/", headers=bearer(access)))
+    assert client.post("/api/auth/refresh/", json={"refresh": pair["refresh"]}).status_code == 401
+
+
+def test_session_check_is_the_one_token_query(client, intern, count_queries):
+    with count_queries() as statements:
+        assert client.get("/api/auth/me/", headers=intern.headers).status_code == 200
+    assert len(statements) == 1, statements
+    assert "revoked_session" in statements[0] and "revoked_token" in statements[0]
 
 
 def test_logout_revokes_access_and_refresh(client, intern):
@@ -239,3 +275,15 @@ def test_no_answer_contains_a_password_or_hash(client, admin, intern):
 
 def test_roles_enum_is_complete():
     assert {role.value for role in Role} == {"ADMIN", "INTERN"}
+
+
+def test_purge_job_drops_ended_sessions_once_expired(app, client, intern, sql):
+    client.post(
+        "/api/auth/logout/", json={"refresh": intern.tokens["refresh"]}, headers=intern.headers
+    )
+    assert sql("SELECT count(*) FROM revoked_session") == [(1,)]
+    app.extensions["celery"].tasks["taskapp.purge_revoked_tokens"].apply()
+    assert sql("SELECT count(*) FROM revoked_session") == [(1,)]
+    sql("UPDATE revoked_session SET expires_at = :past", past=datetime(2000, 1, 1, tzinfo=UTC))
+    app.extensions["celery"].tasks["taskapp.purge_revoked_tokens"].apply()
+    assert sql("SELECT count(*) FROM revoked_session") == [(0,)]

@@ -20,8 +20,18 @@ def test_production_refuses_weak_secret(monkeypatch, secret):
 def test_production_starts_with_a_strong_secret(monkeypatch):
     monkeypatch.setenv("TASKAPP_ENV", "production")
     monkeypatch.setenv("JWT_SECRET_KEY", "x" * 48)
+    monkeypatch.setenv("TRUSTED_HOSTS", "tasks.example.com, api.example.com")
     app = create_app({"SQLALCHEMY_DATABASE_URI": "sqlite://"})
     assert app.config["JWT_SECRET_KEY"] == "x" * 48
+    assert app.config["TRUSTED_HOSTS"] == ["tasks.example.com", "api.example.com"]
+
+
+def test_production_requires_trusted_hosts(monkeypatch):
+    monkeypatch.setenv("TASKAPP_ENV", "production")
+    monkeypatch.setenv("JWT_SECRET_KEY", "x" * 48)
+    monkeypatch.delenv("TRUSTED_HOSTS", raising=False)
+    with pytest.raises(RuntimeError, match="TRUSTED_HOSTS"):
+        create_app({"SQLALCHEMY_DATABASE_URI": "sqlite://"})
 
 
 def test_environment_drives_configuration(monkeypatch):
@@ -44,9 +54,10 @@ def test_environment_drives_configuration(monkeypatch):
 
 
 def test_embedded_defaults(monkeypatch):
-    for name in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "TASKAPP_ENV"):
+    for name in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "TASKAPP_ENV", "TRUSTED_HOSTS"):
         monkeypatch.delenv(name, raising=False)
     config = load_config()
+    assert config["TRUSTED_HOSTS"] == ["127.0.0.1", "localhost"]
     assert config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///")
     assert config["CELERY"]["broker_url"].startswith("sqla+sqlite:///")
     assert config["RATELIMIT_STORAGE_URI"] == "memory://"

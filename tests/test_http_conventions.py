@@ -116,7 +116,11 @@ def test_forwarded_headers_ignored_unless_proxies_are_trusted(client, admin, mak
 
 
 def test_behind_a_trusted_proxy_links_and_client_address_follow_it(make_app):
-    app = make_app(TRUSTED_PROXY_COUNT=1)
+    app = make_app(
+        TRUSTED_PROXY_COUNT=1,
+        FORWARDED_ALLOW_IPS=["127.0.0.1"],
+        TRUSTED_HOSTS=["localhost", "tasks.example.com"],
+    )
     client = app.test_client()
     from helpers import create_user, login
 

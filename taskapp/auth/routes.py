@@ -1,6 +1,8 @@
 """Login, token refresh with rotation, logout with revocation, the caller's profile, and
 personal access tokens (create, list, revoke, and their audit trail for ADMINs)."""
 
+import logging
+
 from flask import abort, current_app, request
 from flask.views import MethodView
 from flask_jwt_extended import current_user, get_jwt
@@ -24,9 +26,11 @@ from taskapp.models import Role, Source
 from taskapp.users.schemas import UserSchema
 from taskapp.users.service import authenticate
 from taskapp.web.api import FORM, ID_IN_PATH, Blueprint
+from taskapp.web.bodies import cached_json
 from taskapp.web.messages import BAD_CREDENTIALS
 from taskapp.web.paging import paginate
 
+log = logging.getLogger(__name__)
 blp = Blueprint(
     "auth",
     __name__,
@@ -36,36 +40,48 @@ blp = Blueprint(
 ADMIN = Role.ADMIN.value
 
 
-def _login_rate_key() -> str:
-    """Failed logins are counted per username and client address."""
-    body = request.form if request.mimetype == FORM else request.get_json(silent=True)
+def _login_username_key() -> str:
+    """Failed logins are counted per username (case-insensitive) and client address.
+    The limits sit inside the argument parsing: a body that cannot be parsed (see
+    ``web.bodies``) or validated is refused before the limiter looks at it. A
+    form-encoded login counts toward the same limit as a JSON one."""
+    body = request.form if request.mimetype == FORM else cached_json()
     username = body.get("username") if hasattr(body, "get") else None
     return f"login:{str(username or '').lower()}:{request.remote_addr}"
 
 
-def _login_failed(response) -> bool:
-    return response.status_code == 401
+def _login_address_key() -> str:
+    """...and per client address, whatever the username (a spray of usernames)."""
+    return f"login-address:{request.remote_addr}"
+
+
+def _refund_login_limits() -> None:
+    """Give back the hits a successful login took: only failures count. The hit itself
+    was taken before the password check, atomically (test and count are one INCR), so
+    concurrent wrong passwords cannot all pass the test before any is counted."""
+    for taken in limiter.current_limits:
+        try:
+            limiter.limiter.hit(taken.limit, *taken.request_args, cost=-1)
+        except Exception:  # a storage failure must not fail a good login
+            log.warning("could not give back a login limit hit", exc_info=True)
 
 
 @blp.route("/login/")
 class Login(MethodView):
-    decorators = [
-        limiter.limit(
-            lambda: current_app.config["LOGIN_RATE_LIMIT"],
-            key_func=_login_rate_key,
-            deduct_when=_login_failed,
-        )
-    ]
-
     @blp.arguments(LoginSchema)
     @blp.response(200, TokenPairSchema)
     @blp.alt_response(401, schema="Error", description="Bad credentials or inactive user")
     @blp.alt_response(429, schema="Error", description="Too many failed logins; see Retry-After")
+    @limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], key_func=_login_username_key)
+    @limiter.limit(
+        lambda: current_app.config["LOGIN_ADDRESS_RATE_LIMIT"], key_func=_login_address_key
+    )
     def post(self, credentials):
         """Exchange a username and password for an access and a refresh token"""
         user = authenticate(db.session, credentials["username"], credentials["password"])
         if user is None:
             abort(401, BAD_CREDENTIALS)
+        _refund_login_limits()
         db.session.commit()
         return tokens.issue_tokens(user)
 
@@ -79,7 +95,7 @@ class Refresh(MethodView):
         """Trade a refresh token for a new pair; the old refresh token stops working"""
         payload, user = tokens.decode_refresh_token(body["refresh"])
         tokens.revoke(payload)
-        pair = tokens.issue_tokens(user)
+        pair = tokens.issue_tokens(user, sid=tokens.session_id_of(payload))
         db.session.commit()
         return pair
 
@@ -90,11 +106,13 @@ class Logout(MethodView):
     @blp.arguments(RefreshSchema)
     @blp.response(204)
     def post(self, body):
-        """Revoke the caller's access token and the given refresh token"""
+        """End the session: every access and refresh token of this login stops working"""
         refresh_payload, owner = tokens.decode_refresh_token(body["refresh"])
         if owner.id != current_user.id:
             tokens.refresh_not_valid()
         tokens.revoke(get_jwt(), refresh_payload)
+        tokens.end_session(get_jwt())
+        tokens.end_session(refresh_payload)
         db.session.commit()
 
 

@@ -1,24 +1,28 @@
-"""JWT issuing and the callbacks that verify bearer tokens: JWTs (flask-jwt-extended)
-and personal access tokens (``tap_...``).
+"""JWT issuing and the flask-jwt-extended callbacks that verify tokens, and the check of
+personal access tokens.
 
 A JWT is accepted only if its user exists, is active, still has the token version the
-token was minted with (role, password or activation changes bump it) and its ``jti`` is
-not revoked. A personal access token is accepted only if its hash is stored, it has not
-expired, and its owner is active and still has the token version the token was made
-with. Either check is one SQL query per request, against the database rather than
-Redis, so revocation holds when Redis is down.
+token was minted with (role, password or activation changes bump it), its ``jti`` is not
+revoked and its session (``sid``, shared by every token of one login, whatever refresh
+rotation minted it) has not ended. All of that is one SQL query per request, against the
+database rather than Redis, so revocation holds when Redis is down. A personal access
+token is accepted only if its hash is stored, it has not expired, and its owner is
+active and still has the token version the token was made with: one query too.
 """
+
+import secrets
+from datetime import UTC, datetime
 
 import flask_smorest
 from flask import current_app, g, request
 from flask_jwt_extended import JWTManager, create_access_token, create_refresh_token, decode_token
 from jwt import PyJWTError
-from sqlalchemy import exists, select
+from sqlalchemy import exists, false, select
 
 from taskapp import audit, personal_tokens, revocations
 from taskapp.extensions import db
-from taskapp.models import RevokedToken, Source, User, utcnow
-from taskapp.web.api import UNAUTHENTICATED_HEADERS
+from taskapp.models import RevokedSession, RevokedToken, Source, User, utcnow
+from taskapp.web.api import MAX_ID, UNAUTHENTICATED_HEADERS
 from taskapp.web.messages import (
     BAD_AUTHORIZATION_HEADER,
     INVALID_REFRESH,
@@ -30,8 +34,9 @@ from taskapp.web.messages import (
 from taskapp.web.permissions import PERSONAL, personal_token_loader
 
 
-def issue_tokens(user: User) -> dict[str, str]:
-    claims = {"role": user.role.value, "ver": user.token_version}
+def issue_tokens(user: User, sid: str | None = None) -> dict[str, str]:
+    """A new pair; ``sid`` continues a login (refresh), None starts one (login)."""
+    claims = {"role": user.role.value, "ver": user.token_version, "sid": sid or new_sid()}
     identity = str(user.id)
     return {
         "access": create_access_token(identity=identity, additional_claims=claims),
@@ -39,16 +44,51 @@ def issue_tokens(user: User) -> dict[str, str]:
     }
 
 
+def user_id_of(payload: dict) -> int | None:
+    """The ``sub`` claim as a user id, or None if it cannot be one (a token signed with
+    our key but minted by hand must not reach the database with a wild value)."""
+    sub = payload.get("sub")
+    if not isinstance(sub, str) or not sub.isascii() or not sub.isdigit():
+        return None
+    user_id = int(sub)
+    return user_id if 1 <= user_id <= MAX_ID else None
+
+
+def new_sid() -> str:
+    return secrets.token_hex(16)
+
+
+def session_id_of(payload: dict) -> str | None:
+    """The ``sid`` claim; None for tokens minted before sessions existed."""
+    sid = payload.get("sid")
+    return sid if isinstance(sid, str) and 0 < len(sid) <= 64 else None
+
+
+def _token_state(payload: dict) -> tuple[User | None, bool]:
+    """The token's user if the token is still good (else None), and whether the token
+    itself was revoked while its session is still live (a replayed refresh token)."""
+    user_id = user_id_of(payload)
+    jti = payload.get("jti")
+    if user_id is None or not isinstance(jti, str):
+        return None, False
+    token_revoked = exists().where(RevokedToken.jti == jti)
+    sid = session_id_of(payload)
+    session_ended = exists().where(RevokedSession.sid == sid) if sid else false()
+    query = select(User, token_revoked, session_ended).where(User.id == user_id)
+    row = db.session.execute(query).first()
+    if row is None:
+        return None, False
+    user, is_revoked, has_ended = row
+    if has_ended or not user.is_active or user.token_version != payload.get("ver"):
+        return None, False
+    if is_revoked:
+        return None, True
+    return user, False
+
+
 def load_token_user(payload: dict) -> User | None:
     """The token's user if the token is still good, else None."""
-    revoked = exists().where(RevokedToken.jti == payload["jti"])
-    row = db.session.execute(select(User, revoked).where(User.id == int(payload["sub"]))).first()
-    if row is None:
-        return None
-    user, is_revoked = row
-    if is_revoked or not user.is_active or user.token_version != payload.get("ver"):
-        return None
-    return user
+    return _token_state(payload)[0]
 
 
 def refresh_not_valid():
@@ -57,23 +97,43 @@ def refresh_not_valid():
 
 
 def decode_refresh_token(token: str) -> tuple[dict, User]:
-    """Decode a refresh token from a request body; 401 unless it is valid and live."""
+    """Decode a refresh token from a request body; 401 unless it is valid and live. A
+    refresh token used a second time ends its whole session: whoever holds the newer
+    pair (the thief or the owner) is logged out too."""
     try:
         payload = decode_token(token)
     except PyJWTError:
         refresh_not_valid()
     if payload.get("type") != "refresh":
         refresh_not_valid()
-    user = load_token_user(payload)
+    user, replayed = _token_state(payload)
+    if replayed:
+        end_session_and_refuse(payload)
     if user is None:
         refresh_not_valid()
     return payload, user
 
 
 def revoke(*payloads: dict) -> None:
-    """Revoke the tokens; 401 if one was revoked already (a replayed refresh token)."""
+    """Revoke the tokens; a refresh token revoked meanwhile (replayed concurrently)
+    ends its session and answers 401."""
     if not revocations.revoke(db.session, *payloads):
-        refresh_not_valid()
+        end_session_and_refuse(payloads[-1])
+
+
+def end_session(payload: dict) -> None:
+    """End the login ``payload`` belongs to: all its access and refresh tokens."""
+    sid = session_id_of(payload)
+    if sid is not None:
+        lifetime = current_app.config["JWT_REFRESH_TOKEN_EXPIRES"]
+        revocations.end_session(db.session, sid, datetime.now(UTC) + lifetime)
+
+
+def end_session_and_refuse(payload: dict):
+    db.session.rollback()
+    end_session(payload)
+    db.session.commit()
+    refresh_not_valid()
 
 
 def load_personal_token(token: str) -> tuple[User, dict]:

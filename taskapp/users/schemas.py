@@ -5,12 +5,14 @@ from taskapp.web.schemas import (
     BaseSchema,
     Boolean,
     DateTime,
+    Email,
+    FullMatch,
     PageArgsSchema,
     Text,
     page_schema,
 )
 
-USERNAME = ma.validate.Regexp(
+USERNAME = FullMatch(
     r"^[\w.@+-]{1,150}$",
     error="Enter a valid username: up to 150 letters, digits and @/./+/-/_ characters.",
 )
@@ -37,7 +39,7 @@ class UserCreateSchema(BaseSchema):
         metadata={"pattern": USERNAME.regex.pattern, "example": "carol"},
     )
     password = Text(required=True, load_only=True, validate=PASSWORD, metadata=PASSWORD_EXAMPLE)
-    email = ma.fields.Email(
+    email = Email(
         validate=ma.validate.Length(max=254),
         metadata={"example": "carol@example.com", "description": "Optional; empty if left out."},
     )
@@ -45,7 +47,7 @@ class UserCreateSchema(BaseSchema):
 
 
 class UserUpdateSchema(BaseSchema):
-    email = ma.fields.Email(validate=ma.validate.Length(max=254), metadata=EMAIL_EXAMPLE)
+    email = Email(validate=ma.validate.Length(max=254), metadata=EMAIL_EXAMPLE)
     role = ma.fields.Enum(Role, metadata={"example": "ADMIN"})
     is_active = Boolean(metadata={"example": False})
     password = Text(load_only=True, validate=PASSWORD, metadata=PASSWORD_EXAMPLE)

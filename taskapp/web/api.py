@@ -115,6 +115,12 @@ class Parser(FlaskParser):
             return form_values(req.form, schema)
         return super().load_json(req, schema)
 
+    def _raw_load_json(self, req):
+        """The body that ``web.bodies`` parsed (and refused if unparsable) already."""
+        if req.is_json and req.get_data(cache=True):
+            return req.get_json()
+        return super()._raw_load_json(req)
+
     def _handle_invalid_json_error(self, error, req, *args, **kwargs):
         flask_smorest.abort(400, message=messages.JSON_PARSE_ERROR.format(error=error))
 

@@ -1,7 +1,10 @@
 """Request and response hygiene applied to every route: JSON or form-encoded bodies,
-security headers, no server banner, CORS only for configured origins, and X-Forwarded-* honoured
-only from as many proxies as TRUSTED_PROXY_COUNT says (else a client could spoof its
-address past the login limit)."""
+security headers, no server banner, CORS only for configured origins, and X-Forwarded-*
+honoured only from as many proxies as TRUSTED_PROXY_COUNT says, and only when the peer
+is one of FORWARDED_ALLOW_IPS (else a client could spoof its address past the login
+limit)."""
+
+import ipaddress
 
 from flask import Flask, abort, request
 from flask_cors import CORS
@@ -15,12 +18,37 @@ BODY_METHODS = {"POST", "PUT", "PATCH"}
 JSON_CSP = "default-src 'none'; frame-ancestors 'none'"
 
 
+class TrustedProxyFix:
+    """ProxyFix for requests whose peer is one of FORWARDED_ALLOW_IPS; anybody else's
+    X-Forwarded-* headers are ignored (a client that reaches the server directly cannot
+    pose as the proxy)."""
+
+    def __init__(self, wsgi_app, proxies: int, allowed: list[str]):
+        self.plain = wsgi_app
+        self.fixed = ProxyFix(
+            wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies, x_port=proxies
+        )
+        self.everyone = "*" in allowed
+        self.networks = [ipaddress.ip_network(a, strict=False) for a in allowed if a != "*"]
+
+    def __call__(self, environ, start_response):
+        handler = self.fixed if self._trusted(environ.get("REMOTE_ADDR")) else self.plain
+        return handler(environ, start_response)
+
+    def _trusted(self, peer: str | None) -> bool:
+        if self.everyone:
+            return True
+        try:
+            address = ipaddress.ip_address(peer or "")
+        except ValueError:
+            return False
+        return any(address in network for network in self.networks)
+
+
 def register(app: Flask) -> None:
     proxies = app.config["TRUSTED_PROXY_COUNT"]
     if proxies:
-        app.wsgi_app = ProxyFix(
-            app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies, x_port=proxies
-        )
+        app.wsgi_app = TrustedProxyFix(app.wsgi_app, proxies, app.config["FORWARDED_ALLOW_IPS"])
     app.before_request(_require_json_body)
     app.after_request(_security_headers)
     origins = [o.strip() for o in app.config["CORS_ORIGINS"].split(",") if o.strip()]

@@ -36,6 +36,21 @@ class Text(ma.fields.String):
         return text
 
 
+class Email(Text, ma.fields.Email):
+    """An e-mail address that is also :class:`Text` (no NUL, no lone surrogate): every
+    text field goes through the same rules before it reaches the database."""
+
+
+class FullMatch(ma.validate.Regexp):
+    """A pattern the whole string must match: ``re.match`` with ``$`` lets a trailing
+    newline through (``"admin\\n"`` would be a second user beside ``admin``)."""
+
+    def __call__(self, value: str) -> str:
+        if self.regex.fullmatch(value) is None:
+            raise ma.ValidationError(self._format_error(value))
+        return value
+
+
 def Id(**kwargs) -> ma.fields.Integer:
     """A positive 32-bit id (the database's integer). Pass ``strict=True`` in JSON
     bodies, where "5" is not an integer; query strings are always text."""

@@ -1,0 +1,28 @@
+"""gunicorn settings for taskapp (``gunicorn -c gunicorn.conf.py wsgi:app``; the image's
+default command). Every value can still be overridden on the command line.
+
+- Proxies: gunicorn honours X-Forwarded-Proto (and the PROXY protocol) only from the
+  addresses in FORWARDED_ALLOW_IPS, the same setting the app uses before it believes
+  X-Forwarded-For/-Host (see taskapp/web/policy.py). Unset, nobody is trusted; gunicorn's
+  own default would trust loopback.
+- Request limits: gunicorn answers requests past these limits itself, with a small HTML
+  400 that the app never sees. They are set at gunicorn's maximum, far beyond what a
+  legitimate client sends (a request line of 8190 bytes, 200 header fields of 8190 bytes
+  each); bodies are limited by the app (1 MiB, 413 in JSON).
+"""
+
+import os
+
+from taskapp.config import forwarded_allow_ips
+
+bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
+workers = int(os.environ.get("WEB_CONCURRENCY", "4"))
+accesslog = "-"
+errorlog = "-"
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+control_socket_disable = True
+
+forwarded_allow_ips = ",".join(forwarded_allow_ips())
+limit_request_line = 8190
+limit_request_fields = 200
+limit_request_field_size = 8190
