@@ -88,7 +88,11 @@ def create_user(username: str, role: str, email: str, password: str) -> None:
     fields = _validated(UserCreateSchema(), data)
     try:
         user = service.create_user(
-            db.session, fields["username"], fields["password"], fields["role"], fields["email"]
+            db.session,
+            fields["username"],
+            fields["password"],
+            fields["role"],
+            fields.get("email", ""),
         )
     except service.UsernameTaken as error:
         raise click.ClickException(str(error)) from None
