@@ -5,17 +5,29 @@ under ``instance/``, in-memory rate limits. ``TASKAPP_ENV=production`` turns on 
 checks in :func:`check_production`.
 """
 
+import base64
 import os
 from datetime import timedelta
 from pathlib import Path
 
 DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me-in-production"
 MIN_SECRET_BYTES = 32
+DEV_WEBHOOK_SECRET_KEY = "ZGV2LW9ubHktd2ViaG9vay1rZXktY2hhbmdlLW1lISE="
+"""urlsafe base64 of 32 bytes: the Fernet key that encrypts webhook secrets (dev only)."""
+DEFAULT_WEBHOOK_RETRY_SCHEDULE = "0,5,300,1800,7200,18000,36000,36000"
 INSTANCE_DIR = Path(os.environ.get("TASKAPP_INSTANCE_DIR", Path.cwd() / "instance"))
 
 
 def _env_int(name: str, default: int) -> int:
     return int(os.environ.get(name, default))
+
+
+def _env_float(name: str, default: float) -> float:
+    return float(os.environ.get(name, default))
+
+
+def _csv(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
 
 
 def _sqlite_url(filename: str) -> str:
@@ -44,6 +56,8 @@ delivered again: above the sweep's 300 s time limit plus its longest retry backo
 def _broker_options(broker_url: str) -> dict:
     if broker_url.startswith(("redis://", "rediss://")):
         return {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT, **REDIS_SOCKET_OPTIONS}
+    if broker_url.startswith("sqla+"):
+        return {"polling_interval": 0.2}  # webhook latency: the default polls once a second
     return {}
 
 
@@ -82,6 +96,17 @@ def load_config() -> dict:
         "TRUSTED_PROXY_COUNT": _env_int("TRUSTED_PROXY_COUNT", 0),
         "OVERDUE_SWEEP_INTERVAL_SECONDS": _env_int("OVERDUE_SWEEP_INTERVAL_SECONDS", 15 * 60),
         "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
+        "WEBHOOK_SECRET_KEY": os.environ.get("WEBHOOK_SECRET_KEY", DEV_WEBHOOK_SECRET_KEY),
+        "WEBHOOK_TIMEOUT_SECONDS": _env_float("WEBHOOK_TIMEOUT_SECONDS", 10),
+        "WEBHOOK_RETRY_SCHEDULE": [
+            float(s)
+            for s in _csv(os.environ.get("WEBHOOK_RETRY_SCHEDULE", DEFAULT_WEBHOOK_RETRY_SCHEDULE))
+        ],
+        "WEBHOOK_DISABLE_AFTER_SECONDS": _env_float("WEBHOOK_DISABLE_AFTER_SECONDS", 5 * 86400),
+        "WEBHOOK_ALLOWED_NETWORKS": _csv(os.environ.get("WEBHOOK_ALLOWED_NETWORKS", "")),
+        "WEBHOOK_RELAY_INTERVAL_SECONDS": _env_float("WEBHOOK_RELAY_INTERVAL_SECONDS", 1),
+        "WEBHOOK_SECRET_OVERLAP_SECONDS": _env_float("WEBHOOK_SECRET_OVERLAP_SECONDS", 86400),
+        "WEBHOOK_DELIVERY_RETENTION_DAYS": _env_float("WEBHOOK_DELIVERY_RETENTION_DAYS", 30),
         "CELERY": {
             "broker_url": broker_url,
             "broker_transport_options": _broker_options(broker_url),
@@ -109,4 +134,18 @@ def check_production(config: dict) -> None:
             "TASKAPP_ENV=production needs JWT_SECRET_KEY set to a random value of at "
             f"least {MIN_SECRET_BYTES} bytes (e.g. `python -c 'import secrets; "
             "print(secrets.token_urlsafe(48))'`)."
+        )
+    _check_webhook_key(config.get("WEBHOOK_SECRET_KEY") or "")
+
+
+def _check_webhook_key(key: str) -> None:
+    try:
+        valid = len(base64.urlsafe_b64decode(key.encode())) == 32
+    except (ValueError, TypeError):
+        valid = False
+    if key == DEV_WEBHOOK_SECRET_KEY or not valid:
+        raise RuntimeError(
+            "TASKAPP_ENV=production needs WEBHOOK_SECRET_KEY set to the urlsafe base64 of "
+            "32 random bytes (e.g. `python -c 'import base64, os; "
+            "print(base64.urlsafe_b64encode(os.urandom(32)).decode())'`)."
         )

@@ -4,14 +4,14 @@ revocations.py). The beat schedule is read from ``celerybeat_schedule.py``, its 
 place."""
 
 import logging
-from datetime import date
+from datetime import date, timedelta
 
 from celery import Celery, Task, shared_task
 from flask import Flask, current_app
 from sqlalchemy.exc import DBAPIError
 
 from celerybeat_schedule import beat_schedule
-from taskapp import overdue, revocations
+from taskapp import delivery, outbox, overdue, revocations
 from taskapp.extensions import db
 from taskapp.models import utcnow
 
@@ -64,4 +64,59 @@ def purge_revoked_tokens() -> int:
     purged = revocations.purge_expired(db.session, utcnow())
     db.session.commit()
     log.info("purged %d expired token revocation(s)", purged)
+    return purged
+
+
+QUEUE_LEASE_SECONDS = 60
+"""A delivery whose Celery message was sent is not queued again for this long (unless
+a worker holds or finished it): the broker lost the message, or nobody took it."""
+
+
+@shared_task(name="taskapp.webhooks_tick", ignore_result=True)
+def webhooks_tick() -> int:
+    """Relay new activity-log entries into deliveries, then queue the due deliveries:
+    one Celery message each. Run by beat every WEBHOOK_RELAY_INTERVAL_SECONDS."""
+    render = current_app.extensions["render_task"]
+    now = utcnow()
+    relayed = 0
+    while True:
+        batch = outbox.relay(db.session, now, render)
+        db.session.commit()
+        relayed += batch
+        if batch == 0 or batch < outbox.RELAY_BATCH:
+            break
+    ids = outbox.claim_due(db.session, utcnow(), QUEUE_LEASE_SECONDS)
+    db.session.commit()
+    for position, delivery_id in enumerate(ids):
+        try:
+            deliver_webhook.apply_async((delivery_id,), retry=False)
+        except Exception:
+            log.warning("broker unavailable; %d delivery(ies) left for the next tick", len(ids))
+            outbox.unqueue(db.session, ids[position:])
+            db.session.commit()
+            raise
+    if relayed or ids:
+        log.info("webhooks: %d delivery(ies) created, %d queued", relayed, len(ids))
+    return len(ids)
+
+
+@shared_task(name="taskapp.deliver_webhook", ignore_result=True)
+def deliver_webhook(delivery_id: int) -> None:
+    """Send one delivery (claimed with a lease, so one worker at a time)."""
+    try:
+        outcome = delivery.deliver(db.session, delivery_id, current_app.config)
+    except Exception:
+        db.session.rollback()
+        raise
+    if outcome is not None:
+        log.info("webhook delivery %d: %s", delivery_id, outcome.status_code or outcome.error)
+
+
+@shared_task(name="taskapp.purge_webhook_deliveries", ignore_result=True)
+def purge_webhook_deliveries() -> int:
+    """Drop finished deliveries older than WEBHOOK_DELIVERY_RETENTION_DAYS."""
+    days = current_app.config["WEBHOOK_DELIVERY_RETENTION_DAYS"]
+    purged = outbox.purge(db.session, utcnow() - timedelta(days=days))
+    db.session.commit()
+    log.info("purged %d webhook delivery(ies)", purged)
     return purged

@@ -23,7 +23,16 @@ PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_DSN", "postgresql://postgres@127.0.
 PG_TEST_DB = os.environ.get("TEST_PG_DATABASE", "taskapp_test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 BACKENDS = [b for b in os.environ.get("TEST_BACKENDS", "sqlite,postgresql").split(",") if b]
-TABLES = ("activity_log", "task", "revoked_token", "user_account")
+TABLES = (
+    "webhook_attempt",
+    "webhook_delivery",
+    "webhook_outbox",
+    "webhook",
+    "activity_log",
+    "task",
+    "revoked_token",
+    "user_account",
+)
 
 BASE_CONFIG = {
     "TESTING": True,

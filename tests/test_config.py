@@ -3,7 +3,9 @@
 import pytest
 
 from taskapp import create_app
-from taskapp.config import DEV_JWT_SECRET, load_config
+from taskapp.config import DEV_JWT_SECRET, DEV_WEBHOOK_SECRET_KEY, load_config
+
+REAL_WEBHOOK_KEY = "q5vYyH8Jm0dQ3aWnZp2xT7rLc4eBfK9sU1gVhN6iO0A="
 
 
 @pytest.mark.parametrize("secret", [None, DEV_JWT_SECRET, "short-secret"])
@@ -20,8 +22,21 @@ def test_production_refuses_weak_secret(monkeypatch, secret):
 def test_production_starts_with_a_strong_secret(monkeypatch):
     monkeypatch.setenv("TASKAPP_ENV", "production")
     monkeypatch.setenv("JWT_SECRET_KEY", "x" * 48)
+    monkeypatch.setenv("WEBHOOK_SECRET_KEY", REAL_WEBHOOK_KEY)
     app = create_app({"SQLALCHEMY_DATABASE_URI": "sqlite://"})
     assert app.config["JWT_SECRET_KEY"] == "x" * 48
+
+
+@pytest.mark.parametrize("key", [None, DEV_WEBHOOK_SECRET_KEY, "not-base64-of-32-bytes"])
+def test_production_refuses_a_missing_or_weak_webhook_key(monkeypatch, key):
+    monkeypatch.setenv("TASKAPP_ENV", "production")
+    monkeypatch.setenv("JWT_SECRET_KEY", "x" * 48)
+    if key is None:
+        monkeypatch.delenv("WEBHOOK_SECRET_KEY", raising=False)
+    else:
+        monkeypatch.setenv("WEBHOOK_SECRET_KEY", key)
+    with pytest.raises(RuntimeError, match="WEBHOOK_SECRET_KEY"):
+        create_app({"SQLALCHEMY_DATABASE_URI": "sqlite://"})
 
 
 def test_environment_drives_configuration(monkeypatch):
@@ -50,7 +65,7 @@ def test_embedded_defaults(monkeypatch):
     assert config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///")
     assert config["CELERY"]["broker_url"].startswith("sqla+sqlite:///")
     assert config["RATELIMIT_STORAGE_URI"] == "memory://"
-    assert config["CELERY"]["broker_transport_options"] == {}
+    assert config["CELERY"]["broker_transport_options"] == {"polling_interval": 0.2}
     assert config["TASKAPP_ENV"] == "development"
     assert config["JWT_ACCESS_TOKEN_EXPIRES"].total_seconds() == 15 * 60
     assert config["JWT_REFRESH_TOKEN_EXPIRES"].total_seconds() == 24 * 3600
