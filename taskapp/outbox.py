@@ -33,6 +33,7 @@ from taskapp.models import (
     Task,
     User,
     Webhook,
+    WebhookAttempt,
     WebhookDelivery,
     WebhookOutbox,
 )
@@ -166,13 +167,18 @@ def unqueue(session: Session, ids: list[int]) -> None:
 
 def purge(session: Session, before: datetime) -> int:
     """Drop finished deliveries (and their attempts) created before ``before``."""
-    result = session.execute(
-        delete(WebhookDelivery).where(
-            WebhookDelivery.created_at < before,
-            WebhookDelivery.status != DeliveryStatus.PENDING,
-        )
+    return delete_deliveries(
+        session,
+        WebhookDelivery.created_at < before,
+        WebhookDelivery.status != DeliveryStatus.PENDING,
     )
-    return result.rowcount
+
+
+def delete_deliveries(session: Session, *where) -> int:
+    """Deliveries matching ``where`` and their attempts (SQLite enforces no cascade)."""
+    chosen = select(WebhookDelivery.id).where(*where)
+    session.execute(delete(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(chosen)))
+    return session.execute(delete(WebhookDelivery).where(WebhookDelivery.id.in_(chosen))).rowcount
 
 
 def _delivery(webhook_id, event, message, now, entry_id=None) -> WebhookDelivery:

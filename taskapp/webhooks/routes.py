@@ -26,8 +26,10 @@ blp = Blueprint("webhooks", __name__, url_prefix="/api/webhooks", description="W
 NOT_VISIBLE = "No such webhook, or not the caller's"
 
 
-def _with_secret(webhook, secret: str) -> dict:
-    return {**WebhookSchema().dump(webhook), "secret": secret}
+def _with_secret(webhook, secret: str):
+    """The one answer that carries the secret (never stored in clear, never shown again)."""
+    webhook.secret = secret
+    return webhook
 
 
 @blp.route("/")
@@ -77,7 +79,7 @@ class WebhookById(MethodView):
     @blp.not_found(NOT_VISIBLE)
     def delete(self, webhook_id):
         """Delete a webhook and its delivery log"""
-        db.session.delete(service.get_visible(db.session, current_user, webhook_id))
+        service.delete(db.session, service.get_visible(db.session, current_user, webhook_id))
         db.session.commit()
 
 

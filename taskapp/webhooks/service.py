@@ -61,6 +61,12 @@ def update(webhook: Webhook, data: dict, config) -> None:
             webhook.failing_since = None
 
 
+def delete(session: Session, webhook: Webhook) -> None:
+    """The webhook and its delivery log (explicitly: SQLite does not enforce cascades)."""
+    outbox.delete_deliveries(session, WebhookDelivery.webhook_id == webhook.id)
+    session.delete(webhook)
+
+
 def rotate_secret(webhook: Webhook, config, now: datetime) -> str:
     """A new secret; the current one keeps signing for WEBHOOK_SECRET_OVERLAP_SECONDS."""
     key = config["WEBHOOK_SECRET_KEY"]
