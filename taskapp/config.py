@@ -56,8 +56,6 @@ delivered again: above the sweep's 300 s time limit plus its longest retry backo
 def _broker_options(broker_url: str) -> dict:
     if broker_url.startswith(("redis://", "rediss://")):
         return {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT, **REDIS_SOCKET_OPTIONS}
-    if broker_url.startswith("sqla+"):
-        return {"polling_interval": 0.2}  # webhook latency: the default polls once a second
     return {}
 
 

@@ -29,10 +29,25 @@ def celery_init_app(app: Flask) -> Celery:
 
     celery_app = Celery(app.name, task_cls=FlaskTask)
     celery_app.config_from_object(app.config["CELERY"])
+    _poll_embedded_broker_often(app.config["CELERY"]["broker_url"])
     celery_app.conf.beat_schedule = beat_schedule(app.config)
     celery_app.set_default()
     app.extensions["celery"] = celery_app
     return celery_app
+
+
+EMBEDDED_POLLING_SECONDS = 0.2
+
+
+def _poll_embedded_broker_often(broker_url: str) -> None:
+    """The embedded (SQLite) broker is polled; kombu's default of once a second would add
+    up to 2 s to a webhook's latency (the tick, then the delivery message). Its
+    transport passes every transport option on to ``create_engine``, so the interval is
+    set on the transport class instead (this process only)."""
+    if broker_url.startswith("sqla+"):
+        from kombu.transport import sqlalchemy as sqla_transport
+
+        sqla_transport.Transport.polling_interval = EMBEDDED_POLLING_SECONDS
 
 
 @shared_task(

@@ -65,7 +65,7 @@ def test_embedded_defaults(monkeypatch):
     assert config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///")
     assert config["CELERY"]["broker_url"].startswith("sqla+sqlite:///")
     assert config["RATELIMIT_STORAGE_URI"] == "memory://"
-    assert config["CELERY"]["broker_transport_options"] == {"polling_interval": 0.2}
+    assert config["CELERY"]["broker_transport_options"] == {}
     assert config["TASKAPP_ENV"] == "development"
     assert config["JWT_ACCESS_TOKEN_EXPIRES"].total_seconds() == 15 * 60
     assert config["JWT_REFRESH_TOKEN_EXPIRES"].total_seconds() == 24 * 3600
