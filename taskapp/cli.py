@@ -1,4 +1,5 @@
-"""flask CLI: ``flask users ...``, ``flask tasks mark-overdue``, ``flask demo seed``."""
+"""flask CLI: ``flask users ...``, ``flask tasks mark-overdue``, ``flask demo seed``,
+``flask webhooks list|deliveries|redeliver``."""
 
 from datetime import date, timedelta
 
@@ -7,19 +8,30 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from taskapp import audit, overdue
+from taskapp import audit, outbox, overdue
 from taskapp.extensions import db
-from taskapp.models import Priority, Role, Source, Status, Task, User
+from taskapp.models import (
+    Priority,
+    Role,
+    Source,
+    Status,
+    Task,
+    User,
+    Webhook,
+    WebhookDelivery,
+    utcnow,
+)
 from taskapp.users import service
 
 users_cli = AppGroup("users", help="Manage users.")
 tasks_cli = AppGroup("tasks", help="Task maintenance.")
 demo_cli = AppGroup("demo", help="Demo data for trying the API.")
+webhooks_cli = AppGroup("webhooks", help="Inspect webhooks and redeliver messages.")
 ROLE = click.Choice([role.value for role in Role], case_sensitive=False)
 
 
 def register(app: Flask) -> None:
-    for group in (users_cli, tasks_cli, demo_cli):
+    for group in (users_cli, tasks_cli, demo_cli, webhooks_cli):
         app.cli.add_command(group)
 
 
@@ -140,3 +152,47 @@ def seed(password: str) -> None:
     db.session.commit()
     names = ", ".join(user.username for user in created) or "none (already there)"
     click.echo(f"demo users created: {names}")
+
+
+def _when(moment) -> str:
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z") if moment else "-"
+
+
+@webhooks_cli.command("list")
+def list_webhooks() -> None:
+    """List every webhook: id, owner, state, events, URL."""
+    query = select(Webhook, User.username).join(User, User.id == Webhook.owner_id)
+    for hook, owner in db.session.execute(query.order_by(Webhook.id)):
+        state = "active" if hook.is_active else f"disabled ({hook.disabled_reason})"
+        click.echo(f"{hook.id}\t{owner}\t{state}\t{','.join(hook.events)}\t{hook.url}")
+
+
+@webhooks_cli.command("deliveries")
+@click.argument("webhook_id", type=int)
+@click.option("--limit", default=20, show_default=True, help="How many, newest first.")
+def list_deliveries(webhook_id: int, limit: int) -> None:
+    """A webhook's recent deliveries, newest first."""
+    if db.session.get(Webhook, webhook_id) is None:
+        raise click.ClickException(f"no webhook with id {webhook_id}")
+    query = (
+        select(WebhookDelivery)
+        .where(WebhookDelivery.webhook_id == webhook_id)
+        .order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc())
+        .limit(limit)
+    )
+    for d in db.session.execute(query).scalars():
+        click.echo(
+            f"{d.id}\t{d.msg_id}\t{d.event}\t{d.status.value}\tattempts={d.attempts}\t"
+            f"last={d.last_status_code or d.last_error or '-'}\t{_when(d.created_at)}"
+        )
+
+
+@webhooks_cli.command("redeliver")
+@click.argument("delivery_id", type=int)
+def redeliver(delivery_id: int) -> None:
+    """Send a delivery's message again, with its original webhook-id."""
+    original = db.session.get(WebhookDelivery, delivery_id)
+    if original is None:
+        raise click.ClickException(f"no delivery with id {delivery_id}")
+    again = outbox.redeliver(db.session, original, utcnow())
+    _commit(f"queued delivery {again.id} ({again.msg_id}, {again.event})")

@@ -212,3 +212,21 @@ def test_openapi_documents_the_webhook_paths(client):
         "/api/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver/",
     ):
         assert path in spec["paths"], path
+
+
+def test_cli_lists_webhooks_and_deliveries_and_redelivers(client, runner, intern):
+    hook = register(client, intern, description="cli").get_json()
+    ping = client.post(f"/api/webhooks/{hook['id']}/ping/", headers=intern.headers).get_json()
+    listed = runner.invoke(args=["webhooks", "list"])
+    assert listed.exit_code == 0
+    assert f"{hook['id']}\tintern\tactive\t" in listed.output and RECEIVER in listed.output
+    assert hook["secret"] not in listed.output
+    log = runner.invoke(args=["webhooks", "deliveries", str(hook["id"])])
+    assert log.exit_code == 0
+    assert f"{ping['id']}\t{ping['msg_id']}\twebhook.ping\tpending" in log.output
+    again = runner.invoke(args=["webhooks", "redeliver", str(ping["id"])])
+    assert again.exit_code == 0 and ping["msg_id"] in again.output
+    page = client.get(f"/api/webhooks/{hook['id']}/deliveries/", headers=intern.headers)
+    assert [d["msg_id"] for d in page.get_json()["results"]] == [ping["msg_id"]] * 2
+    assert runner.invoke(args=["webhooks", "redeliver", "999"]).exit_code != 0
+    assert runner.invoke(args=["webhooks", "deliveries", "999"]).exit_code != 0
