@@ -4,15 +4,20 @@ revocations.py). The beat schedule is read from ``celerybeat_schedule.py``, its 
 place."""
 
 import logging
+import threading
+import time
 from datetime import date, timedelta
 
 from celery import Celery, Task, shared_task
-from flask import Flask, current_app
+from flask import Flask, current_app, has_app_context
+from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
 from celerybeat_schedule import beat_schedule
 from taskapp import delivery, outbox, overdue, revocations
 from taskapp.extensions import db
+from taskapp.models import Task as TaskRow
 from taskapp.models import utcnow
 
 log = logging.getLogger(__name__)
@@ -33,7 +38,73 @@ def celery_init_app(app: Flask) -> Celery:
     celery_app.conf.beat_schedule = beat_schedule(app.config)
     celery_app.set_default()
     app.extensions["celery"] = celery_app
+    app.extensions["webhook_nudger"] = Nudger(celery_app)
+    _listen_for_task_commits()
     return celery_app
+
+
+TICK = "taskapp.webhooks_tick"
+NUDGE_KEY = "taskapp.webhook_nudge"
+
+
+class Nudger:
+    """Asks for a webhook tick right after a commit that changed tasks, so a receiver
+    hears of it in well under the beat interval. The request only sets an Event; one
+    daemon thread per process sends the Celery message, so a slow or dead broker never
+    holds a request (beat's tick every WEBHOOK_RELAY_INTERVAL_SECONDS remains the
+    guarantee: a nudge lost is a second of latency, never an event). Nudges that come
+    while one is being sent are coalesced into the next."""
+
+    def __init__(self, celery_app: Celery):
+        self.celery_app = celery_app
+        self.wanted = threading.Event()
+        self.thread: threading.Thread | None = None
+        self.lock = threading.Lock()
+
+    def poke(self) -> None:
+        if self.thread is None or not self.thread.is_alive():
+            with self.lock:
+                if self.thread is None or not self.thread.is_alive():
+                    self.thread = threading.Thread(
+                        target=self._run, name="webhook-nudger", daemon=True
+                    )
+                    self.thread.start()
+        self.wanted.set()
+
+    def _run(self) -> None:
+        while True:
+            self.wanted.wait()
+            self.wanted.clear()
+            try:
+                self.celery_app.send_task(TICK, expires=5, retry=False)
+            except Exception as error:  # the broker is down: beat's ticks will do it
+                log.warning("webhook nudge not sent (%s); beat's tick will relay", error)
+                time.sleep(1)
+
+
+def _note_task_writes(session: Session, _flush_context) -> None:
+    if any(isinstance(o, TaskRow) for o in (*session.new, *session.dirty, *session.deleted)):
+        session.info[NUDGE_KEY] = True
+
+
+def _nudge_after_commit(session: Session) -> None:
+    if session.info.pop(NUDGE_KEY, False) and has_app_context():
+        nudger = current_app.extensions.get("webhook_nudger")
+        if nudger is not None:
+            nudger.poke()
+
+
+def _forget_rolled_back_writes(session: Session) -> None:
+    session.info.pop(NUDGE_KEY, None)
+
+
+def _listen_for_task_commits() -> None:
+    """Installed once per process (SQLAlchemy's session events are global)."""
+    if event.contains(Session, "after_commit", _nudge_after_commit):
+        return
+    event.listen(Session, "after_flush", _note_task_writes)
+    event.listen(Session, "after_commit", _nudge_after_commit)
+    event.listen(Session, "after_rollback", _forget_rolled_back_writes)
 
 
 EMBEDDED_POLLING_SECONDS = 0.2
@@ -87,7 +158,7 @@ QUEUE_LEASE_SECONDS = 60
 a worker holds or finished it): the broker lost the message, or nobody took it."""
 
 
-@shared_task(name="taskapp.webhooks_tick", ignore_result=True)
+@shared_task(name=TICK, ignore_result=True)
 def webhooks_tick() -> int:
     """Relay new activity-log entries into deliveries, then queue the due deliveries:
     one Celery message each. Run by beat every WEBHOOK_RELAY_INTERVAL_SECONDS."""
