@@ -112,7 +112,7 @@ def send(
         response = post(url, body.encode(), headers, timeout, allowed)
     except targets.RefusedTarget as error:
         return Outcome(None, f"refused: {error}"[:ERROR_LENGTH], _elapsed_ms(started))
-    except (urllib3.exceptions.HTTPError, OSError) as error:
+    except (urllib3.exceptions.HTTPError, OSError, ValueError) as error:
         return Outcome(
             None, f"{type(error).__name__}: {error}"[:ERROR_LENGTH], _elapsed_ms(started)
         )

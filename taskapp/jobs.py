@@ -45,6 +45,7 @@ def celery_init_app(app: Flask) -> Celery:
 
 TICK = "taskapp.webhooks_tick"
 NUDGE_KEY = "taskapp.webhook_nudge"
+IDLE_NUDGER_SECONDS = 60
 
 
 class Nudger:
@@ -72,8 +73,7 @@ class Nudger:
         self.wanted.set()
 
     def _run(self) -> None:
-        while True:
-            self.wanted.wait()
+        while self.wanted.wait(timeout=IDLE_NUDGER_SECONDS):  # idle: end; poke restarts it
             self.wanted.clear()
             try:
                 self.celery_app.send_task(TICK, expires=5, retry=False)
@@ -166,10 +166,10 @@ def webhooks_tick() -> int:
     now = utcnow()
     relayed = 0
     while True:
-        batch = outbox.relay(db.session, now, render)
+        claimed, created = outbox.relay(db.session, now, render)
         db.session.commit()
-        relayed += batch
-        if batch == 0 or batch < outbox.RELAY_BATCH:
+        relayed += created
+        if claimed < outbox.RELAY_BATCH:
             break
     ids = outbox.claim_due(db.session, utcnow(), QUEUE_LEASE_SECONDS)
     db.session.commit()

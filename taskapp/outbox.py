@@ -65,15 +65,16 @@ def body(event: str, timestamp: datetime, data: dict) -> str:
     return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
 
 
-def relay(session: Session, now: datetime, render_task: RenderTask) -> int:
-    """Turn up to RELAY_BATCH new entries into deliveries; returns how many deliveries.
-    The caller commits (the claim and the deliveries are one transaction)."""
+def relay(session: Session, now: datetime, render_task: RenderTask) -> tuple[int, int]:
+    """Turn up to RELAY_BATCH new entries into deliveries; returns how many entries were
+    claimed and how many deliveries written. The caller commits (the claim and the
+    deliveries are one transaction)."""
     entry_ids = _claim_outbox(session)
     if not entry_ids:
-        return 0
+        return 0, 0
     hooks = _active_webhooks(session)
     if not hooks:
-        return 0
+        return len(entry_ids), 0
     entries = session.execute(
         select(
             ActivityLog.id,
@@ -109,7 +110,7 @@ def relay(session: Session, now: datetime, render_task: RenderTask) -> int:
     if rows:
         session.add_all(rows)
         session.flush()
-    return len(rows)
+    return len(entry_ids), len(rows)
 
 
 def ping(session: Session, webhook: Webhook, now: datetime) -> WebhookDelivery:

@@ -62,8 +62,14 @@ def literal_address(host: str) -> IPAddress | None:
 
 
 def check_literal(url: str, allowed: list[str]) -> None:
-    """Refuse a URL whose host is a literal address that may not be reached."""
-    host = urlsplit(url).hostname or ""
+    """Refuse a URL whose host is a literal address that may not be reached (or whose
+    port is out of range)."""
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 (urlsplit checks the port only when it is read)
+    except ValueError:
+        raise RefusedTarget("The port is not valid.") from None
+    host = parts.hostname or ""
     address = literal_address(host)
     if address is not None and is_refused(address, networks(allowed)):
         raise RefusedTarget(f"The address {address} may not be reached.")

@@ -30,6 +30,11 @@ class WebhookWriteSchema(BaseSchema):
         schemes={"http", "https"},
         require_tld=False,
         validate=ma.validate.Length(max=URL_MAX),
+        metadata={
+            "format": "uri",
+            "pattern": "^https?://",
+            "description": "http or https; a literal internal address is refused (400)",
+        },
     )
     events = ma.fields.List(
         ma.fields.String(validate=ma.validate.OneOf(TASK_EVENTS)),
