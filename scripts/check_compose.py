@@ -30,9 +30,10 @@ from pathlib import Path
 
 APP_SERVICES = ("migrate", "web", "worker", "beat")
 LONG_RUNNING = ("postgres", "redis", "web", "worker", "beat")
-REQUIRED_VARS = ("JWT_SECRET_KEY", "POSTGRES_PASSWORD")
+REQUIRED_VARS = ("JWT_SECRET_KEY", "WEBHOOK_SECRET_KEY", "POSTGRES_PASSWORD")
 SAMPLE_ENV = {
     "JWT_SECRET_KEY": "x" * 64,
+    "WEBHOOK_SECRET_KEY": "q5vYyH8Jm0dQ3aWnZp2xT7rLc4eBfK9sU1gVhN6iO0A=",
     "POSTGRES_PASSWORD": "sample-password",
 }
 
@@ -160,8 +161,9 @@ def project_errors(doc: dict) -> list[str]:
             continue
         if env.get("TASKAPP_ENV") != "production":
             problems.append(f"{name}: TASKAPP_ENV is not production")
-        if "${JWT_SECRET_KEY:?" not in str(env.get("JWT_SECRET_KEY", "")):
-            problems.append(f"{name}: JWT_SECRET_KEY must be ${{JWT_SECRET_KEY:?...}}")
+        for secret in ("JWT_SECRET_KEY", "WEBHOOK_SECRET_KEY"):
+            if "${" + secret + ":?" not in str(env.get(secret, "")):
+                problems.append(f"{name}: {secret} must be ${{{secret}:?...}}")
         for variable in ("DATABASE_URL", "REDIS_URL"):
             if not env.get(variable):
                 problems.append(f"{name}: {variable} is not set")
