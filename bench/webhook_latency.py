@@ -15,6 +15,7 @@ before it) to the receiver's arrival: median, p95 and max. Modes:
 - ``postgresql``: PostgreSQL on 127.0.0.1:5432 (database ``--pg-database``, dropped and
   re-created) and Redis at ``--redis-url`` (the db number is flushed: give it a spare one).
 Every process started is stopped; the run is bounded (``--timeout`` seconds per mode).
+WEBHOOK_LATENCY_TRACE=1 also prints every latency in commit order.
 """
 
 import argparse
@@ -138,7 +139,10 @@ def measure(mode: str, args) -> dict:
             from taskapp.extensions import db
 
             db.engine.dispose()
-    latencies = sorted(arrivals.at[i] - t for i, t in committed.items() if i in arrivals.at)
+    in_order = [arrivals.at[i] - t for i, t in committed.items() if i in arrivals.at]
+    if os.environ.get("WEBHOOK_LATENCY_TRACE"):
+        print(" ".join(f"{x:.2f}" for x in in_order))
+    latencies = sorted(in_order)
     return {
         "mode": mode,
         "changes": len(committed),

@@ -259,14 +259,14 @@ def test_a_worker_killed_mid_delivery_leaves_the_message_to_be_sent_again(
 ):
     register(client, admin, receiver, "/slow")
     receiver.hold("/slow", 1.5)
-    worker = start_worker(redis_broker, WEBHOOK_TIMEOUT_SECONDS="3")
+    worker = start_worker(redis_broker, WEBHOOK_TIMEOUT_SECONDS="2")
     make_task(admin, title="interrupted")
     assert receiver.started.wait(20), worker.log.read_text()
     os.kill(worker.pid, signal.SIGKILL)
     worker.wait(10)
     held = wait_for(lambda: receiver.at("/slow"), 5)  # the held request finished unheard
     assert len(held) == 1
-    restarted = start_worker(redis_broker, WEBHOOK_TIMEOUT_SECONDS="3")
+    restarted = start_worker(redis_broker, WEBHOOK_TIMEOUT_SECONDS="2")
     assert wait_for(lambda: len(receiver.at("/slow")) == 2, 40), restarted.log.read_text()
     first, again = receiver.at("/slow")
     assert first.msg_id == again.msg_id and again.verified_with
