@@ -4,6 +4,8 @@ The overdue sweep runs every ``OVERDUE_SWEEP_INTERVAL_SECONDS`` (default 15 minu
 a task turns overdue within a quarter of an hour after midnight in ``TASKAPP_TIMEZONE``.
 The sweep computes "today" itself in that zone; the beat clock only decides how often.
 Idempotency keys are kept 24 h; the hourly purge removes them within the hour after.
+The webhook tick (relay + queue due deliveries) runs every
+``WEBHOOK_RELAY_INTERVAL_SECONDS`` (default 1 s): that interval bounds the latency.
 """
 
 from datetime import timedelta
@@ -26,5 +28,15 @@ def beat_schedule(config: dict) -> dict:
         "purge-dead-personal-tokens": {
             "task": "taskapp.purge_dead_personal_tokens",
             "schedule": timedelta(hours=6),
+        },
+        "webhooks-tick": {
+            "task": "taskapp.webhooks_tick",
+            "schedule": timedelta(seconds=config["WEBHOOK_RELAY_INTERVAL_SECONDS"]),
+            # a tick not taken within a few intervals is useless: the next one does its work
+            "options": {"expires": max(5.0, 5 * config["WEBHOOK_RELAY_INTERVAL_SECONDS"])},
+        },
+        "purge-webhook-deliveries": {
+            "task": "taskapp.purge_webhook_deliveries",
+            "schedule": timedelta(hours=1),
         },
     }

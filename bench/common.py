@@ -65,6 +65,10 @@ def database_url() -> str:
     return f"postgresql+psycopg://{PG_USER}@{PG_HOST}:{PG_PORT}/{db_name()}"
 
 
+BENCH_WEBHOOK_KEY = "YmVuY2gtd2ViaG9vay1rZXktMzItYnl0ZXMtbG9uZyE="
+"""A production-shaped key (urlsafe base64 of 32 bytes) for benchmark runs only."""
+
+
 def app_env(**extra: str) -> dict[str, str]:
     """Environment for the app under benchmark (gunicorn, flask CLI, in-process)."""
     env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
@@ -72,6 +76,8 @@ def app_env(**extra: str) -> dict[str, str]:
         DATABASE_URL=database_url(),
         JWT_SECRET_KEY=JWT_SECRET,
         TASKAPP_ENV="production",
+        WEBHOOK_SECRET_KEY=BENCH_WEBHOOK_KEY,
+        TRUSTED_HOSTS="127.0.0.1,localhost",
         # One run lasts a few minutes; the default 15-minute lifetime would be enough,
         # but a long one keeps a slow machine from ending a scenario with 401s.
         JWT_ACCESS_TOKEN_LIFETIME_SECONDS="7200",

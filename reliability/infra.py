@@ -37,6 +37,8 @@ PG_BIN = (
     if glob.glob("/usr/lib/postgresql/*/bin")
     else None
 )
+RELIABILITY_WEBHOOK_KEY = "cmVsaWFiaWxpdHktd2ViaG9vay1rZXktMzItYnl0ZSE="
+"""A production-shaped webhook key (urlsafe base64 of 32 bytes), for these runs only."""
 SHARED_PORTS = {5432, 6379}
 """The shared PostgreSQL and Redis that other people's tests use: never ours."""
 APP_ENV_DROP = (
@@ -44,6 +46,8 @@ APP_ENV_DROP = (
     "REDIS_URL",
     "CELERY_BROKER_URL",
     "JWT_SECRET_KEY",
+    "WEBHOOK_SECRET_KEY",
+    "TRUSTED_HOSTS",
     "TASKAPP_ENV",
     "TASKAPP_INSTANCE_DIR",
 )
@@ -375,6 +379,8 @@ class Stack:
             DATABASE_URL=self.pg.sqlalchemy_url(self.database),
             JWT_SECRET_KEY=self.jwt_secret,
             TASKAPP_ENV="production",
+            WEBHOOK_SECRET_KEY=RELIABILITY_WEBHOOK_KEY,
+            TRUSTED_HOSTS="127.0.0.1,localhost",
             TASKAPP_INSTANCE_DIR=str(self.instance),
             PYTHONDONTWRITEBYTECODE="1",
             PYTHONUNBUFFERED="1",

@@ -31,9 +31,16 @@ from pathlib import Path
 
 APP_SERVICES = ("migrate", "web", "worker", "beat")
 LONG_RUNNING = ("postgres", "redis", "web", "worker", "beat")
-REQUIRED_VARS = ("JWT_SECRET_KEY", "POSTGRES_PASSWORD", "APP_DB_PASSWORD", "TRUSTED_HOSTS")
+REQUIRED_VARS = (
+    "JWT_SECRET_KEY",
+    "WEBHOOK_SECRET_KEY",
+    "POSTGRES_PASSWORD",
+    "APP_DB_PASSWORD",
+    "TRUSTED_HOSTS",
+)
 SAMPLE_ENV = {
     "JWT_SECRET_KEY": "x" * 64,
+    "WEBHOOK_SECRET_KEY": "q5vYyH8Jm0dQ3aWnZp2xT7rLc4eBfK9sU1gVhN6iO0A=",
     "POSTGRES_PASSWORD": "sample-password",
     "APP_DB_PASSWORD": "sample-app-password",
     "TRUSTED_HOSTS": "tasks.example.com",
@@ -163,8 +170,9 @@ def project_errors(doc: dict) -> list[str]:
             continue
         if env.get("TASKAPP_ENV") != "production":
             problems.append(f"{name}: TASKAPP_ENV is not production")
-        if "${JWT_SECRET_KEY:?" not in str(env.get("JWT_SECRET_KEY", "")):
-            problems.append(f"{name}: JWT_SECRET_KEY must be ${{JWT_SECRET_KEY:?...}}")
+        for secret in ("JWT_SECRET_KEY", "WEBHOOK_SECRET_KEY"):
+            if "${" + secret + ":?" not in str(env.get(secret, "")):
+                problems.append(f"{name}: {secret} must be ${{{secret}:?...}}")
         for variable in ("DATABASE_URL", "REDIS_URL", "TRUSTED_HOSTS"):
             if not env.get(variable):
                 problems.append(f"{name}: {variable} is not set")

@@ -64,10 +64,20 @@ def register_blueprints(app: Flask) -> None:
     from taskapp.users.routes import blp as users_blp
     from taskapp.web.api import api
     from taskapp.web.health import blp as health_blp
+    from taskapp.webhooks.routes import blp as webhooks_blp
 
-    for blueprint in (auth_blp, users_blp, tasks_blp, logs_blp):
+    for blueprint in (auth_blp, users_blp, tasks_blp, logs_blp, webhooks_blp):
         api.register_blueprint(blueprint)
     app.register_blueprint(health_blp)
+    register_task_renderer(app)
+
+
+def register_task_renderer(app: Flask) -> None:
+    """Webhook payloads show a task exactly as the API does: the relay (a domain module,
+    which imports no marshmallow) is handed the tasks resource's TaskSchema to dump with."""
+    from taskapp.tasks.schemas import TaskSchema
+
+    app.extensions["render_task"] = TaskSchema().dump
 
 
 def register_errors(app: Flask) -> None:

@@ -32,6 +32,21 @@ TRACKED_FIELDS = {
     "completed_at": "completed_at",
 }
 """Model attribute -> name used in ``changes`` (the API's field names)."""
+SNAPSHOT_FIELDS = (
+    "id",
+    "title",
+    "description",
+    "status",
+    "priority",
+    "due_date",
+    "assigned_to_id",
+    "created_by_id",
+    "created_at",
+    "updated_at",
+    "completed_at",
+)
+"""The task's columns kept on its entry (``task_snapshot``), so that a webhook announces
+the task as this change left it, even once the task changed again or was deleted."""
 
 
 class AppendOnlyError(RuntimeError):
@@ -64,6 +79,10 @@ def _snapshot(task: Task, *, deleted: bool) -> dict:
     return {name: change(None, value) for name, value in values.items() if value is not None}
 
 
+def task_snapshot(task: Task) -> dict:
+    return {name: to_json(getattr(task, name)) for name in SNAPSHOT_FIELDS}
+
+
 def _diff(task: Task) -> dict:
     state = inspect(task)
     changes = {}
@@ -89,6 +108,7 @@ def _entry(session: Session, task: Task, action: Action, changes: dict) -> dict:
         "source": source,
         "assignee_id": task.assigned_to_id,
         "created_at": utcnow(),
+        "task_snapshot": task_snapshot(task),
     }
 
 

@@ -1,4 +1,5 @@
-"""flask CLI: ``flask users ...``, ``flask tasks mark-overdue``, ``flask demo seed``."""
+"""flask CLI: ``flask users ...``, ``flask tasks mark-overdue``, ``flask demo seed``,
+``flask webhooks list|deliveries|redeliver``."""
 
 from datetime import date, timedelta
 
@@ -11,9 +12,20 @@ from psycopg import sql
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
-from taskapp import audit, overdue, personal_tokens
+from taskapp import audit, outbox, overdue, personal_tokens
 from taskapp.extensions import db
-from taskapp.models import PersonalAccessToken, Priority, Role, Source, Status, Task, User
+from taskapp.models import (
+    PersonalAccessToken,
+    Priority,
+    Role,
+    Source,
+    Status,
+    Task,
+    User,
+    Webhook,
+    WebhookDelivery,
+    utcnow,
+)
 from taskapp.users import service
 from taskapp.users.schemas import UserCreateSchema, UserUpdateSchema
 
@@ -42,11 +54,12 @@ def _is_missing_table(error: DBAPIError) -> bool:
 users_cli = CheckedGroup("users", help="Manage users.")
 tasks_cli = CheckedGroup("tasks", help="Task maintenance.")
 demo_cli = CheckedGroup("demo", help="Demo data for trying the API.")
+webhooks_cli = CheckedGroup("webhooks", help="Inspect webhooks and redeliver messages.")
 ROLE = click.Choice([role.value for role in Role], case_sensitive=False)
 
 
 def register(app: Flask) -> None:
-    for group in (users_cli, tasks_cli, demo_cli):
+    for group in (users_cli, tasks_cli, demo_cli, webhooks_cli):
         app.cli.add_command(group)
     flask_migrate_db.add_command(grant_app_role)
 
@@ -298,3 +311,47 @@ def grant_app_role(role: str, password: str) -> None:
     except DBAPIError as error:
         raise click.ClickException(f"could not set up role {role}: {error.orig}") from None
     click.echo(f"role {role}: may read and write the tables, and only append to activity_log")
+
+
+def _when(moment) -> str:
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z") if moment else "-"
+
+
+@webhooks_cli.command("list")
+def list_webhooks() -> None:
+    """List every webhook: id, owner, state, events, URL."""
+    query = select(Webhook, User.username).join(User, User.id == Webhook.owner_id)
+    for hook, owner in db.session.execute(query.order_by(Webhook.id)):
+        state = "active" if hook.is_active else f"disabled ({hook.disabled_reason})"
+        click.echo(f"{hook.id}\t{owner}\t{state}\t{','.join(hook.events)}\t{hook.url}")
+
+
+@webhooks_cli.command("deliveries")
+@click.argument("webhook_id", type=int)
+@click.option("--limit", default=20, show_default=True, help="How many, newest first.")
+def list_deliveries(webhook_id: int, limit: int) -> None:
+    """A webhook's recent deliveries, newest first."""
+    if db.session.get(Webhook, webhook_id) is None:
+        raise click.ClickException(f"no webhook with id {webhook_id}")
+    query = (
+        select(WebhookDelivery)
+        .where(WebhookDelivery.webhook_id == webhook_id)
+        .order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc())
+        .limit(limit)
+    )
+    for d in db.session.execute(query).scalars():
+        click.echo(
+            f"{d.id}\t{d.msg_id}\t{d.event}\t{d.status.value}\tattempts={d.attempts}\t"
+            f"last={d.last_status_code or d.last_error or '-'}\t{_when(d.created_at)}"
+        )
+
+
+@webhooks_cli.command("redeliver")
+@click.argument("delivery_id", type=int)
+def redeliver(delivery_id: int) -> None:
+    """Send a delivery's message again, with its original webhook-id."""
+    original = db.session.get(WebhookDelivery, delivery_id)
+    if original is None:
+        raise click.ClickException(f"no delivery with id {delivery_id}")
+    again = outbox.redeliver(db.session, original, utcnow())
+    _commit(f"queued delivery {again.id} ({again.msg_id}, {again.event})")

@@ -5,6 +5,7 @@ under ``instance/``, in-memory rate limits. ``TASKAPP_ENV=production`` turns on 
 checks in :func:`check_production`.
 """
 
+import base64
 import hmac
 import os
 from datetime import timedelta
@@ -14,6 +15,9 @@ DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me-in-production"
 EMBEDDED_HOSTS = ["127.0.0.1", "localhost"]
 """The Host values the embedded mode answers to (``./scripts/run``, the test client)."""
 MIN_SECRET_BYTES = 32
+DEV_WEBHOOK_SECRET_KEY = "ZGV2LW9ubHktd2ViaG9vay1rZXktY2hhbmdlLW1lISE="
+"""urlsafe base64 of 32 bytes: the Fernet key that encrypts webhook secrets (dev only)."""
+DEFAULT_WEBHOOK_RETRY_SCHEDULE = "0,5,300,1800,7200,18000,36000,36000"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 INSTANCE_DIR = Path(os.environ.get("TASKAPP_INSTANCE_DIR") or PROJECT_ROOT / "instance")
 """Beside the code, not in the current directory: ``flask --app /path/to/wsgi.py ...``
@@ -39,6 +43,14 @@ def forwarded_allow_ips() -> list[str]:
     to set the scheme, host and client address through X-Forwarded-* headers. Read by
     the app and by gunicorn.conf.py; unset: none."""
     return _env_list("FORWARDED_ALLOW_IPS")
+
+
+def _env_float(name: str, default: float) -> float:
+    return float(os.environ.get(name, default))
+
+
+def _csv(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
 
 
 def _sqlite_url(filename: str) -> str:
@@ -125,6 +137,17 @@ def load_config() -> dict:
         "FORWARDED_ALLOW_IPS": forwarded_allow_ips(),
         "OVERDUE_SWEEP_INTERVAL_SECONDS": _env_int("OVERDUE_SWEEP_INTERVAL_SECONDS", 15 * 60),
         "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
+        "WEBHOOK_SECRET_KEY": os.environ.get("WEBHOOK_SECRET_KEY", DEV_WEBHOOK_SECRET_KEY),
+        "WEBHOOK_TIMEOUT_SECONDS": _env_float("WEBHOOK_TIMEOUT_SECONDS", 10),
+        "WEBHOOK_RETRY_SCHEDULE": [
+            float(s)
+            for s in _csv(os.environ.get("WEBHOOK_RETRY_SCHEDULE", DEFAULT_WEBHOOK_RETRY_SCHEDULE))
+        ],
+        "WEBHOOK_DISABLE_AFTER_SECONDS": _env_float("WEBHOOK_DISABLE_AFTER_SECONDS", 5 * 86400),
+        "WEBHOOK_ALLOWED_NETWORKS": _csv(os.environ.get("WEBHOOK_ALLOWED_NETWORKS", "")),
+        "WEBHOOK_RELAY_INTERVAL_SECONDS": _env_float("WEBHOOK_RELAY_INTERVAL_SECONDS", 1),
+        "WEBHOOK_SECRET_OVERLAP_SECONDS": _env_float("WEBHOOK_SECRET_OVERLAP_SECONDS", 86400),
+        "WEBHOOK_DELIVERY_RETENTION_DAYS": _env_float("WEBHOOK_DELIVERY_RETENTION_DAYS", 30),
         "CELERY": {
             "broker_url": broker_url,
             "broker_transport_options": _broker_options(broker_url),
@@ -159,4 +182,18 @@ def check_production(config: dict) -> None:
             "TASKAPP_ENV=production needs TRUSTED_HOSTS: the comma-separated host names "
             "clients use to reach the API (e.g. `tasks.example.com`); any other Host "
             "header is answered 400."
+        )
+    _check_webhook_key(config.get("WEBHOOK_SECRET_KEY") or "")
+
+
+def _check_webhook_key(key: str) -> None:
+    try:
+        valid = len(base64.urlsafe_b64decode(key.encode())) == 32
+    except (ValueError, TypeError):
+        valid = False
+    if key == DEV_WEBHOOK_SECRET_KEY or not valid:
+        raise RuntimeError(
+            "TASKAPP_ENV=production needs WEBHOOK_SECRET_KEY set to the urlsafe base64 of "
+            "32 random bytes (e.g. `python -c 'import base64, os; "
+            "print(base64.urlsafe_b64encode(os.urandom(32)).decode())'`)."
         )

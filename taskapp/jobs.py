@@ -4,15 +4,20 @@ revocations.py, idempotency.py, personal_tokens.py). The beat schedule is read f
 ``celerybeat_schedule.py``, its one place."""
 
 import logging
-from datetime import date
+import threading
+import time
+from datetime import date, timedelta
 
 from celery import Celery, Task, shared_task
-from flask import Flask, current_app
+from flask import Flask, current_app, has_app_context
+from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
 from celerybeat_schedule import beat_schedule
-from taskapp import idempotency, overdue, personal_tokens, revocations
+from taskapp import delivery, idempotency, outbox, overdue, personal_tokens, revocations
 from taskapp.extensions import db
+from taskapp.models import Task as TaskRow
 from taskapp.models import utcnow
 
 log = logging.getLogger(__name__)
@@ -29,10 +34,91 @@ def celery_init_app(app: Flask) -> Celery:
 
     celery_app = Celery(app.name, task_cls=FlaskTask)
     celery_app.config_from_object(app.config["CELERY"])
+    _poll_embedded_broker_often(app.config["CELERY"]["broker_url"])
     celery_app.conf.beat_schedule = beat_schedule(app.config)
     celery_app.set_default()
     app.extensions["celery"] = celery_app
+    app.extensions["webhook_nudger"] = Nudger(celery_app)
+    _listen_for_task_commits()
     return celery_app
+
+
+TICK = "taskapp.webhooks_tick"
+NUDGE_KEY = "taskapp.webhook_nudge"
+IDLE_NUDGER_SECONDS = 60
+
+
+class Nudger:
+    """Asks for a webhook tick right after a commit that changed tasks, so a receiver
+    hears of it in well under the beat interval. The request only sets an Event; one
+    daemon thread per process sends the Celery message, so a slow or dead broker never
+    holds a request (beat's tick every WEBHOOK_RELAY_INTERVAL_SECONDS remains the
+    guarantee: a nudge lost is a second of latency, never an event). Nudges that come
+    while one is being sent are coalesced into the next."""
+
+    def __init__(self, celery_app: Celery):
+        self.celery_app = celery_app
+        self.wanted = threading.Event()
+        self.thread: threading.Thread | None = None
+        self.lock = threading.Lock()
+
+    def poke(self) -> None:
+        if self.thread is None or not self.thread.is_alive():
+            with self.lock:
+                if self.thread is None or not self.thread.is_alive():
+                    self.thread = threading.Thread(
+                        target=self._run, name="webhook-nudger", daemon=True
+                    )
+                    self.thread.start()
+        self.wanted.set()
+
+    def _run(self) -> None:
+        while self.wanted.wait(timeout=IDLE_NUDGER_SECONDS):  # idle: end; poke restarts it
+            self.wanted.clear()
+            try:
+                self.celery_app.send_task(TICK, expires=5, retry=False)
+            except Exception as error:  # the broker is down: beat's ticks will do it
+                log.warning("webhook nudge not sent (%s); beat's tick will relay", error)
+                time.sleep(1)
+
+
+def _note_task_writes(session: Session, _flush_context) -> None:
+    if any(isinstance(o, TaskRow) for o in (*session.new, *session.dirty, *session.deleted)):
+        session.info[NUDGE_KEY] = True
+
+
+def _nudge_after_commit(session: Session) -> None:
+    if session.info.pop(NUDGE_KEY, False) and has_app_context():
+        nudger = current_app.extensions.get("webhook_nudger")
+        if nudger is not None:
+            nudger.poke()
+
+
+def _forget_rolled_back_writes(session: Session) -> None:
+    session.info.pop(NUDGE_KEY, None)
+
+
+def _listen_for_task_commits() -> None:
+    """Installed once per process (SQLAlchemy's session events are global)."""
+    if event.contains(Session, "after_commit", _nudge_after_commit):
+        return
+    event.listen(Session, "after_flush", _note_task_writes)
+    event.listen(Session, "after_commit", _nudge_after_commit)
+    event.listen(Session, "after_rollback", _forget_rolled_back_writes)
+
+
+EMBEDDED_POLLING_SECONDS = 0.2
+
+
+def _poll_embedded_broker_often(broker_url: str) -> None:
+    """The embedded (SQLite) broker is polled; kombu's default of once a second would add
+    up to 2 s to a webhook's latency (the tick, then the delivery message). Its
+    transport passes every transport option on to ``create_engine``, so the interval is
+    set on the transport class instead (this process only)."""
+    if broker_url.startswith("sqla+"):
+        from kombu.transport import sqlalchemy as sqla_transport
+
+        sqla_transport.Transport.polling_interval = EMBEDDED_POLLING_SECONDS
 
 
 @shared_task(
@@ -82,4 +168,58 @@ def purge_dead_personal_tokens() -> int:
     purged = personal_tokens.purge_dead(db.session, utcnow())
     db.session.commit()
     log.info("purged %d dead personal access token(s)", purged)
+
+
+QUEUE_LEASE_SECONDS = 60
+"""A delivery whose Celery message was sent is not queued again for this long (unless
+a worker holds or finished it): the broker lost the message, or nobody took it."""
+
+
+@shared_task(name=TICK, ignore_result=True)
+def webhooks_tick() -> int:
+    """Relay new activity-log entries into deliveries, then queue the due deliveries:
+    one Celery message each. Run by beat every WEBHOOK_RELAY_INTERVAL_SECONDS."""
+    render = current_app.extensions["render_task"]
+    now = utcnow()
+    relayed = 0
+    while True:
+        claimed, created = outbox.relay(db.session, now, render)
+        db.session.commit()
+        relayed += created
+        if claimed < outbox.RELAY_BATCH:
+            break
+    ids = outbox.claim_due(db.session, utcnow(), QUEUE_LEASE_SECONDS)
+    db.session.commit()
+    for position, delivery_id in enumerate(ids):
+        try:
+            deliver_webhook.apply_async((delivery_id,), retry=False)
+        except Exception:
+            log.warning("broker unavailable; %d delivery(ies) left for the next tick", len(ids))
+            outbox.unqueue(db.session, ids[position:])
+            db.session.commit()
+            raise
+    if relayed or ids:
+        log.info("webhooks: %d delivery(ies) created, %d queued", relayed, len(ids))
+    return len(ids)
+
+
+@shared_task(name="taskapp.deliver_webhook", ignore_result=True)
+def deliver_webhook(delivery_id: int) -> None:
+    """Send one delivery (claimed with a lease, so one worker at a time)."""
+    try:
+        outcome = delivery.deliver(db.session, delivery_id, current_app.config)
+    except Exception:
+        db.session.rollback()
+        raise
+    if outcome is not None:
+        log.info("webhook delivery %d: %s", delivery_id, outcome.status_code or outcome.error)
+
+
+@shared_task(name="taskapp.purge_webhook_deliveries", ignore_result=True)
+def purge_webhook_deliveries() -> int:
+    """Drop finished deliveries older than WEBHOOK_DELIVERY_RETENTION_DAYS."""
+    days = current_app.config["WEBHOOK_DELIVERY_RETENTION_DAYS"]
+    purged = outbox.purge(db.session, utcnow() - timedelta(days=days))
+    db.session.commit()
+    log.info("purged %d webhook delivery(ies)", purged)
     return purged

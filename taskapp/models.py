@@ -248,6 +248,10 @@ class ActivityLog(Base):
     assignee_id: Mapped[int | None] = mapped_column(Integer)
     """The task's assignee once the change was made: who (besides admins) may read it."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    task_snapshot: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    """The task's fields as the change left them (the last ones for a delete), written by
+    the audit listener for the webhook payload; null for entries written set-based in
+    SQL (the overdue sweep), whose payload is read from the task row by the relay."""
 
     actor: Mapped[User | None] = relationship(lazy="raise")
 
@@ -330,3 +334,93 @@ class IdempotencyKey(Base):
     status_code: Mapped[int | None] = mapped_column(SmallInteger)
     headers: Mapped[dict | None] = mapped_column(JSON)
     body: Mapped[str | None] = mapped_column(Text)
+
+
+class DeliveryStatus(enum.StrEnum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class Webhook(Base):
+    """A receiver URL a user registered. Secrets are stored encrypted (see
+    :mod:`taskapp.signing`); after a rotation the previous one signs too until
+    ``previous_secret_expires_at``."""
+
+    __tablename__ = "webhook"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"), index=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    events: Mapped[list] = mapped_column(JSON)
+    description: Mapped[str] = mapped_column(String(500), default="")
+    is_active: Mapped[bool] = mapped_column(default=True)
+    disabled_reason: Mapped[str | None] = mapped_column(String(500))
+    secret_encrypted: Mapped[str] = mapped_column(Text)
+    previous_secret_encrypted: Mapped[str | None] = mapped_column(Text)
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    """Set by the first failed attempt after a success; cleared by a success."""
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    owner: Mapped[User] = relationship(lazy="raise")
+
+
+class WebhookOutbox(Base):
+    """Activity-log entries not yet turned into deliveries. A database trigger (migration
+    0004) adds a row for every entry, in the entry's transaction, whoever writes it; the
+    relay claims rows (SKIP LOCKED) and deletes them in the transaction that writes the
+    deliveries."""
+
+    __tablename__ = "webhook_outbox"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    entry_id: Mapped[int] = mapped_column(Integer)
+
+
+class WebhookDelivery(Base):
+    """One message to one webhook: the body is fixed when it is created, so retries and
+    redeliveries send the same bytes under the same ``msg_id`` (``webhook-id``)."""
+
+    __tablename__ = "webhook_delivery"
+    __table_args__ = (
+        Index("ix_webhook_delivery_webhook_created", "webhook_id", "created_at", "id"),
+        Index("ix_webhook_delivery_due", "status", "next_attempt_at"),
+        Index("ix_webhook_delivery_created", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    webhook_id: Mapped[int] = mapped_column(ForeignKey("webhook.id", ondelete="CASCADE"))
+    msg_id: Mapped[str] = mapped_column(String(64))
+    event: Mapped[str] = mapped_column(String(40))
+    entry_id: Mapped[int | None] = mapped_column(Integer)
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[DeliveryStatus] = mapped_column(
+        _enum_column(DeliveryStatus, length=10), default=DeliveryStatus.PENDING
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    queued_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    """A Celery message for it was sent; not sent again before this (unless it fails)."""
+    sending_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    """A worker holds it until then (the lease); a killed worker's lease just expires."""
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    webhook: Mapped[Webhook] = relationship(lazy="raise")
+
+
+class WebhookAttempt(Base):
+    """One HTTP attempt of a delivery: what the receiver answered and how long it took."""
+
+    __tablename__ = "webhook_attempt"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(
+        ForeignKey("webhook_delivery.id", ondelete="CASCADE"), index=True
+    )
+    attempted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(String(500))
+    duration_ms: Mapped[int] = mapped_column(Integer)

@@ -5,7 +5,7 @@ start from these queries."""
 
 from sqlalchemy import Select, select
 
-from taskapp.models import ActivityLog, Role, Task, User
+from taskapp.models import ActivityLog, Role, Task, User, Webhook
 
 
 def limit_to_owner(query: Select, user: User, owner_column) -> Select:
@@ -20,3 +20,8 @@ def visible_tasks(user: User) -> Select:
 
 def visible_entries(user: User) -> Select:
     return limit_to_owner(select(ActivityLog), user, ActivityLog.assignee_id)
+
+
+def visible_webhooks(user: User) -> Select:
+    """An ADMIN sees (and manages) every webhook; anyone else their own."""
+    return limit_to_owner(select(Webhook), user, Webhook.owner_id).order_by(Webhook.id)

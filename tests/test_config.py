@@ -3,7 +3,9 @@
 import pytest
 
 from taskapp import create_app
-from taskapp.config import DEV_JWT_SECRET, load_config
+from taskapp.config import DEV_JWT_SECRET, DEV_WEBHOOK_SECRET_KEY, load_config
+
+REAL_WEBHOOK_KEY = "q5vYyH8Jm0dQ3aWnZp2xT7rLc4eBfK9sU1gVhN6iO0A="
 
 
 @pytest.mark.parametrize("secret", [None, DEV_JWT_SECRET, "short-secret"])
@@ -21,6 +23,7 @@ def test_production_starts_with_a_strong_secret(monkeypatch):
     monkeypatch.setenv("TASKAPP_ENV", "production")
     monkeypatch.setenv("JWT_SECRET_KEY", "x" * 48)
     monkeypatch.setenv("TRUSTED_HOSTS", "tasks.example.com, api.example.com")
+    monkeypatch.setenv("WEBHOOK_SECRET_KEY", REAL_WEBHOOK_KEY)
     app = create_app({"SQLALCHEMY_DATABASE_URI": "sqlite://"})
     assert app.config["JWT_SECRET_KEY"] == "x" * 48
     assert app.config["TRUSTED_HOSTS"] == ["tasks.example.com", "api.example.com"]
@@ -29,8 +32,22 @@ def test_production_starts_with_a_strong_secret(monkeypatch):
 def test_production_requires_trusted_hosts(monkeypatch):
     monkeypatch.setenv("TASKAPP_ENV", "production")
     monkeypatch.setenv("JWT_SECRET_KEY", "x" * 48)
+    monkeypatch.setenv("WEBHOOK_SECRET_KEY", REAL_WEBHOOK_KEY)
     monkeypatch.delenv("TRUSTED_HOSTS", raising=False)
     with pytest.raises(RuntimeError, match="TRUSTED_HOSTS"):
+        create_app({"SQLALCHEMY_DATABASE_URI": "sqlite://"})
+
+
+@pytest.mark.parametrize("key", [None, DEV_WEBHOOK_SECRET_KEY, "not-base64-of-32-bytes"])
+def test_production_refuses_a_missing_or_weak_webhook_key(monkeypatch, key):
+    monkeypatch.setenv("TASKAPP_ENV", "production")
+    monkeypatch.setenv("JWT_SECRET_KEY", "x" * 48)
+    monkeypatch.setenv("TRUSTED_HOSTS", "tasks.example.com")
+    if key is None:
+        monkeypatch.delenv("WEBHOOK_SECRET_KEY", raising=False)
+    else:
+        monkeypatch.setenv("WEBHOOK_SECRET_KEY", key)
+    with pytest.raises(RuntimeError, match="WEBHOOK_SECRET_KEY"):
         create_app({"SQLALCHEMY_DATABASE_URI": "sqlite://"})
 
 

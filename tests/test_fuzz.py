@@ -39,8 +39,9 @@ def explained_by_the_docs(failure, response) -> bool:
     can express (docs/api.md, "Answers that depend on stored state"): a referenced user
     that does not exist or is not the caller's to assign (400 on ``assigned_to`` alone,
     or 403 for an INTERN), a personal access token's ``users:*`` scopes asked by an
-    INTERN (403) or an expiry already past (400 on ``expires_at``), a stale If-Match
-    (412), and an Idempotency-Key reused with another body (422)."""
+    INTERN (403) or an expiry already past (400 on ``expires_at``), a webhook URL whose
+    literal address the SSRF rules refuse (400 on ``url``), a stale If-Match (412), and
+    an Idempotency-Key reused with another body (422)."""
     if failure.title != "Schema-valid request rejected":
         return False
     if response.status_code in (412, 422):
@@ -49,7 +50,9 @@ def explained_by_the_docs(failure, response) -> bool:
     if response.status_code == 403 and b"assigned_to" not in response.content:
         return "assigned_to" in sent or "users:" in sent
     body = response.json() if response.status_code == 400 else None
-    return isinstance(body, dict) and bool(body) and set(body) <= {"assigned_to", "expires_at"}
+    return (
+        isinstance(body, dict) and bool(body) and set(body) <= {"assigned_to", "expires_at", "url"}
+    )
 
 
 def configured_schema(base_url: str, caller, explained: collections.Counter):

@@ -14,6 +14,10 @@ inside the view ``db.session.commit()`` only flushes, so that the decorator can 
 the answer the view produced into the key's row and commit both in one transaction.
 A view that fails (400, 403, any exception) releases the claim and stores nothing.
 
+The stored answer is encrypted at rest with ``WEBHOOK_SECRET_KEY`` (the key that
+encrypts webhook secrets): the answer to ``POST /api/webhooks/`` carries the new
+webhook's secret, which a database dump must not reveal.
+
 Answers: the same key and the same request (method, path, JSON body) within 24 h:
 the first answer again (status, body, ``Location``, ``ETag``) plus
 ``Idempotent-Replayed: true``, writing nothing; a different request with that key:
@@ -27,7 +31,7 @@ from functools import wraps
 from flask import abort, current_app, make_response, request
 from flask_jwt_extended import current_user
 
-from taskapp import idempotency
+from taskapp import idempotency, signing
 from taskapp.extensions import db
 from taskapp.models import utcnow
 from taskapp.web.messages import (
@@ -77,8 +81,9 @@ def _answer_from(stored: idempotency.Stored, fingerprint: str):
         abort(422, IDEMPOTENCY_KEY_REUSED)
     if stored.status_code is None:
         abort(409, IDEMPOTENCY_IN_FLIGHT)
+    body = signing.decrypt(stored.body, current_app.config["WEBHOOK_SECRET_KEY"])
     response = current_app.response_class(
-        stored.body, status=stored.status_code, mimetype="application/json"
+        body, status=stored.status_code, mimetype="application/json"
     )
     response.headers.update(stored.headers or {})
     response.headers["Idempotent-Replayed"] = "true"
@@ -93,7 +98,9 @@ def _run_once(held: idempotency.Claim, view, args, kwargs):
             if not 200 <= response.status_code < 300:
                 raise _Failed(response)
             headers = {h: response.headers[h] for h in REPLAYED_HEADERS if h in response.headers}
-            body = response.get_data(as_text=True)
+            body = signing.encrypt(
+                response.get_data(as_text=True), current_app.config["WEBHOOK_SECRET_KEY"]
+            )
             if not idempotency.complete(session, held, response.status_code, headers, body):
                 session.rollback()
                 abort(409, IDEMPOTENCY_LOST_CLAIM)

@@ -1,0 +1,261 @@
+"""The transactional outbox: activity-log entries become webhook deliveries.
+
+Every entry gets a ``webhook_outbox`` row from a trigger, in the entry's transaction
+(migration 0004), so a change, its entry and its outbox row commit or roll back
+together. :func:`relay` claims outbox rows with ``FOR UPDATE SKIP LOCKED`` (PostgreSQL;
+SQLite serialises writers), writes one delivery per matching webhook and deletes the
+rows it claimed, all in one transaction. There is no id watermark: a transaction that
+took a lower id but commits after a higher one simply leaves its row to be found by a
+later relay, and two relays running at once never claim the same row.
+
+Who hears what (the activity log's visibility rule, evaluated when the relay runs): an
+ADMIN's webhook every entry; an INTERN's only entries whose ``assignee_id`` (the task's
+assignee once the change was made) is the owner. A reassignment is heard by the new
+assignee, not the previous one. Owners that are deactivated hear nothing.
+"""
+
+import json
+import uuid
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
+from types import SimpleNamespace
+
+from sqlalchemy import String, delete, or_, select, type_coerce, update
+from sqlalchemy.orm import Session
+
+from taskapp.audit import task_snapshot, to_json
+from taskapp.models import (
+    ActivityLog,
+    DeliveryStatus,
+    Priority,
+    Role,
+    Status,
+    Task,
+    User,
+    Webhook,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookOutbox,
+)
+
+EVENT_OF_ACTION = {
+    "CREATED": "task.created",
+    "UPDATED": "task.updated",
+    "STATUS_CHANGED": "task.updated",
+    "DELETED": "task.deleted",
+    "MARKED_OVERDUE": "task.overdue",
+    "REMINDED": "task.reminder",
+}
+"""Activity-log action (by its stored value) -> webhook event."""
+TASK_EVENTS = ("task.created", "task.updated", "task.deleted", "task.overdue", "task.reminder")
+PING = "webhook.ping"
+RELAY_BATCH = 500
+
+RenderTask = Callable[[object], dict]
+"""Dumps a task-like object in the API's shape (the tasks resource's TaskSchema, given
+by the app factory: one definition of the task object)."""
+
+
+def new_msg_id() -> str:
+    return "msg_" + uuid.uuid4().hex
+
+
+def body(event: str, timestamp: datetime, data: dict) -> str:
+    message = {"type": event, "timestamp": to_json(timestamp), "data": data}
+    return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+
+
+def relay(session: Session, now: datetime, render_task: RenderTask) -> tuple[int, int]:
+    """Turn up to RELAY_BATCH new entries into deliveries; returns how many entries were
+    claimed and how many deliveries written. The caller commits (the claim and the
+    deliveries are one transaction)."""
+    entry_ids = _claim_outbox(session)
+    if not entry_ids:
+        return 0, 0
+    hooks = _active_webhooks(session)
+    if not hooks:
+        return len(entry_ids), 0
+    entries = session.execute(
+        select(
+            ActivityLog.id,
+            ActivityLog.task_id,
+            ActivityLog.task_title,
+            type_coerce(ActivityLog.action, String).label("action"),
+            ActivityLog.changes,
+            ActivityLog.actor_id,
+            type_coerce(ActivityLog.source, String).label("source"),
+            ActivityLog.assignee_id,
+            ActivityLog.created_at,
+            ActivityLog.task_snapshot,
+        )
+        .where(ActivityLog.id.in_(entry_ids))
+        .order_by(ActivityLog.id)
+    ).all()
+    tasks = _task_payloads(session, entries, render_task)
+    rows = []
+    for entry in entries:
+        event = EVENT_OF_ACTION.get(entry.action)
+        if event is None:
+            continue
+        data = {
+            "task": tasks[entry.id],
+            "changes": entry.changes,
+            "actor": entry.actor_id,
+            "source": entry.source,
+        }
+        message = body(event, entry.created_at, data)
+        for hook, role in hooks:
+            if event in hook.events and (role == Role.ADMIN or entry.assignee_id == hook.owner_id):
+                rows.append(_delivery(hook.id, event, message, now, entry_id=entry.id))
+    if rows:
+        session.add_all(rows)
+        session.flush()
+    return len(entry_ids), len(rows)
+
+
+def ping(session: Session, webhook: Webhook, now: datetime) -> WebhookDelivery:
+    delivery = _delivery(webhook.id, PING, body(PING, now, {"webhook": webhook.id}), now)
+    session.add(delivery)
+    session.flush()
+    return delivery
+
+
+def redeliver(session: Session, original: WebhookDelivery, now: datetime) -> WebhookDelivery:
+    """The same message again (same ``msg_id`` and body), as a new delivery."""
+    delivery = _delivery(
+        original.webhook_id, original.event, original.body, now, entry_id=original.entry_id
+    )
+    delivery.msg_id = original.msg_id
+    session.add(delivery)
+    session.flush()
+    return delivery
+
+
+def claim_due(session: Session, now: datetime, queue_lease: float, limit: int = 500) -> list[int]:
+    """Deliveries whose next attempt is due and that no worker holds or was just sent:
+    mark them queued for ``queue_lease`` seconds and return their ids (the caller
+    commits, then sends one Celery message each)."""
+    due = (
+        select(WebhookDelivery.id)
+        .join(Webhook, Webhook.id == WebhookDelivery.webhook_id)
+        .where(
+            WebhookDelivery.status == DeliveryStatus.PENDING,
+            WebhookDelivery.next_attempt_at <= now,
+            or_(WebhookDelivery.queued_until.is_(None), WebhookDelivery.queued_until < now),
+            or_(WebhookDelivery.sending_until.is_(None), WebhookDelivery.sending_until < now),
+            Webhook.is_active,
+        )
+        .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True, of=WebhookDelivery)
+    )
+    ids = list(session.execute(due).scalars())
+    if ids:
+        session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id.in_(ids))
+            .values(queued_until=now + timedelta(seconds=queue_lease))
+        )
+    return ids
+
+
+def unqueue(session: Session, ids: list[int]) -> None:
+    """Messages for these could not be sent (broker down): let the next tick retry."""
+    session.execute(
+        update(WebhookDelivery).where(WebhookDelivery.id.in_(ids)).values(queued_until=None)
+    )
+
+
+def purge(session: Session, before: datetime) -> int:
+    """Drop finished deliveries (and their attempts) created before ``before``."""
+    return delete_deliveries(
+        session,
+        WebhookDelivery.created_at < before,
+        WebhookDelivery.status != DeliveryStatus.PENDING,
+    )
+
+
+def delete_deliveries(session: Session, *where) -> int:
+    """Deliveries matching ``where`` and their attempts (SQLite enforces no cascade)."""
+    chosen = select(WebhookDelivery.id).where(*where)
+    session.execute(delete(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(chosen)))
+    return session.execute(delete(WebhookDelivery).where(WebhookDelivery.id.in_(chosen))).rowcount
+
+
+def _delivery(webhook_id, event, message, now, entry_id=None) -> WebhookDelivery:
+    return WebhookDelivery(
+        webhook_id=webhook_id,
+        msg_id=new_msg_id(),
+        event=event,
+        entry_id=entry_id,
+        body=message,
+        status=DeliveryStatus.PENDING,
+        attempts=0,
+        next_attempt_at=now,
+        created_at=now,
+    )
+
+
+def _claim_outbox(session: Session) -> list[int]:
+    claimable = (
+        select(WebhookOutbox.id)
+        .order_by(WebhookOutbox.id)
+        .limit(RELAY_BATCH)
+        .with_for_update(skip_locked=True)
+    )
+    claimed = session.execute(
+        delete(WebhookOutbox)
+        .where(WebhookOutbox.id.in_(claimable))
+        .returning(WebhookOutbox.entry_id)
+    )
+    return sorted(claimed.scalars())
+
+
+def _active_webhooks(session: Session) -> list[tuple[Webhook, Role]]:
+    query = (
+        select(Webhook, User.role)
+        .join(User, User.id == Webhook.owner_id)
+        .where(Webhook.is_active, User.is_active)
+    )
+    return [(hook, role) for hook, role in session.execute(query)]
+
+
+def _task_payloads(session: Session, entries, render_task: RenderTask) -> dict[int, dict]:
+    """The task object of each entry: its snapshot when it has one; else (entries
+    written set-based in SQL, e.g. the overdue sweep) the task row as it is now, or,
+    for a task gone since, what the entry itself knows (id and title)."""
+    missing = {e.task_id for e in entries if e.task_snapshot is None}
+    rows = {}
+    if missing:
+        for task in session.execute(select(Task).where(Task.id.in_(missing))).scalars():
+            rows[task.id] = task_snapshot(task)
+    snapshots = {e.id: e.task_snapshot or rows.get(e.task_id) for e in entries}
+    user_ids = {s["assigned_to_id"] for s in snapshots.values() if s}
+    names = dict(session.execute(select(User.id, User.username).where(User.id.in_(user_ids))).all())
+    payloads = {}
+    for entry in entries:
+        snapshot = snapshots[entry.id]
+        if snapshot is None:
+            payloads[entry.id] = {"id": entry.task_id, "title": entry.task_title}
+        else:
+            payloads[entry.id] = render_task(_task_view(snapshot, names))
+    return payloads
+
+
+def _task_view(snapshot: dict, names: dict) -> SimpleNamespace:
+    def when(value):
+        return datetime.fromisoformat(value) if value else None
+
+    due = snapshot.get("due_date")
+    return SimpleNamespace(
+        **{
+            **snapshot,
+            "status": Status(snapshot["status"]),
+            "priority": Priority(snapshot["priority"]),
+            "due_date": date.fromisoformat(due) if due else None,
+            "created_at": when(snapshot.get("created_at")),
+            "updated_at": when(snapshot.get("updated_at")),
+            "completed_at": when(snapshot.get("completed_at")),
+            "assigned_to_username": names.get(snapshot["assigned_to_id"]),
+        }
+    )

@@ -1,0 +1,1 @@
+"""Webhooks: a user's receiver URLs, their secrets, deliveries and redelivery."""

@@ -1,0 +1,71 @@
+import marshmallow as ma
+
+from taskapp.models import DeliveryStatus
+from taskapp.outbox import TASK_EVENTS
+from taskapp.web.schemas import BaseSchema, PageArgsSchema, Text, page_schema
+
+URL_MAX = 2000
+
+
+class WebhookSchema(ma.Schema):
+    id = ma.fields.Integer()
+    url = ma.fields.String()
+    events = ma.fields.List(ma.fields.String())
+    description = ma.fields.String()
+    is_active = ma.fields.Boolean()
+    disabled_reason = ma.fields.String(allow_none=True)
+    owner = ma.fields.Integer(attribute="owner_id")
+    created_at = ma.fields.DateTime()
+
+
+class WebhookWithSecretSchema(WebhookSchema):
+    secret = ma.fields.String(
+        metadata={"description": "whsec_ + base64 key; shown only on creation and rotation"}
+    )
+
+
+class WebhookWriteSchema(BaseSchema):
+    url = ma.fields.Url(
+        required=True,
+        schemes={"http", "https"},
+        require_tld=False,
+        validate=ma.validate.Length(max=URL_MAX),
+        metadata={
+            "format": "uri",
+            "pattern": "^https?://",
+            "description": "http or https; a literal internal address is refused (400)",
+        },
+    )
+    events = ma.fields.List(
+        ma.fields.String(validate=ma.validate.OneOf(TASK_EVENTS)),
+        validate=ma.validate.Length(min=1),
+        metadata={"description": "Defaults to every task event."},
+    )
+    description = Text(validate=ma.validate.Length(max=500))
+
+
+class WebhookPatchSchema(WebhookWriteSchema):
+    is_active = ma.fields.Boolean(
+        metadata={"description": "true re-enables a disabled webhook (clears its reason)"}
+    )
+
+
+class DeliverySchema(ma.Schema):
+    id = ma.fields.Integer()
+    msg_id = ma.fields.String(metadata={"description": "The webhook-id header"})
+    event = ma.fields.String()
+    status = ma.fields.Enum(DeliveryStatus, by_value=True)
+    attempts = ma.fields.Integer()
+    last_status_code = ma.fields.Integer(allow_none=True)
+    last_error = ma.fields.String(allow_none=True)
+    next_attempt_at = ma.fields.DateTime(allow_none=True)
+    created_at = ma.fields.DateTime()
+
+
+class ListArgsSchema(PageArgsSchema):
+    class Meta:
+        unknown = ma.EXCLUDE
+
+
+WebhookPageSchema = page_schema(WebhookSchema, "WebhookPageSchema")
+DeliveryPageSchema = page_schema(DeliverySchema, "DeliveryPageSchema")

@@ -1,0 +1,97 @@
+"""The rules of webhooks: who sees which, URL checks, secrets, ping and redelivery.
+Nothing here commits; the caller does, once."""
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from taskapp import outbox, signing, targets
+from taskapp.errors import InvalidField, NotFound
+from taskapp.models import User, Webhook, WebhookDelivery
+from taskapp.visibility import visible_webhooks
+
+
+def get_visible(session: Session, user: User, webhook_id: int) -> Webhook:
+    """The webhook if ``user`` owns it (or is an ADMIN); NotFound otherwise."""
+    query = visible_webhooks(user).where(Webhook.id == webhook_id)
+    webhook = session.execute(query).scalar_one_or_none()
+    if webhook is None:
+        raise NotFound("Webhook")
+    return webhook
+
+
+def check_url(url: str, config) -> None:
+    try:
+        targets.check_literal(url, config["WEBHOOK_ALLOWED_NETWORKS"])
+    except targets.RefusedTarget as error:
+        raise InvalidField("url", str(error)) from None
+
+
+def create(session: Session, user: User, data: dict, config, now: datetime):
+    """A new webhook owned by ``user``; returns it and its secret (shown once)."""
+    check_url(data["url"], config)
+    secret = signing.new_secret()
+    webhook = Webhook(
+        owner_id=user.id,
+        url=data["url"],
+        events=list(dict.fromkeys(data.get("events") or outbox.TASK_EVENTS)),
+        description=data.get("description", ""),
+        is_active=True,
+        secret_encrypted=signing.encrypt(secret, config["WEBHOOK_SECRET_KEY"]),
+        created_at=now,
+    )
+    session.add(webhook)
+    session.flush()
+    return webhook, secret
+
+
+def update(webhook: Webhook, data: dict, config) -> None:
+    if "url" in data:
+        check_url(data["url"], config)
+    if "events" in data:
+        data["events"] = list(dict.fromkeys(data["events"]))
+    for field in ("url", "events", "description"):
+        if field in data:
+            setattr(webhook, field, data[field])
+    if "is_active" in data:
+        webhook.is_active = data["is_active"]
+        if webhook.is_active:
+            webhook.disabled_reason = None
+            webhook.failing_since = None
+
+
+def delete(session: Session, webhook: Webhook) -> None:
+    """The webhook and its delivery log (explicitly: SQLite does not enforce cascades)."""
+    outbox.delete_deliveries(session, WebhookDelivery.webhook_id == webhook.id)
+    session.delete(webhook)
+
+
+def rotate_secret(webhook: Webhook, config, now: datetime) -> str:
+    """A new secret; the current one keeps signing for WEBHOOK_SECRET_OVERLAP_SECONDS."""
+    key = config["WEBHOOK_SECRET_KEY"]
+    secret = signing.new_secret()
+    webhook.previous_secret_encrypted = webhook.secret_encrypted
+    overlap = timedelta(seconds=config["WEBHOOK_SECRET_OVERLAP_SECONDS"])
+    webhook.previous_secret_expires_at = now + overlap
+    webhook.secret_encrypted = signing.encrypt(secret, key)
+    return secret
+
+
+def get_delivery(session: Session, webhook: Webhook, delivery_id: int) -> WebhookDelivery:
+    delivery = session.execute(
+        select(WebhookDelivery).where(
+            WebhookDelivery.id == delivery_id, WebhookDelivery.webhook_id == webhook.id
+        )
+    ).scalar_one_or_none()
+    if delivery is None:
+        raise NotFound("WebhookDelivery")
+    return delivery
+
+
+def ping(session: Session, webhook: Webhook, now: datetime) -> WebhookDelivery:
+    return outbox.ping(session, webhook, now)
+
+
+def redeliver(session: Session, webhook: Webhook, delivery_id: int, now: datetime):
+    return outbox.redeliver(session, get_delivery(session, webhook, delivery_id), now)

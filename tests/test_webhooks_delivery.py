@@ -1,0 +1,329 @@
+"""Webhooks as a real receiver sees them: a real Celery worker (with beat) over real
+Redis or the embedded SQLAlchemy broker sends to a real HTTP server on loopback, which
+verifies every request with the public ``standardwebhooks`` package."""
+
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import redis
+from celery import Celery
+from helpers import only_postgresql
+from receiver import Receiver, wait_for
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.services
+TEST_SETTINGS = {
+    "WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
+    "WEBHOOK_RETRY_SCHEDULE": "0,1,2",
+    "WEBHOOK_RELAY_INTERVAL_SECONDS": "0.3",
+    "WEBHOOK_TIMEOUT_SECONDS": "2",
+    "WEBHOOK_DISABLE_AFTER_SECONDS": "2.5",
+}
+"""Seconds, not hours: attempt 2 one second after attempt 1, attempt 3 two after that."""
+
+
+@pytest.fixture
+def app(make_app):
+    return make_app(WEBHOOK_ALLOWED_NETWORKS=["127.0.0.0/8"])
+
+
+@pytest.fixture
+def receiver():
+    with Receiver() as running:
+        yield running
+
+
+@pytest.fixture
+def redis_broker(redis_url):
+    redis.Redis.from_url(redis_url).flushdb()
+    return redis_url
+
+
+@pytest.fixture
+def start_worker(database_url, tmp_path):
+    """Start ``celery -A wsgi.celery worker`` as a real process (``beat=True``: with
+    the beat schedule inside, as the embedded mode runs it)."""
+    processes = []
+
+    def start(broker: str, *, beat: bool = True, **settings) -> subprocess.Popen:
+        log = tmp_path / f"worker-{len(processes)}.log"
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "CELERY_BROKER_URL": broker,
+            "JWT_SECRET_KEY": "worker-test-secret-key-long-enough-32b",
+            "TASKAPP_INSTANCE_DIR": str(tmp_path),
+            **TEST_SETTINGS,
+            **settings,
+        }
+        command = [sys.executable, "-m", "celery", "-A", "wsgi.celery", "worker"]
+        command += ["--pool=solo", "--loglevel=INFO", "--without-gossip", "--without-mingle"]
+        command += [f"--hostname=w{len(processes)}@%h"] + (["--beat"] if beat else [])
+        with log.open("w") as out:
+            process = subprocess.Popen(
+                command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+            )
+        process.log = log
+        processes.append(process)
+        assert wait_for(lambda: "ready." in log.read_text(), timeout=60), log.read_text()
+        return process
+
+    yield start
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+@pytest.fixture(params=["redis", "embedded"])
+def broker(request, tmp_path):
+    if request.param == "redis":
+        return request.getfixturevalue("redis_broker")
+    return f"sqla+sqlite:///{tmp_path / 'broker.sqlite'}"
+
+
+def register(client, person, receiver, path, **fields) -> dict:
+    response = client.post(
+        "/api/webhooks/", json={"url": receiver.url(path), **fields}, headers=person.headers
+    )
+    assert response.status_code == 201, response.get_json()
+    hook = response.get_json()
+    receiver.trust(path, hook["secret"])
+    return hook
+
+
+def events(received) -> list[tuple[str, int]]:
+    return [(r.json["type"], r.json["data"]["task"]["id"]) for r in received]
+
+
+def deliveries(client, person, hook) -> list[dict]:
+    path = f"/api/webhooks/{hook['id']}/deliveries/?page_size=100"
+    return client.get(path, headers=person.headers).get_json()["results"]
+
+
+def test_each_committed_change_arrives_once_signed_with_its_data(
+    client, runner, start_worker, broker, receiver, admin, intern, other_intern, make_task
+):
+    """Create, patch, reassign, delete and sweep; refused writes send nothing; an
+    INTERN's webhook hears only of tasks assigned to them when the change happened."""
+    register(client, admin, receiver, "/admin")
+    register(client, intern, receiver, "/intern")
+    worker = start_worker(broker)
+    first = make_task(intern, title="first")
+    path = f"/api/tasks/{first['id']}/"
+    renamed = client.patch(path, json={"title": "renamed"}, headers=intern.headers).get_json()
+    client.patch(path, json={"status": "IN_PROGRESS"}, headers=intern.headers)
+    theirs = make_task(other_intern, title="theirs")
+    theirs_last = client.get(f"/api/tasks/{theirs['id']}/", headers=admin.headers).get_json()
+    client.patch(path, json={"assigned_to": other_intern.id}, headers=admin.headers)
+    assert client.delete(f"/api/tasks/{theirs['id']}/", headers=admin.headers).status_code == 204
+    late = make_task(intern, title="late", due_date="2026-01-01")
+    own = f"/api/tasks/{late['id']}/"
+    assert client.patch(own, json={"status": "DONE"}, headers=intern.headers).status_code == 400
+    assert client.patch(path, json={"title": "x"}, headers=intern.headers).status_code == 404
+    stale = {**intern.headers, "If-Match": '"1-0"'}
+    assert client.patch(own, json={"title": "x"}, headers=stale).status_code == 412
+    forbidden = {"title": "x", "assigned_to": admin.id}
+    assert client.post("/api/tasks/", json=forbidden, headers=intern.headers).status_code == 403
+    assert runner.invoke(args=["tasks", "mark-overdue", "--today", "2026-02-01"]).exit_code == 0
+
+    expected_admin = [
+        ("task.created", first["id"]),
+        ("task.updated", first["id"]),
+        ("task.updated", first["id"]),
+        ("task.created", theirs["id"]),
+        ("task.updated", first["id"]),
+        ("task.deleted", theirs["id"]),
+        ("task.created", late["id"]),
+        ("task.overdue", late["id"]),
+    ]
+    expected_intern = [*expected_admin[:3], *expected_admin[-2:]]
+    done = wait_for(
+        lambda: len(receiver.at("/admin")) >= 8 and len(receiver.at("/intern")) >= 5, 30
+    )
+    assert done, worker.log.read_text()[-3000:]
+    admin_got, intern_got = receiver.at("/admin"), receiver.at("/intern")
+    assert Counter(events(admin_got)) == Counter(expected_admin)
+    assert Counter(events(intern_got)) == Counter(expected_intern)
+    for request in admin_got + intern_got:
+        assert request.verified_with, request.headers  # standardwebhooks accepted it
+        assert request.headers["webhook-signature"].startswith("v1,")
+    assert len({r.msg_id for r in admin_got}) == 8
+    by_event = {}  # (type, title): SQLite may give a deleted task's id to the next one
+    for request in admin_got:
+        data = request.json["data"]
+        by_event.setdefault((request.json["type"], data["task"]["title"]), []).append(request.json)
+    created = by_event[("task.created", "first")][0]
+    assert created["data"]["task"] == first  # exactly the API's answer to the POST
+    assert created["data"]["actor"] == intern.id and created["data"]["source"] == "api"
+    updates = by_event[("task.updated", "renamed")]
+    assert renamed in [u["data"]["task"] for u in updates]
+    reassigned = next(u for u in updates if "assigned_to" in u["data"]["changes"])
+    assert reassigned["data"]["changes"]["assigned_to"] == {
+        "from": intern.id,
+        "to": other_intern.id,
+    }
+    deleted = by_event[("task.deleted", "theirs")][0]
+    assert deleted["data"]["task"] == theirs_last
+    overdue = by_event[("task.overdue", "late")][0]["data"]
+    assert overdue["task"]["status"] == "OVERDUE" and overdue["task"]["title"] == "late"
+    assert overdue["actor"] is None and overdue["source"] == "system"
+    assert overdue["changes"] == {"status": {"from": "PENDING", "to": "OVERDUE"}}
+
+
+def test_retries_same_id_new_timestamps_410_disables_redirects_fail(
+    client, start_worker, redis_broker, receiver, admin, make_task, sql
+):
+    flaky = register(client, admin, receiver, "/flaky")
+    receiver.script("/flaky", [500, 500, 200])
+    gone = register(client, admin, receiver, "/gone")
+    receiver.script("/gone", [410])
+    moved = register(client, admin, receiver, "/moved")
+    receiver.script("/moved", [302, 302, 302], location="http://169.254.169.254/latest/")
+    register(client, admin, receiver, "/busy")
+    receiver.script("/busy", [429], retry_after="2")
+    worker = start_worker(redis_broker)
+    make_task(admin, title="one change")
+    assert wait_for(lambda: len(receiver.at("/flaky")) == 3, 20), worker.log.read_text()
+    tries = receiver.at("/flaky")
+    assert [t.answered for t in tries] == [500, 500, 200]
+    assert len({t.msg_id for t in tries}) == 1
+    stamps = [int(t.headers["webhook-timestamp"]) for t in tries]
+    assert stamps == sorted(stamps) and len(set(stamps)) == 3
+    assert all(t.verified_with for t in tries)
+    [log] = deliveries(client, admin, flaky)
+    assert (log["status"], log["attempts"], log["last_status_code"]) == ("succeeded", 3, 200)
+
+    assert wait_for(lambda: len(receiver.at("/moved")) == 3, 20), worker.log.read_text()
+    assert wait_for(lambda: deliveries(client, admin, moved)[0]["status"] == "failed", 10)
+    [log] = deliveries(client, admin, moved)
+    assert log["attempts"] == 3 and log["last_status_code"] == 302
+    assert "redirect not followed" in log["last_error"]
+    moved_now = client.get(f"/api/webhooks/{moved['id']}/", headers=admin.headers).get_json()
+    assert moved_now["is_active"] is False and "failed" in moved_now["disabled_reason"]
+
+    assert len(receiver.at("/gone")) == 1
+    gone_now = client.get(f"/api/webhooks/{gone['id']}/", headers=admin.headers).get_json()
+    assert gone_now["is_active"] is False and "410" in gone_now["disabled_reason"]
+    assert deliveries(client, admin, gone)[0]["status"] == "failed"
+
+    assert wait_for(lambda: len(receiver.at("/busy")) == 2, 20), worker.log.read_text()
+    first, second = receiver.at("/busy")
+    assert second.at - first.at >= 1.9  # Retry-After: 2 beats the schedule's 1 s
+    assert sql("SELECT count(*) FROM webhook_attempt WHERE duration_ms >= 0") == [(3 + 3 + 1 + 2,)]
+    make_task(admin, title="after")  # disabled webhooks hear nothing more
+    assert wait_for(lambda: len(receiver.at("/flaky")) == 4, 20)
+    assert len(receiver.at("/gone")) == 1 and len(receiver.at("/moved")) == 3
+
+
+def test_writes_while_broker_and_worker_are_down_arrive_when_they_are_back(
+    make_app, start_worker, redis_broker, receiver, make_person
+):
+    app = make_app(
+        WEBHOOK_ALLOWED_NETWORKS=["127.0.0.0/8"],
+        CELERY={"broker_url": "redis://127.0.0.1:1/0", "task_ignore_result": True},
+    )
+    client = app.test_client()
+    admin = make_person("boss", role="ADMIN")
+    headers = admin.headers
+    hook = client.post(
+        "/api/webhooks/", json={"url": receiver.url("/late")}, headers=headers
+    ).get_json()
+    receiver.trust("/late", hook["secret"])
+    ids = []
+    for n in range(20):
+        response = client.post("/api/tasks/", json={"title": f"t{n}"}, headers=headers)
+        assert response.status_code == 201
+        ids.append(response.get_json()["id"])
+    assert client.post(f"/api/webhooks/{hook['id']}/ping/", headers=headers).status_code == 202
+    assert receiver.requests == []
+    worker = start_worker(redis_broker)
+    assert wait_for(lambda: len(receiver.at("/late")) >= 21, 30), worker.log.read_text()
+    got = receiver.at("/late")
+    assert (
+        sorted(r.json["data"]["task"]["id"] for r in got if r.json["type"] != "webhook.ping") == ids
+    )
+    assert [r.json["type"] for r in got].count("webhook.ping") == 1
+
+
+def test_a_worker_killed_mid_delivery_leaves_the_message_to_be_sent_again(
+    client, start_worker, redis_broker, receiver, admin, make_task
+):
+    register(client, admin, receiver, "/slow")
+    receiver.hold("/slow", 1.5)
+    worker = start_worker(redis_broker, WEBHOOK_TIMEOUT_SECONDS="2")
+    make_task(admin, title="interrupted")
+    assert receiver.started.wait(20), worker.log.read_text()
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.wait(10)
+    held = wait_for(lambda: receiver.at("/slow"), 5)  # the held request finished unheard
+    assert len(held) == 1
+    restarted = start_worker(redis_broker, WEBHOOK_TIMEOUT_SECONDS="2")
+    assert wait_for(lambda: len(receiver.at("/slow")) == 2, 40), restarted.log.read_text()
+    first, again = receiver.at("/slow")
+    assert first.msg_id == again.msg_id and again.verified_with
+
+
+def test_rotation_ping_redelivery_and_purge(
+    client, start_worker, redis_broker, receiver, intern, sql
+):
+    hook = register(client, intern, receiver, "/rot")
+    old_secret = hook["secret"]
+    base = f"/api/webhooks/{hook['id']}/"
+    worker = start_worker(redis_broker)
+    first_ping = client.post(base + "ping/", headers=intern.headers).get_json()
+    assert wait_for(lambda: len(receiver.at("/rot")) == 1, 20), worker.log.read_text()
+    new_secret = client.post(base + "rotate-secret/", headers=intern.headers).get_json()["secret"]
+    receiver.trust("/rot", old_secret, new_secret)
+    client.post(base + "ping/", headers=intern.headers)
+    assert wait_for(lambda: len(receiver.at("/rot")) == 2, 20)
+    during = receiver.at("/rot")[1]
+    assert during.verified_with == [old_secret, new_secret]
+    assert len(during.headers["webhook-signature"].split(" ")) == 2
+    sql("UPDATE webhook SET previous_secret_expires_at = created_at")
+    client.post(base + "ping/", headers=intern.headers)
+    assert wait_for(lambda: len(receiver.at("/rot")) == 3, 20)
+    after = receiver.at("/rot")[2]
+    assert after.verified_with == [new_secret]
+    assert len(after.headers["webhook-signature"].split(" ")) == 1
+    assert after.json["type"] == "webhook.ping" and after.json["data"] == {"webhook": hook["id"]}
+
+    redo = client.post(base + f"deliveries/{first_ping['id']}/redeliver/", headers=intern.headers)
+    assert redo.status_code == 202
+    assert wait_for(lambda: len(receiver.at("/rot")) == 4, 20)
+    assert receiver.at("/rot")[3].msg_id == receiver.at("/rot")[0].msg_id == first_ping["msg_id"]
+
+    sql("UPDATE webhook_delivery SET created_at = '2020-01-01 00:00:00+00:00'")
+    Celery(broker=redis_broker).send_task("taskapp.purge_webhook_deliveries")
+    assert wait_for(lambda: sql("SELECT count(*) FROM webhook_delivery") == [(0,)], 20)
+    assert sql("SELECT count(*) FROM webhook_attempt") == [(0,)]
+
+
+@only_postgresql
+def test_two_workers_a_thousand_changes(
+    client, start_worker, redis_broker, receiver, admin, make_task
+):
+    register(client, admin, receiver, "/bulk")
+    start_worker(redis_broker)
+    second = start_worker(redis_broker, beat=False)
+    ids = [make_task(admin, title=f"bulk {n}")["id"] for n in range(1000)]
+    done = wait_for(lambda: len({r.msg_id for r in receiver.at("/bulk")}) >= 1000, 120)
+    assert done, second.log.read_text()[-2000:]
+    got = receiver.at("/bulk")
+    assert receiver.max_in_flight_per_id == 1
+    per_task = {}
+    for request in got:
+        assert request.verified_with
+        per_task.setdefault(request.json["data"]["task"]["id"], set()).add(request.msg_id)
+    assert sorted(per_task) == ids
+    assert all(len(msg_ids) == 1 for msg_ids in per_task.values())
+    assert len({r.msg_id for r in got}) == 1000
+    assert "deliver_webhook" in second.log.read_text()  # both workers sent
