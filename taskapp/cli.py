@@ -1,4 +1,5 @@
-"""flask CLI: ``flask users ...``, ``flask tasks mark-overdue``, ``flask demo seed``."""
+"""flask CLI: ``flask users ...``, ``flask tasks mark-overdue|complete|remind``,
+``flask demo seed``."""
 
 from datetime import date, timedelta
 
@@ -10,6 +11,7 @@ from sqlalchemy import select
 from taskapp import audit, overdue
 from taskapp.extensions import db
 from taskapp.models import Priority, Role, Source, Status, Task, User
+from taskapp.tasks import service as tasks
 from taskapp.users import service
 
 users_cli = AppGroup("users", help="Manage users.")
@@ -98,6 +100,22 @@ def mark_overdue(today) -> None:
     day = today.date() if today else overdue.today(current_app.config)
     marked = overdue.mark_overdue(db.session, day)
     _commit(f"marked {marked} task(s) overdue (today is {day.isoformat()})")
+
+
+@tasks_cli.command("complete")
+@click.argument("task_id", type=int)
+def complete(task_id: int) -> None:
+    """Mark a task COMPLETED (a recurring one gets its next occurrence)."""
+    task = db.session.get(Task, task_id, with_for_update=True)
+    if task is None:
+        raise click.ClickException(f"no task with id {task_id}")
+    audit.act_as(db.session, None, Source.CLI)
+    if not tasks.complete_task(db.session, task, overdue.today(current_app.config)):
+        raise click.ClickException(f"task {task_id} is already completed")
+    following = task.next_occurrence_id
+    db.session.commit()
+    suffix = f"; next occurrence is task {following}" if following else ""
+    click.echo(f"task {task_id} completed{suffix}")
 
 
 DEMO_TASKS = [

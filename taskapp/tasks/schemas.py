@@ -1,3 +1,5 @@
+from datetime import UTC
+
 import marshmallow as ma
 
 from taskapp.models import Priority, Status
@@ -21,6 +23,18 @@ READ_ONLY_FIELDS = (
     "created_at",
     "updated_at",
     "completed_at",
+    "series",
+)
+UTC_Z = "%Y-%m-%dT%H:%M:%S.%fZ"
+RULE_EXAMPLE = "FREQ=WEEKLY;BYDAY=MO"
+RULE_DESCRIPTION = (
+    "An RFC 5545 RRULE: FREQ (DAILY, WEEKLY, MONTHLY, YEARLY) with optional INTERVAL, "
+    "BYDAY, BYMONTHDAY, COUNT, UNTIL; needs a due_date. Completing the task creates the "
+    "next occurrence. null for a one-off task."
+)
+REMIND_DESCRIPTION = (
+    "When to remind the assignee (activity-log REMINDED entry, webhook, e-mail); "
+    "changing it re-arms the reminder. Any offset accepted; naive means UTC."
 )
 
 
@@ -37,6 +51,22 @@ class TaskSchema(ma.Schema):
     created_at = ma.fields.DateTime()
     updated_at = ma.fields.DateTime()
     completed_at = ma.fields.DateTime(allow_none=True)
+    recurrence = ma.fields.String(
+        allow_none=True, metadata={"example": RULE_EXAMPLE, "description": RULE_DESCRIPTION}
+    )
+    remind_at = ma.fields.DateTime(
+        format=UTC_Z,
+        allow_none=True,
+        metadata={"example": "2026-11-30T08:00:00.000000Z", "description": REMIND_DESCRIPTION},
+    )
+    series = ma.fields.Integer(
+        attribute="series_id",
+        allow_none=True,
+        metadata={
+            "example": 42,
+            "description": "Read-only: the id shared by every occurrence of a recurring task.",
+        },
+    )
 
 
 class TaskWriteSchema(BaseSchema):
@@ -62,6 +92,16 @@ class TaskWriteSchema(BaseSchema):
         attribute="assigned_to_id",
         metadata={"description": "An active user's id (ADMIN); an INTERN only their own."},
     )
+    recurrence = Text(
+        allow_none=True,
+        validate=ma.validate.Length(max=500),
+        metadata={"example": RULE_EXAMPLE, "description": RULE_DESCRIPTION},
+    )
+    remind_at = ma.fields.AwareDateTime(
+        default_timezone=UTC,
+        allow_none=True,
+        metadata={"example": "2026-11-30T08:00:00Z", "description": REMIND_DESCRIPTION},
+    )
 
     @ma.pre_load
     def drop_read_only_fields(self, data, **kwargs):
@@ -73,6 +113,12 @@ class TaskWriteSchema(BaseSchema):
     def status_as_enum(self, data, **kwargs):
         if "status" in data:
             data["status"] = Status(data["status"])
+        return data
+
+    @ma.post_load
+    def empty_rule_is_none(self, data, **kwargs):
+        if data.get("recurrence") is not None and not data["recurrence"].strip():
+            data["recurrence"] = None
         return data
 
     @ma.validates("title")
@@ -97,6 +143,10 @@ class TaskQueryArgsSchema(PageArgsSchema):
     due_date__gt = ma.fields.Date()
     due_date__lt = ma.fields.Date()
     due_date__isnull = ma.fields.Boolean()
+    series = Id(metadata={"description": "Only the occurrences of this series."})
+    recurrence__isnull = ma.fields.Boolean(
+        metadata={"description": "false: only recurring tasks; true: only one-off tasks."}
+    )
     created_at__gte = DateTimeBound(upper=False)
     created_at__lte = DateTimeBound(upper=True)
     assigned_to = Id()
