@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from taskapp import audit, overdue
 from taskapp.extensions import db
+from taskapp.jobs import run_reminder_sweep
 from taskapp.models import Priority, Role, Source, Status, Task, User
 from taskapp.tasks import service as tasks
 from taskapp.users import service
@@ -100,6 +101,13 @@ def mark_overdue(today) -> None:
     day = today.date() if today else overdue.today(current_app.config)
     marked = overdue.mark_overdue(db.session, day)
     _commit(f"marked {marked} task(s) overdue (today is {day.isoformat()})")
+
+
+@tasks_cli.command("remind")
+def remind() -> None:
+    """Run the reminder sweep now and print how many reminders it announced."""
+    reminded, owed = run_reminder_sweep()
+    click.echo(f"announced {len(reminded)} reminder(s); {len(owed)} e-mail(s) queued")
 
 
 @tasks_cli.command("complete")

@@ -81,6 +81,12 @@ def load_config() -> dict:
         "CORS_ORIGINS": os.environ.get("CORS_ORIGINS", ""),
         "TRUSTED_PROXY_COUNT": _env_int("TRUSTED_PROXY_COUNT", 0),
         "OVERDUE_SWEEP_INTERVAL_SECONDS": _env_int("OVERDUE_SWEEP_INTERVAL_SECONDS", 15 * 60),
+        "REMINDER_SWEEP_INTERVAL_SECONDS": _env_int("REMINDER_SWEEP_INTERVAL_SECONDS", 60),
+        "SMTP_URL": os.environ.get("SMTP_URL") or None,
+        "REMINDER_MAIL_FROM": os.environ.get("REMINDER_MAIL_FROM", "taskapp@localhost"),
+        "REMINDER_MAIL_RESEND_AFTER_SECONDS": _env_int(
+            "REMINDER_MAIL_RESEND_AFTER_SECONDS", 30 * 60
+        ),
         "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
         "CELERY": {
             "broker_url": broker_url,

@@ -116,9 +116,11 @@ class TaskWriteSchema(BaseSchema):
         return data
 
     @ma.post_load
-    def empty_rule_is_none(self, data, **kwargs):
+    def normalise_new_fields(self, data, **kwargs):
         if data.get("recurrence") is not None and not data["recurrence"].strip():
             data["recurrence"] = None
+        if data.get("remind_at") is not None:
+            data["remind_at"] = data["remind_at"].astimezone(UTC)
         return data
 
     @ma.validates("title")
