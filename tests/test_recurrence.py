@@ -140,9 +140,7 @@ def test_deleting_the_next_occurrence_does_not_bring_it_back(client, intern, mak
 def complete_all(client, person, series_id, limit=20) -> list[str]:
     """Complete the open occurrence until none is left; the due dates seen."""
     for _ in range(limit):
-        open_ones = [
-            o for o in series_of(client, person, series_id) if o["status"] != "COMPLETED"
-        ]
+        open_ones = [o for o in series_of(client, person, series_id) if o["status"] != "COMPLETED"]
         if not open_ones:
             break
         complete(client, person, open_ones[0]["id"])

@@ -1,11 +1,12 @@
 """Login, token refresh with rotation, logout with revocation, and the caller's profile."""
 
-from flask import abort, current_app, request
+from flask import Response, abort, current_app, request, stream_with_context, url_for
 from flask.views import MethodView
 from flask_jwt_extended import current_user, get_jwt
 
+from taskapp import calendar_feed
 from taskapp.auth import tokens
-from taskapp.auth.schemas import LoginSchema, RefreshSchema, TokenPairSchema
+from taskapp.auth.schemas import CalendarFeedSchema, LoginSchema, RefreshSchema, TokenPairSchema
 from taskapp.extensions import db, limiter
 from taskapp.users.schemas import UserSchema
 from taskapp.users.service import authenticate
@@ -84,3 +85,48 @@ class Me(MethodView):
     def get(self):
         """The authenticated user"""
         return current_user
+
+
+FEED_NOT_FOUND = "No such calendar feed (rotated, or its owner's credentials changed)."
+CALENDAR_RESPONSE = {
+    "description": "iCalendar (RFC 5545): one VTODO per visible task with a due date",
+    "content": {"text/calendar": {"schema": {"type": "string"}}},
+    "headers": {"ETag": {"schema": {"type": "string"}}},
+}
+
+
+@blp.route("/calendar-feed/")
+class CalendarFeedUrl(MethodView):
+    @blp.auth_required()
+    @blp.response(201, CalendarFeedSchema)
+    def post(self):
+        """Get a new secret calendar feed URL; the previous one stops working"""
+        secret = calendar_feed.rotate(db.session, current_user)
+        db.session.commit()
+        return {"url": url_for("auth.CalendarFeedBody", secret=secret, _external=True)}
+
+
+@blp.route("/calendar-feed/<string(maxlength=100):secret>.ics")
+class CalendarFeedBody(MethodView):
+    @blp.doc(
+        responses={
+            "200": CALENDAR_RESPONSE,
+            "304": {"description": "Unchanged since the ETag in If-None-Match"},
+            "404": {"$ref": "#/components/responses/NOT_FOUND"},
+        }
+    )
+    def get(self, secret):
+        """The caller's tasks as an iCalendar feed (the secret URL is the credential)"""
+        state = calendar_feed.feed_state(db.session, secret)
+        if state is None:
+            abort(404, FEED_NOT_FOUND)
+        user, etag = state
+        headers = {"ETag": f'"{etag}"', "Cache-Control": "private, no-cache"}
+        if request.if_none_match.contains(etag):
+            return Response(status=304, headers=headers)
+        chunks = calendar_feed.feed_chunks(db.session, user, request.host.split(":")[0])
+        return Response(
+            stream_with_context(chunks),
+            mimetype="text/calendar",
+            headers=headers,
+        )
