@@ -106,7 +106,7 @@ class CalendarFeedUrl(MethodView):
         return {"url": url_for("auth.CalendarFeedBody", secret=secret, _external=True)}
 
 
-@blp.route("/calendar-feed/<string(maxlength=100):secret>.ics")
+@blp.route("/calendar-feed/<secret>.ics")
 class CalendarFeedBody(MethodView):
     @blp.doc(
         responses={
