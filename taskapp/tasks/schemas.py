@@ -1,4 +1,4 @@
-from datetime import UTC
+from datetime import datetime
 
 import marshmallow as ma
 
@@ -12,6 +12,7 @@ from taskapp.web.schemas import (
     PageArgsSchema,
     Text,
     page_schema,
+    parse_datetime,
 )
 
 ORDERING_FIELDS = ("id", "title", "status", "priority", "due_date", "created_at", "updated_at")
@@ -36,6 +37,19 @@ REMIND_DESCRIPTION = (
     "When to remind the assignee (activity-log REMINDED entry, webhook, e-mail); "
     "changing it re-arms the reminder. Any offset accepted; naive means UTC."
 )
+
+
+class RemindAt(ma.fields.DateTime):
+    """An ISO 8601 datetime with any offset (naive means UTC), stored and answered in
+    UTC; parsed like the listings' datetime bounds, so no value can overflow."""
+
+    def _deserialize(self, value, attr, data, **kwargs) -> datetime:
+        if not isinstance(value, str):
+            raise ma.ValidationError("Not a valid datetime.")
+        try:
+            return parse_datetime(value)
+        except (ValueError, OverflowError):
+            raise ma.ValidationError("Not a valid datetime.") from None
 
 
 class TaskSchema(ma.Schema):
@@ -97,8 +111,7 @@ class TaskWriteSchema(BaseSchema):
         validate=ma.validate.Length(max=500),
         metadata={"example": RULE_EXAMPLE, "description": RULE_DESCRIPTION},
     )
-    remind_at = ma.fields.AwareDateTime(
-        default_timezone=UTC,
+    remind_at = RemindAt(
         allow_none=True,
         metadata={"example": "2026-11-30T08:00:00Z", "description": REMIND_DESCRIPTION},
     )
@@ -119,8 +132,6 @@ class TaskWriteSchema(BaseSchema):
     def normalise_new_fields(self, data, **kwargs):
         if data.get("recurrence") is not None and not data["recurrence"].strip():
             data["recurrence"] = None
-        if data.get("remind_at") is not None:
-            data["remind_at"] = data["remind_at"].astimezone(UTC)
         return data
 
     @ma.validates("title")

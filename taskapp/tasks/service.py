@@ -106,8 +106,14 @@ def continue_series(session: Session, task: Task) -> Task | None:
 
 
 def _shifted(remind_at, delta):
-    """The next occurrence is reminded as long before its due date as this one was."""
-    return remind_at + delta if remind_at is not None else None
+    """The next occurrence is reminded as long before its due date as this one was
+    (no reminder if that falls outside the representable years)."""
+    if remind_at is None:
+        return None
+    try:
+        return remind_at + delta
+    except OverflowError:
+        return None
 
 
 def apply_changes(task: Task, data: dict, today: date) -> None:
