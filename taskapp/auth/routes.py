@@ -108,13 +108,9 @@ class CalendarFeedUrl(MethodView):
 
 @blp.route("/calendar-feed/<secret>.ics")
 class CalendarFeedBody(MethodView):
-    @blp.doc(
-        responses={
-            "200": CALENDAR_RESPONSE,
-            "304": {"description": "Unchanged since the ETag in If-None-Match"},
-            "404": {"$ref": "#/components/responses/NOT_FOUND"},
-        }
-    )
+    @blp.doc(responses={"200": CALENDAR_RESPONSE})
+    @blp.alt_response(304, description="Unchanged since the ETag sent in If-None-Match")
+    @blp.not_found(FEED_NOT_FOUND)
     def get(self, secret):
         """The caller's tasks as an iCalendar feed (the secret URL is the credential)"""
         state = calendar_feed.feed_state(db.session, secret)

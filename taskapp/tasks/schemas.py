@@ -1,4 +1,4 @@
-from datetime import datetime
+from datetime import UTC, datetime
 
 import marshmallow as ma
 
@@ -26,7 +26,6 @@ READ_ONLY_FIELDS = (
     "completed_at",
     "series",
 )
-UTC_Z = "%Y-%m-%dT%H:%M:%S.%fZ"
 RULE_EXAMPLE = "FREQ=WEEKLY;BYDAY=MO"
 RULE_DESCRIPTION = (
     "An RFC 5545 RRULE: FREQ (DAILY, WEEKLY, MONTHLY, YEARLY) with optional INTERVAL, "
@@ -41,7 +40,12 @@ REMIND_DESCRIPTION = (
 
 class RemindAt(ma.fields.DateTime):
     """An ISO 8601 datetime with any offset (naive means UTC), stored and answered in
-    UTC; parsed like the listings' datetime bounds, so no value can overflow."""
+    UTC with ``Z``; parsed like the listings' datetime bounds, so no value overflows."""
+
+    def _serialize(self, value, attr, obj, **kwargs) -> str | None:
+        if value is None:
+            return None
+        return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
     def _deserialize(self, value, attr, data, **kwargs) -> datetime:
         if not isinstance(value, str):
@@ -68,8 +72,7 @@ class TaskSchema(ma.Schema):
     recurrence = ma.fields.String(
         allow_none=True, metadata={"example": RULE_EXAMPLE, "description": RULE_DESCRIPTION}
     )
-    remind_at = ma.fields.DateTime(
-        format=UTC_Z,
+    remind_at = RemindAt(
         allow_none=True,
         metadata={"example": "2026-11-30T08:00:00.000000Z", "description": REMIND_DESCRIPTION},
     )
