@@ -15,6 +15,11 @@ def feed_url(client, person) -> str:
     return url.removeprefix("http://localhost")
 
 
+def instant(text: str) -> datetime:
+    """An API timestamp as iCalendar carries it (whole seconds, UTC)."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).replace(microsecond=0)
+
+
 def parse(response) -> dict:
     assert response.status_code == 200
     assert response.mimetype == "text/calendar"
@@ -67,9 +72,13 @@ def test_feed_has_one_vtodo_per_visible_task_with_every_field(
         expected_status = {"PENDING": "NEEDS-ACTION", "IN_PROGRESS": "IN-PROCESS"}
         assert todo.status.value == expected_status.get(task["status"], task["status"])
         assert todo.priority.value == {"HIGH": "1", "MEDIUM": "5", "LOW": "9"}[task["priority"]]
-        updated = datetime.fromisoformat(task["updated_at"].replace("Z", "+00:00"))
-        assert todo.last_modified.value == updated.replace(microsecond=0)
-        assert todo.dtstamp.value == updated.replace(microsecond=0)
+        assert todo.last_modified.value == instant(task["updated_at"])
+        assert todo.dtstamp.value == instant(task["updated_at"])
+        assert todo.created.value == instant(task["created_at"])
+        if task["completed_at"]:
+            assert todo.completed.value == instant(task["completed_at"])
+        else:
+            assert not hasattr(todo, "completed")
         if task["recurrence"]:
             assert todo.rrule.value.startswith("FREQ=WEEKLY")
         else:

@@ -215,3 +215,22 @@ def test_a_mail_server_that_is_down_delays_the_mail_once(
     assert "Subject: Reminder: Call the bank" in inbox.envelopes[0].content.decode()
     assert sql("SELECT count(*) FROM task WHERE reminder_mail_queued_at IS NOT NULL") == [(0,)]
     assert len(reminded_entries(sql)) == 1
+
+
+def test_owed_mails_whose_task_was_lost_are_enqueued_again(make_app, intern, make_task, sql):
+    """The mail task goes to this app's in-memory broker, where no worker takes it: as
+    if the broker had lost it. The mail stays owed, and once older than
+    REMINDER_MAIL_RESEND_AFTER_SECONDS a sweep enqueues it again."""
+    app = make_app(SMTP_URL="smtp://127.0.0.1:9", REMINDER_MAIL_RESEND_AFTER_SECONDS=600)
+    runner = app.test_cli_runner()
+    make_task(intern, remind_at=PAST)
+    assert "announced 1 reminder(s); 1 e-mail(s) queued" in remind(runner)
+    assert "announced 0 reminder(s); 0 e-mail(s) queued" in remind(runner)
+    long_ago = datetime(2026, 1, 1, tzinfo=UTC)
+    sql("UPDATE task SET reminder_mail_queued_at = :at", at=long_ago)
+    assert "announced 0 reminder(s); 1 e-mail(s) queued" in remind(runner)
+    assert "announced 0 reminder(s); 0 e-mail(s) queued" in remind(runner)
+    assert sql("SELECT count(*) FROM task WHERE reminder_mail_queued_at > :at", at=long_ago) == [
+        (1,)
+    ]
+    assert len(reminded_entries(sql)) == 1
