@@ -6,6 +6,7 @@ The sweep computes "today" itself in that zone; the beat clock only decides how 
 Idempotency keys are kept 24 h; the hourly purge removes them within the hour after.
 The webhook tick (relay + queue due deliveries) runs every
 ``WEBHOOK_RELAY_INTERVAL_SECONDS`` (default 1 s): that interval bounds the latency.
+The reminder sweep runs every ``REMINDER_SWEEP_INTERVAL_SECONDS`` (default one minute).
 """
 
 from datetime import timedelta
@@ -16,6 +17,10 @@ def beat_schedule(config: dict) -> dict:
         "mark-overdue": {
             "task": "taskapp.mark_overdue",
             "schedule": timedelta(seconds=config["OVERDUE_SWEEP_INTERVAL_SECONDS"]),
+        },
+        "send-reminders": {
+            "task": "taskapp.send_reminders",
+            "schedule": timedelta(seconds=config["REMINDER_SWEEP_INTERVAL_SECONDS"]),
         },
         "purge-revoked-tokens": {
             "task": "taskapp.purge_revoked_tokens",

@@ -30,6 +30,8 @@ TRACKED_FIELDS = {
     "due_date": "due_date",
     "assigned_to_id": "assigned_to",
     "completed_at": "completed_at",
+    "recurrence": "recurrence",
+    "remind_at": "remind_at",
 }
 """Model attribute -> name used in ``changes`` (the API's field names)."""
 SNAPSHOT_FIELDS = (

@@ -1,5 +1,5 @@
-"""flask CLI: ``flask users ...``, ``flask tasks mark-overdue``, ``flask demo seed``,
-``flask webhooks list|deliveries|redeliver``."""
+"""flask CLI: ``flask users ...``, ``flask tasks mark-overdue|complete|remind``,
+``flask demo seed``, ``flask webhooks list|deliveries|redeliver``."""
 
 from datetime import date, timedelta
 
@@ -14,6 +14,7 @@ from sqlalchemy.exc import DBAPIError
 
 from taskapp import audit, outbox, overdue, personal_tokens
 from taskapp.extensions import db
+from taskapp.jobs import run_reminder_sweep
 from taskapp.models import (
     PersonalAccessToken,
     Priority,
@@ -26,6 +27,7 @@ from taskapp.models import (
     WebhookDelivery,
     utcnow,
 )
+from taskapp.tasks import service as tasks
 from taskapp.users import service
 from taskapp.users.schemas import UserCreateSchema, UserUpdateSchema
 
@@ -197,6 +199,29 @@ def mark_overdue(today) -> None:
     day = today.date() if today else overdue.today(current_app.config)
     marked = overdue.mark_overdue(db.session, day)
     _commit(f"marked {marked} task(s) overdue (today is {day.isoformat()})")
+
+
+@tasks_cli.command("remind")
+def remind() -> None:
+    """Run the reminder sweep now and print how many reminders it announced."""
+    reminded, owed = run_reminder_sweep()
+    click.echo(f"announced {len(reminded)} reminder(s); {len(owed)} e-mail(s) queued")
+
+
+@tasks_cli.command("complete")
+@click.argument("task_id", type=int)
+def complete(task_id: int) -> None:
+    """Mark a task COMPLETED (a recurring one gets its next occurrence)."""
+    task = db.session.get(Task, task_id, with_for_update=True)
+    if task is None:
+        raise click.ClickException(f"no task with id {task_id}")
+    audit.act_as(db.session, None, Source.CLI)
+    if not tasks.complete_task(db.session, task, overdue.today(current_app.config)):
+        raise click.ClickException(f"task {task_id} is already completed")
+    following = task.next_occurrence_id
+    db.session.commit()
+    suffix = f"; next occurrence is task {following}" if following else ""
+    click.echo(f"task {task_id} completed{suffix}")
 
 
 DEMO_TASKS = [

@@ -136,6 +136,12 @@ def load_config() -> dict:
         "TRUSTED_PROXY_COUNT": _env_int("TRUSTED_PROXY_COUNT", 0),
         "FORWARDED_ALLOW_IPS": forwarded_allow_ips(),
         "OVERDUE_SWEEP_INTERVAL_SECONDS": _env_int("OVERDUE_SWEEP_INTERVAL_SECONDS", 15 * 60),
+        "REMINDER_SWEEP_INTERVAL_SECONDS": _env_int("REMINDER_SWEEP_INTERVAL_SECONDS", 60),
+        "SMTP_URL": os.environ.get("SMTP_URL") or None,
+        "REMINDER_MAIL_FROM": os.environ.get("REMINDER_MAIL_FROM", "taskapp@localhost"),
+        "REMINDER_MAIL_RESEND_AFTER_SECONDS": _env_int(
+            "REMINDER_MAIL_RESEND_AFTER_SECONDS", 30 * 60
+        ),
         "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
         "WEBHOOK_SECRET_KEY": os.environ.get("WEBHOOK_SECRET_KEY", DEV_WEBHOOK_SECRET_KEY),
         "WEBHOOK_TIMEOUT_SECONDS": _env_float("WEBHOOK_TIMEOUT_SECONDS", 10),

@@ -1,7 +1,7 @@
 """Celery wiring (the pattern of Flask's "Background Tasks with Celery") and the thin
-periodic tasks; the work itself lives in the domain modules (overdue.py,
-revocations.py, idempotency.py, personal_tokens.py). The beat schedule is read from
-``celerybeat_schedule.py``, its one place."""
+periodic tasks; the work itself lives in the domain modules (overdue.py, reminders.py,
+mail.py, outbox.py, delivery.py, revocations.py, idempotency.py, personal_tokens.py).
+The beat schedule is read from ``celerybeat_schedule.py``, its one place."""
 
 import logging
 import threading
@@ -10,12 +10,22 @@ from datetime import date, timedelta
 
 from celery import Celery, Task, shared_task
 from flask import Flask, current_app, has_app_context
+from kombu.exceptions import OperationalError as BrokerError
 from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from celerybeat_schedule import beat_schedule
-from taskapp import delivery, idempotency, outbox, overdue, personal_tokens, revocations
+from taskapp import (
+    delivery,
+    idempotency,
+    mail,
+    outbox,
+    overdue,
+    personal_tokens,
+    reminders,
+    revocations,
+)
 from taskapp.extensions import db
 from taskapp.models import Task as TaskRow
 from taskapp.models import utcnow
@@ -142,6 +152,80 @@ def mark_overdue(today: str | None = None) -> int:
         raise
     log.info("overdue sweep marked %d task(s)", marked)
     return marked
+
+
+@shared_task(
+    name="taskapp.send_reminders",
+    acks_late=True,
+    time_limit=300,
+    soft_time_limit=240,
+    autoretry_for=(DBAPIError,),
+    retry_backoff=True,
+    retry_backoff_max=60,
+    max_retries=3,
+)
+def send_reminders() -> int:
+    """Announce the due reminders (see ``reminders``), then enqueue their e-mails."""
+    reminded, _owed = run_reminder_sweep()
+    log.info("reminder sweep announced %d reminder(s)", len(reminded))
+    return len(reminded)
+
+
+def run_reminder_sweep() -> tuple[list[int], list[int]]:
+    """The sweep and its commit, then one mail task per owed e-mail. The mails are
+    owed in the database before they are enqueued: a broker that is down now delays
+    them until a later sweep enqueues them again (``REMINDER_MAIL_RESEND_AFTER_SECONDS``)."""
+    config = current_app.config
+    resend_after = timedelta(seconds=config["REMINDER_MAIL_RESEND_AFTER_SECONDS"])
+    try:
+        reminded, owed = reminders.announce(
+            db.session, utcnow(), mail=bool(config["SMTP_URL"]), resend_after=resend_after
+        )
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    enqueue_mails(owed)
+    return reminded, owed
+
+
+def enqueue_mails(task_ids: list[int]) -> None:
+    for task_id in task_ids:
+        try:
+            send_reminder_mail.delay(task_id)
+        except (BrokerError, OSError):
+            log.warning("broker unreachable: %d reminder mail(s) stay owed", len(task_ids))
+            return
+
+
+@shared_task(
+    name="taskapp.send_reminder_mail",
+    acks_late=True,
+    time_limit=120,
+    autoretry_for=(OSError, DBAPIError),
+    retry_backoff=True,
+    retry_backoff_max=600,
+    max_retries=12,
+)
+def send_reminder_mail(task_id: int) -> bool:
+    """E-mail the reminder of ``task_id`` to its assignee, once. A mail server that is
+    down raises (smtplib's errors are OSErrors): the claim rolls back, the mail stays
+    owed and Celery retries with exponential backoff."""
+    config = current_app.config
+    if not config["SMTP_URL"]:
+        return False
+    try:
+        reminder = reminders.claim_mail(db.session, task_id)
+        if reminder is not None:
+            message = mail.reminder_message(reminder, config["REMINDER_MAIL_FROM"])
+            mail.send(config["SMTP_URL"], message)
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    if reminder is not None:
+        log.info("reminder mail for task %d sent to %s", task_id, reminder["email"])
+    return reminder is not None
 
 
 @shared_task(name="taskapp.purge_revoked_tokens", ignore_result=True)

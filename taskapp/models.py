@@ -96,6 +96,7 @@ class Action(enum.StrEnum):
     STATUS_CHANGED = "STATUS_CHANGED"
     MARKED_OVERDUE = "MARKED_OVERDUE"
     DELETED = "DELETED"
+    REMINDED = "REMINDED"
 
 
 class Source(enum.StrEnum):
@@ -181,6 +182,9 @@ class Task(Base):
         Index("ix_task_assignee_created", "assigned_to_id", "created_at", "id"),
         Index("ix_task_status_due", "status", "due_date", "id"),
         Index("ix_task_created", "created_at", "id"),
+        Index("ix_task_series", "series_id", "id"),
+        Index("ix_task_reminder_due", "reminded_at", "remind_at"),
+        Index("ix_task_reminder_mail", "reminder_mail_queued_at"),
         CheckConstraint("priority BETWEEN 1 AND 3", name="priority_rank"),
     )
 
@@ -197,6 +201,24 @@ class Task(Base):
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     version: Mapped[int] = mapped_column(Integer, default=1)
 
+    recurrence: Mapped[str | None] = mapped_column(String(500))
+    """An RFC 5545 RRULE (see :mod:`taskapp.recurrence`), or None for a one-off task."""
+    series_id: Mapped[int | None] = mapped_column(Integer)
+    """The id shared by every occurrence of a recurring task (its first task's id).
+    Not a foreign key: the series outlives a deleted first occurrence."""
+    series_start: Mapped[date | None] = mapped_column(Date)
+    """The rule's DTSTART: the due date of the series' first occurrence."""
+    occurrence: Mapped[int | None] = mapped_column(Integer)
+    """1 for the series' first occurrence, 2 for the next...: how COUNT is honoured."""
+    next_occurrence_id: Mapped[int | None] = mapped_column(Integer)
+    """Set when completing this task created the next occurrence, so re-opening and
+    re-completing it never creates a second one (kept if that task is deleted)."""
+    remind_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    """When the reminder sweep announced ``remind_at``; None while it is armed."""
+    reminder_mail_queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    """Set while a reminder e-mail is owed (see :mod:`taskapp.reminders`)."""
+
     assigned_to: Mapped[User] = relationship(foreign_keys=[assigned_to_id], lazy="raise")
 
     __mapper_args__ = {"version_id_col": version}
@@ -208,6 +230,19 @@ class Task(Base):
     @property
     def etag(self) -> str:
         return f'"{self.id}-{self.version}"'
+
+
+class CalendarFeed(Base):
+    """A user's secret calendar feed URL, stored as a SHA-256 of its secret. One per
+    user: rotating replaces the row. ``token_version`` is the owner's at creation, so
+    the feed dies with a role, password or activation change, like their tokens."""
+
+    __tablename__ = "calendar_feed"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"), primary_key=True)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    token_version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class TaskCounter(Base):

@@ -90,7 +90,7 @@ def test_every_parameter_default_and_example_is_a_value_the_api_accepts(client, 
                 if key in schema:
                     jsonschema.validate(schema[key], schema)
                     checked += 1
-                    if method == "get" and parameter["in"] == "query":
+                    if method == "get" and parameter["in"] == "query" and "{" not in path:
                         value = (
                             str(schema[key]).lower()
                             if schema[key] in (True, False)

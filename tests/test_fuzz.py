@@ -40,7 +40,9 @@ def explained_by_the_docs(failure, response) -> bool:
     that does not exist or is not the caller's to assign (400 on ``assigned_to`` alone,
     or 403 for an INTERN), a personal access token's ``users:*`` scopes asked by an
     INTERN (403) or an expiry already past (400 on ``expires_at``), a webhook URL whose
-    literal address the SSRF rules refuse (400 on ``url``), a stale If-Match (412), and
+    literal address the SSRF rules refuse (400 on ``url``), a recurrence that is not a
+    supported RRULE or a recurring task without a due date (400 on ``recurrence`` or
+    ``due_date``: a grammar and a rule no schema expresses), a stale If-Match (412), and
     an Idempotency-Key reused with another body (422)."""
     if failure.title != "Schema-valid request rejected":
         return False

@@ -17,6 +17,9 @@ TASK_FIELDS = {
     "created_at",
     "updated_at",
     "completed_at",
+    "recurrence",
+    "remind_at",
+    "series",
 }
 
 

@@ -7,7 +7,7 @@ deliveries, so an entry that commits late (a lower id committing after a higher 
 still found: nothing is skipped by a moving id watermark.
 
 Revision ID: 0004
-Revises: 0005
+Revises: 0006
 Create Date: 2026-11-24
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

@@ -3,14 +3,15 @@ personal access tokens (create, list, revoke, and their audit trail for ADMINs).
 
 import logging
 
-from flask import abort, current_app, request
+from flask import Response, abort, current_app, request, stream_with_context, url_for
 from flask.views import MethodView
 from flask_jwt_extended import current_user, get_jwt
 
-from taskapp import personal_tokens
+from taskapp import calendar_feed, personal_tokens
 from taskapp.auth import tokens
 from taskapp.auth.queries import listed_tokens, token_events
 from taskapp.auth.schemas import (
+    CalendarFeedSchema,
     LoginSchema,
     NewTokenSchema,
     RefreshSchema,
@@ -176,3 +177,44 @@ class TokenEvents(MethodView):
     def get(self, args):
         """Audit trail of personal access tokens: who created or revoked which, when"""
         return paginate(token_events(args), args["page"], args["page_size"])
+
+
+FEED_NOT_FOUND = "No such calendar feed (rotated, or its owner's credentials changed)."
+CALENDAR_RESPONSE = {
+    "description": "iCalendar (RFC 5545): one VTODO per visible task with a due date",
+    "content": {"text/calendar": {"schema": {"type": "string"}}},
+    "headers": {"ETag": {"schema": {"type": "string"}}},
+}
+
+
+@blp.route("/calendar-feed/")
+class CalendarFeedUrl(MethodView):
+    @blp.auth_required(personal_tokens=False)
+    @blp.response(201, CalendarFeedSchema)
+    def post(self):
+        """Get a new secret calendar feed URL; the previous one stops working"""
+        secret = calendar_feed.rotate(db.session, current_user)
+        db.session.commit()
+        return {"url": url_for("auth.CalendarFeedBody", secret=secret, _external=True)}
+
+
+@blp.route("/calendar-feed/<secret>.ics")
+class CalendarFeedBody(MethodView):
+    @blp.doc(responses={"200": CALENDAR_RESPONSE})
+    @blp.alt_response(304, description="Unchanged since the ETag sent in If-None-Match")
+    @blp.not_found(FEED_NOT_FOUND)
+    def get(self, secret):
+        """The caller's tasks as an iCalendar feed (the secret URL is the credential)"""
+        state = calendar_feed.feed_state(db.session, secret)
+        if state is None:
+            abort(404, FEED_NOT_FOUND)
+        user, etag = state
+        headers = {"ETag": f'"{etag}"', "Cache-Control": "private, no-cache"}
+        if request.if_none_match.contains(etag):
+            return Response(status=304, headers=headers)
+        chunks = calendar_feed.feed_chunks(db.session, user, request.host.split(":")[0])
+        return Response(
+            stream_with_context(chunks),
+            mimetype="text/calendar",
+            headers=headers,
+        )

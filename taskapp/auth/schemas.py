@@ -108,3 +108,15 @@ class TokenEventQueryArgsSchema(PageArgsSchema):
 
 
 TokenEventPageSchema = page_schema(TokenEventSchema, "TokenEventPageSchema")
+
+
+class CalendarFeedSchema(ma.Schema):
+    url = ma.fields.Url(
+        required=True,
+        metadata={
+            "description": "Secret iCalendar feed URL (no bearer header needed); "
+            "keep it private. Asking again rotates it: the old URL stops working.",
+            "example": "https://tasks.example.com/api/auth/calendar-feed/"
+            "Xq3v9mLw0cV2dT1yqS8pZkR4uN6bH5eJ7aGfD0iWlQo.ics",
+        },
+    )

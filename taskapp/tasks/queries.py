@@ -17,10 +17,18 @@ COMPARISONS = {
     "created_at__gte": (Task.created_at, operator.ge),
     "created_at__lte": (Task.created_at, operator.le),
     "assigned_to": (Task.assigned_to_id, operator.eq),
+    "series": (Task.series_id, operator.eq),
 }
 
 
-FILTERS = {*COMPARISONS, "status", "priority", "due_date__isnull", "search"}
+FILTERS = {
+    *COMPARISONS,
+    "status",
+    "priority",
+    "due_date__isnull",
+    "recurrence__isnull",
+    "search",
+}
 """Every query argument that narrows a listing (see apply_filters)."""
 COUNTER_FILTERS = {"status", "priority", "assigned_to"}
 """Filters that task_counter can answer a count for."""
@@ -37,6 +45,9 @@ def apply_filters(query: Select, args: dict) -> Select:
     if "due_date__isnull" in args:
         column = Task.due_date
         query = query.where(column.is_(None) if args["due_date__isnull"] else column.isnot(None))
+    if "recurrence__isnull" in args:
+        column = Task.recurrence
+        query = query.where(column.is_(None) if args["recurrence__isnull"] else column.isnot(None))
     if args.get("search"):
         pattern = "%" + _escape_like(args["search"]) + "%"
         query = query.where(

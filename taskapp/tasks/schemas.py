@@ -1,3 +1,5 @@
+from datetime import datetime
+
 import marshmallow as ma
 
 from taskapp.models import Priority, Status
@@ -11,6 +13,7 @@ from taskapp.web.schemas import (
     PageArgsSchema,
     Text,
     page_schema,
+    parse_datetime,
 )
 
 ORDERING_FIELDS = ("id", "title", "status", "priority", "due_date", "created_at", "updated_at")
@@ -22,7 +25,32 @@ READ_ONLY_FIELDS = (
     "created_at",
     "updated_at",
     "completed_at",
+    "series",
 )
+RULE_EXAMPLE = "FREQ=WEEKLY;BYDAY=MO"
+RULE_DESCRIPTION = (
+    "An RFC 5545 RRULE: FREQ (DAILY, WEEKLY, MONTHLY, YEARLY) with optional INTERVAL, "
+    "BYDAY, BYMONTHDAY, COUNT, UNTIL; needs a due_date. Completing the task creates the "
+    "next occurrence. null for a one-off task."
+)
+REMIND_DESCRIPTION = (
+    "When to remind the assignee (activity-log REMINDED entry, webhook, e-mail); "
+    "changing it re-arms the reminder. Any offset accepted; naive means UTC."
+)
+
+
+class RemindAt(DateTime):
+    """An ISO 8601 datetime with any offset (naive means UTC), answered in UTC with
+    ``Z`` like every timestamp; parsed like the listings' datetime bounds, so no value
+    overflows."""
+
+    def _deserialize(self, value, attr, data, **kwargs) -> datetime:
+        if not isinstance(value, str):
+            raise ma.ValidationError("Not a valid datetime.")
+        try:
+            return parse_datetime(value)
+        except (ValueError, OverflowError):
+            raise ma.ValidationError("Not a valid datetime.") from None
 
 
 def _example(value) -> dict:
@@ -43,6 +71,21 @@ class TaskSchema(ma.Schema):
     updated_at = DateTime()
     completed_at = DateTime(
         allow_none=True, metadata={"description": "Set when the task becomes COMPLETED."}
+    )
+    recurrence = ma.fields.String(
+        allow_none=True, metadata={"example": RULE_EXAMPLE, "description": RULE_DESCRIPTION}
+    )
+    remind_at = RemindAt(
+        allow_none=True,
+        metadata={"example": "2026-11-30T08:00:00Z", "description": REMIND_DESCRIPTION},
+    )
+    series = ma.fields.Integer(
+        attribute="series_id",
+        allow_none=True,
+        metadata={
+            "example": 42,
+            "description": "Read-only: the id shared by every occurrence of a recurring task.",
+        },
     )
 
 
@@ -83,6 +126,15 @@ class TaskWriteSchema(BaseSchema):
             "example": 2,
         },
     )
+    recurrence = Text(
+        allow_none=True,
+        validate=ma.validate.Length(max=500),
+        metadata={"example": RULE_EXAMPLE, "description": RULE_DESCRIPTION},
+    )
+    remind_at = RemindAt(
+        allow_none=True,
+        metadata={"example": "2026-11-30T08:00:00Z", "description": REMIND_DESCRIPTION},
+    )
 
     @ma.pre_load
     def drop_read_only_fields(self, data, **kwargs):
@@ -94,6 +146,12 @@ class TaskWriteSchema(BaseSchema):
     def status_as_enum(self, data, **kwargs):
         if "status" in data:
             data["status"] = Status(data["status"])
+        return data
+
+    @ma.post_load
+    def normalise_new_fields(self, data, **kwargs):
+        if data.get("recurrence") is not None and not data["recurrence"].strip():
+            data["recurrence"] = None
         return data
 
     @ma.validates("title")
@@ -123,6 +181,10 @@ class TaskQueryArgsSchema(PageArgsSchema):
     due_date__lt = _due_date("Due before this day.")
     due_date__isnull = ma.fields.Boolean(
         metadata={"description": "true: only tasks without a due date; false: only with one."}
+    )
+    series = Id(metadata={"description": "Only the occurrences of this series."})
+    recurrence__isnull = ma.fields.Boolean(
+        metadata={"description": "false: only recurring tasks; true: only one-off tasks."}
     )
     created_at__gte = DateTimeBound(upper=False)
     created_at__lte = DateTimeBound(upper=True)

@@ -6,9 +6,13 @@ from datetime import date
 from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
 
+from taskapp import recurrence
 from taskapp.errors import InvalidField, NotFound, PermissionDenied
 from taskapp.models import Role, Status, Task, User, utcnow
 from taskapp.visibility import visible_tasks
+
+SERIES_FIELDS = ("title", "description", "priority", "assigned_to_id", "created_by_id")
+"""What the next occurrence of a recurring task copies (besides the rule and series)."""
 
 
 def get_visible_task(
@@ -50,15 +54,66 @@ def create_task(session: Session, user: User, data: dict, today: date) -> Task:
     apply_changes(task, data, today)
     session.add(task)
     session.flush()
+    if task.recurrence is not None:
+        task.series_id = task.id
     return task
 
 
 def update_task(session: Session, user: User, task: Task, data: dict, today: date) -> None:
+    """Apply a PATCH or PUT; completing a recurring task creates its next occurrence."""
     if "assigned_to_id" in data:
         assignee = resolve_assignee(session, user, data.pop("assigned_to_id"))
         if assignee.id != task.assigned_to_id:
             task.assigned_to = assignee
+    was_completed = task.status == Status.COMPLETED
     apply_changes(task, data, today)
+    if task.status == Status.COMPLETED and not was_completed:
+        continue_series(session, task)
+
+
+def complete_task(session: Session, task: Task, today: date) -> bool:
+    """Mark ``task`` COMPLETED (the CLI's ``flask tasks complete``); False if it was."""
+    if task.status == Status.COMPLETED:
+        return False
+    apply_changes(task, {"status": Status.COMPLETED}, today)
+    continue_series(session, task)
+    return True
+
+
+def continue_series(session: Session, task: Task) -> Task | None:
+    """Create the occurrence after ``task``, which has just become COMPLETED, in the
+    same transaction; None when it is not recurring, its series is over (COUNT, UNTIL)
+    or it already created its successor (completed, re-opened, completed again)."""
+    if task.recurrence is None or task.next_occurrence_id is not None:
+        return None
+    due = recurrence.next_due(task.recurrence, task.series_start, task.due_date, task.occurrence)
+    if due is None:
+        return None
+    following = Task(
+        **{field: getattr(task, field) for field in SERIES_FIELDS},
+        status=Status.PENDING,
+        due_date=due,
+        recurrence=task.recurrence,
+        series_id=task.series_id,
+        series_start=task.series_start,
+        occurrence=task.occurrence + 1,
+        remind_at=_shifted(task.remind_at, due - task.due_date),
+    )
+    session.add(following)
+    session.flush()
+    task.next_occurrence_id = following.id
+    return following
+
+
+def _shifted(remind_at, delta):
+    """The next occurrence is reminded as long before its due date as this one was
+    (no reminder if that falls outside the representable years)."""
+    if remind_at is None:
+        return None
+    try:
+        return remind_at + delta
+    except OverflowError:
+        return None
 
 
 def apply_changes(task: Task, data: dict, today: date) -> None:
@@ -66,14 +121,41 @@ def apply_changes(task: Task, data: dict, today: date) -> None:
     it clears it; moving an OVERDUE task's due date to ``today`` or later (or removing
     it) puts it back to PENDING."""
     previous_status = task.status
+    previous_rule, previous_remind_at = task.recurrence, task.remind_at
     for field, value in data.items():
         setattr(task, field, value)
+    _check_rule(task, previous_rule)
+    if task.remind_at != previous_remind_at:
+        task.reminded_at = None
     if "status" not in data and "due_date" in data and _no_longer_overdue(task, today):
         task.status = Status.PENDING
     if task.status == Status.COMPLETED and previous_status != Status.COMPLETED:
         task.completed_at = utcnow()
     elif task.status != Status.COMPLETED:
         task.completed_at = None
+
+
+def _check_rule(task: Task, previous_rule: str | None) -> None:
+    """Validate the rule against the due date (either may have changed): 400 on
+    ``recurrence`` saying why. A new or changed rule starts counting (COUNT) from this
+    task: it becomes occurrence 1 and its due date the series' DTSTART (as does moving
+    the first occurrence's due date); the series id stays (or is the task's own id,
+    set once it has one)."""
+    if task.recurrence is None:
+        return
+    try:
+        if task.recurrence != previous_rule:
+            task.recurrence = recurrence.validate(task.recurrence, task.due_date)
+        elif task.due_date is None:
+            raise recurrence.InvalidRule(recurrence.NEEDS_DUE_DATE)
+    except recurrence.InvalidRule as error:
+        raise InvalidField("recurrence", str(error)) from None
+    first_moved = task.occurrence == 1 and task.series_start != task.due_date
+    if task.recurrence != previous_rule or task.series_start is None or first_moved:
+        task.series_start = task.due_date
+        task.occurrence = 1
+        if task.series_id is None:
+            task.series_id = task.id
 
 
 def _no_longer_overdue(task: Task, today: date) -> bool:

@@ -1,0 +1,140 @@
+"""Calendar feed: time to the full body of a 10,000-task feed, and to a 304.
+
+    .venv/bin/python -m bench.calendar_feed [--tasks 10000] [--rounds 5]
+
+Runs in-process (Flask's test client reads the streamed body to its end) against a
+SQLite file and, when reachable, its own PostgreSQL database ``taskapp_bench_calendar``
+on 127.0.0.1 (dropped and re-created; nothing else is touched). One user owns every
+task; one in ten is recurring. Prints the median of ``--rounds`` of: a cold feed (the
+rendered-VTODO cache emptied first: every VTODO serialised by icalendar), a warm one
+(nothing changed since: the cache serves every VTODO, as after a 304-missing poll), and
+a 304; and the ratio to the one-second budget.
+"""
+
+import argparse
+import statistics
+import tempfile
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+import sqlalchemy as sa
+from flask_migrate import upgrade
+
+from taskapp import calendar_feed, create_app
+from taskapp.extensions import db
+from taskapp.models import Priority, Role, Task
+from taskapp.users import service as users
+
+PG_DB = "taskapp_bench_calendar"
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+PASSWORD = "bench-password-not-secret"
+CONFIG = {
+    "TESTING": True,
+    "JWT_SECRET_KEY": "bench-only-jwt-secret-0123456789-abcdefghijklmnop",
+    "PASSWORD_HASH_TIME_COST": 1,
+    "PASSWORD_HASH_MEMORY_KIB": 8,
+    "PASSWORD_HASH_PARALLELISM": 1,
+    "RATELIMIT_STORAGE_URI": "memory://",
+    "CELERY": {"broker_url": "memory://", "task_ignore_result": True},
+}
+
+
+def seed(app, n_tasks: int) -> None:
+    with app.app_context():
+        upgrade()
+        owner = users.create_user(db.session, "owner", PASSWORD, Role.INTERN, "o@example.com")
+        db.session.commit()
+        now = datetime.now(UTC)
+        rows = [
+            {
+                "title": f"Task number {n} with a realistic title",
+                "description": "Some notes about the task, a line or two.\nSecond line.",
+                "status": "PENDING",
+                "priority": list(Priority)[n % 3],
+                "due_date": date(2026, 1, 1) + timedelta(days=n % 365),
+                "assigned_to_id": owner.id,
+                "created_by_id": owner.id,
+                "created_at": now,
+                "updated_at": now,
+                "version": 1,
+                "recurrence": "FREQ=WEEKLY;BYDAY=MO" if n % 10 == 0 else None,
+                "occurrence": 1 if n % 10 == 0 else None,
+            }
+            for n in range(n_tasks)
+        ]
+        db.session.execute(sa.insert(Task.__table__), rows)
+        db.session.commit()
+
+
+def measure(app, rounds: int) -> dict:
+    client = app.test_client()
+    token = client.post(
+        "/api/auth/login/", json={"username": "owner", "password": PASSWORD}
+    ).get_json()["access"]
+    url = client.post(
+        "/api/auth/calendar-feed/", headers={"Authorization": f"Bearer {token}"}
+    ).get_json()["url"]
+    path = url.removeprefix("http://localhost")
+    timings = {"cold": [], "warm": [], "not_modified": []}
+    for _ in range(rounds):
+        calendar_feed._RENDERED.clear()
+        for kind in ("cold", "warm"):
+            start = time.perf_counter()
+            response = client.get(path)
+            body = response.get_data()
+            timings[kind].append(time.perf_counter() - start)
+        start = time.perf_counter()
+        assert (
+            client.get(path, headers={"If-None-Match": response.headers["ETag"]}).status_code == 304
+        )
+        timings["not_modified"].append(time.perf_counter() - start)
+    result = {kind: statistics.median(values) for kind, values in timings.items()}
+    return {**result, "bytes": len(body), "vtodos": body.count(b"BEGIN:VTODO")}
+
+
+def report(name: str, result: dict) -> None:
+    n = result["vtodos"]
+    parts = [f"{name:10} {n} VTODOs, {result['bytes'] / 1e6:.1f} MB:"]
+    for kind in ("cold", "warm"):
+        took = result[kind]
+        per_task = took / n * 1e6
+        parts.append(f"{kind} {took * 1000:.0f} ms ({per_task:.0f} us/task, {took:.2f}x 1 s);")
+    parts.append(f"304 {result['not_modified'] * 1000:.1f} ms")
+    print(" ".join(parts))
+
+
+def postgres_url() -> str | None:
+    try:
+        with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{PG_DB}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{PG_DB}"')
+    except psycopg.OperationalError:
+        return None
+    return f"postgresql+psycopg://postgres@127.0.0.1:5432/{PG_DB}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        targets = {"sqlite": f"sqlite:///{Path(tmp) / 'feed.sqlite'}"}
+        pg = postgres_url()
+        if pg:
+            targets["postgresql"] = pg
+        for name, url in targets.items():
+            app = create_app({**CONFIG, "SQLALCHEMY_DATABASE_URI": url})
+            seed(app, args.tasks)
+            report(name, measure(app, args.rounds))
+            with app.app_context():
+                db.engine.dispose()
+    if pg:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{PG_DB}" WITH (FORCE)')
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,158 @@
+"""The secret calendar feed: parsed with vobject (independent of the icalendar package
+that builds it), every field checked; auth by secret; ETag and 304."""
+
+from datetime import date, datetime
+
+import vobject
+from helpers import PASSWORD
+
+
+def feed_url(client, person) -> str:
+    response = client.post("/api/auth/calendar-feed/", headers=person.headers)
+    assert response.status_code == 201, response.get_json()
+    url = response.get_json()["url"]
+    assert url.startswith("http://localhost/api/auth/calendar-feed/") and url.endswith(".ics")
+    return url.removeprefix("http://localhost")
+
+
+def instant(text: str) -> datetime:
+    """An API timestamp as iCalendar carries it (whole seconds, UTC)."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).replace(microsecond=0)
+
+
+def parse(response) -> dict:
+    assert response.status_code == 200
+    assert response.mimetype == "text/calendar"
+    calendar = vobject.readOne(response.get_data(as_text=True))
+    assert calendar.version.value == "2.0"
+    return {todo.uid.value: todo for todo in getattr(calendar, "vtodo_list", [])}
+
+
+def test_feed_has_one_vtodo_per_visible_task_with_every_field(
+    client, admin, intern, other_intern, make_task
+):
+    weekly = make_task(
+        admin,
+        title="Weekly report",
+        description="Line one\nLine two; with, punctuation",
+        priority="HIGH",
+        due_date="2026-01-05",
+        assigned_to=intern.id,
+        recurrence="FREQ=WEEKLY;BYDAY=MO;COUNT=4",
+    )
+    started = make_task(intern, title="Started", priority="LOW", due_date="2026-02-01")
+    client.patch(
+        f"/api/tasks/{started['id']}/", json={"status": "IN_PROGRESS"}, headers=intern.headers
+    )
+    done = make_task(intern, title="Done", due_date="2026-01-02")
+    done = client.patch(
+        f"/api/tasks/{done['id']}/", json={"status": "COMPLETED"}, headers=intern.headers
+    ).get_json()
+    make_task(intern, title="No due date")
+    make_task(other_intern, title="Someone else's", due_date="2026-01-05")
+    client.patch(
+        f"/api/tasks/{weekly['id']}/", json={"status": "COMPLETED"}, headers=intern.headers
+    )
+    tasks = {
+        task["id"]: task
+        for task in client.get("/api/tasks/?page_size=100", headers=intern.headers).get_json()[
+            "results"
+        ]
+    }
+
+    todos = parse(client.get(feed_url(client, intern)))
+    with_due = {tid: task for tid, task in tasks.items() if task["due_date"]}
+    assert set(todos) == {f"task-{tid}@localhost" for tid in with_due}
+    for task_id, task in with_due.items():
+        todo = todos[f"task-{task_id}@localhost"]
+        assert todo.summary.value == task["title"]
+        assert todo.description.value == task["description"]
+        assert todo.due.value == date.fromisoformat(task["due_date"])
+        assert not isinstance(todo.due.value, datetime)
+        expected_status = {"PENDING": "NEEDS-ACTION", "IN_PROGRESS": "IN-PROCESS"}
+        assert todo.status.value == expected_status.get(task["status"], task["status"])
+        assert todo.priority.value == {"HIGH": "1", "MEDIUM": "5", "LOW": "9"}[task["priority"]]
+        assert todo.last_modified.value == instant(task["updated_at"])
+        assert todo.dtstamp.value == instant(task["updated_at"])
+        assert todo.created.value == instant(task["created_at"])
+        if task["completed_at"]:
+            assert todo.completed.value == instant(task["completed_at"])
+        else:
+            assert not hasattr(todo, "completed")
+        if task["recurrence"]:
+            assert todo.rrule.value.startswith("FREQ=WEEKLY")
+        else:
+            assert not hasattr(todo, "rrule")
+    first = todos[f"task-{weekly['id']}@localhost"]
+    assert "COUNT=4" in first.rrule.value and "BYDAY=MO" in first.rrule.value
+    second_id = next(t for t in with_due if t != weekly["id"] and tasks[t]["series"])
+    second = todos[f"task-{second_id}@localhost"]
+    assert "COUNT=3" in second.rrule.value  # the occurrences left from this one
+    assert second.due.value == date(2026, 1, 12)
+    assert todos[f"task-{done['id']}@localhost"].status.value == "COMPLETED"
+    # The rule expands the same way as the API's series does (vobject uses dateutil too).
+    assert [d.date() for d in first.getrruleset(addRDate=True)][:2] == [
+        date(2026, 1, 5),
+        date(2026, 1, 12),
+    ]
+
+
+def test_admin_feed_sees_every_task_with_a_due_date(client, admin, intern, make_task):
+    make_task(intern, due_date="2026-01-05")
+    make_task(admin, due_date="2026-01-06")
+    assert len(parse(client.get(feed_url(client, admin)))) == 2
+
+
+def test_etag_and_304_in_one_query_changes_with_writes_and_deletions(
+    client, intern, make_task, count_queries
+):
+    task = make_task(intern, due_date="2026-01-05")
+    other = make_task(intern, due_date="2026-01-06")
+    url = feed_url(client, intern)
+    first = client.get(url)
+    etag = first.headers["ETag"]
+    with count_queries() as statements:
+        unchanged = client.get(url, headers={"If-None-Match": etag})
+    assert unchanged.status_code == 304
+    assert unchanged.headers["ETag"] == etag
+    assert len(statements) == 1
+    client.patch(f"/api/tasks/{task['id']}/", json={"title": "renamed"}, headers=intern.headers)
+    changed = client.get(url, headers={"If-None-Match": etag})
+    assert changed.status_code == 200 and changed.headers["ETag"] != etag
+    assert any(todo.summary.value == "renamed" for todo in parse(changed).values())
+    etag = changed.headers["ETag"]
+    client.delete(f"/api/tasks/{other['id']}/", headers=intern.headers)
+    after_delete = client.get(url, headers={"If-None-Match": etag})
+    assert after_delete.status_code == 200
+    assert len(parse(after_delete)) == 1
+
+
+def test_rotation_kills_the_old_url_and_bad_secrets_are_404(client, intern, make_task):
+    make_task(intern, due_date="2026-01-05")
+    old = feed_url(client, intern)
+    new = feed_url(client, intern)
+    assert old != new
+    assert client.get(new).status_code == 200
+    gone = client.get(old)
+    assert gone.status_code == 404 and "detail" in gone.get_json()
+    assert client.get("/api/auth/calendar-feed/not-a-secret.ics").status_code == 404
+    assert client.get("/api/auth/calendar-feed/" + "x" * 500 + ".ics").status_code == 404
+    assert client.post("/api/auth/calendar-feed/").status_code == 401
+
+
+def test_the_feed_dies_with_deactivation_role_or_password_change(
+    client, admin, make_person, make_task
+):
+    def user_patch(person, body):
+        response = client.patch(f"/api/users/{person.id}/", json=body, headers=admin.headers)
+        assert response.status_code == 200, response.get_json()
+
+    for n, change in enumerate(
+        [{"is_active": False}, {"role": "ADMIN"}, {"password": PASSWORD + "!"}]
+    ):
+        person = make_person(f"feeduser{n}")
+        make_task(person, due_date="2026-01-05")
+        url = feed_url(client, person)
+        assert client.get(url).status_code == 200
+        user_patch(person, change)
+        assert client.get(url).status_code == 404, change
