@@ -48,13 +48,16 @@ def people(make_person, make_task):
 
 
 def with_real_state(case, people, caller) -> None:
-    """Fill in the two inputs whose validity depends on stored state, which no schema
-    can express: an assignee must be an existing active user, and If-Match must be the
-    current ETag. Their failure answers (400, 412) have tests of their own."""
+    """Fill in the inputs whose validity depends on stored state, which no schema can
+    express: an assignee must be an existing active user, If-Match must be the current
+    ETag and a cursor one the server signed (empty: the first page). Their failure
+    answers (400, 412) have tests of their own."""
     known_ids = {person.id for person in people.values()}
     body = case.body if isinstance(case.body, dict) else {}
     if "assigned_to" in body and body["assigned_to"] not in known_ids:
         body["assigned_to"] = caller.id
+    if case.query and "cursor" in case.query:
+        case.query["cursor"] = ""
     if case.headers and "If-Match" in case.headers:
         case.headers["If-Match"] = "*"
 

@@ -22,6 +22,8 @@ COMPARISONS = {
 
 FILTERS = {*COMPARISONS, "status", "priority", "due_date__isnull", "search"}
 """Every query argument that narrows a listing (see apply_filters)."""
+NULLABLE_KEYS = ("due_date",)
+"""Ordering fields that may be null (nulls last ascending, first descending)."""
 COUNTER_FILTERS = {"status", "priority", "assigned_to"}
 """Filters that task_counter can answer a count for."""
 
@@ -68,7 +70,7 @@ def counter_count(user: User, args: dict) -> Select | None:
 
 
 def apply_ordering(query: Select, keys: list[tuple[str, bool]]) -> Select:
-    return order_by_keys(query, Task, keys, nullable=("due_date",))
+    return order_by_keys(query, Task, keys, nullable=NULLABLE_KEYS)
 
 
 def stats(session, user: User) -> dict:

@@ -10,6 +10,7 @@ from taskapp.extensions import db
 from taskapp.models import Task
 from taskapp.tasks import service
 from taskapp.tasks.queries import (
+    NULLABLE_KEYS,
     apply_filters,
     apply_ordering,
     counter_count,
@@ -25,7 +26,7 @@ from taskapp.tasks.schemas import (
 )
 from taskapp.visibility import visible_tasks
 from taskapp.web.api import ETAG_HEADER, ID_IN_PATH, Blueprint, check_if_match
-from taskapp.web.paging import paginate
+from taskapp.web.paging import Keyset, cursor_paginate, paginate
 
 blp = Blueprint("tasks", __name__, url_prefix="/api/tasks", description="Tasks")
 NOT_VISIBLE = "No such task, or not the caller's"
@@ -47,10 +48,14 @@ class Tasks(MethodView):
     @blp.alt_response(404, schema="Error", description="Page past the end")
     def get(self, args):
         """List the tasks the caller may see, filtered, ordered and paginated"""
-        query = apply_ordering(apply_filters(visible_tasks(current_user), args), args["ordering"])
-        options = [joinedload(Task.assigned_to, innerjoin=True)]
+        query = apply_filters(visible_tasks(current_user), args)
+        query = query.options(joinedload(Task.assigned_to, innerjoin=True))
+        if "cursor" in args:
+            keyset = Keyset(Task, args["ordering"], nullable=NULLABLE_KEYS)
+            return cursor_paginate(query, keyset, args["cursor"], args["page_size"])
+        query = apply_ordering(query, args["ordering"])
         count = counter_count(current_user, args)
-        return paginate(query, args["page"], args["page_size"], options=options, count_query=count)
+        return paginate(query, args["page"], args["page_size"], count_query=count)
 
     @blp.auth_required()
     @blp.arguments(TaskWriteSchema)

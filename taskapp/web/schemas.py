@@ -188,12 +188,21 @@ class PageArgsSchema(BaseSchema):
         validate=ma.validate.Range(min=1),
         metadata={"description": "Default 20; values above 100 are cut to 100."},
     )
+    cursor = ma.fields.String(
+        validate=ma.validate.Length(max=2000),
+        metadata={
+            "description": (
+                "Page by keyset instead of page numbers: empty for the first page, then "
+                "the opaque value from next/previous. The answer has no count."
+            )
+        },
+    )
 
 
 class PageSchema(ma.Schema):
     """DRF's page envelope; subclasses set ``results``."""
 
-    count = ma.fields.Integer(required=True)
+    count = ma.fields.Integer(metadata={"description": "Absent when paging by cursor."})
     next = ma.fields.String(required=True, allow_none=True)
     previous = ma.fields.String(required=True, allow_none=True)
 
