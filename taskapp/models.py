@@ -212,6 +212,18 @@ class TaskCounter(Base):
     n: Mapped[int] = mapped_column(BigInteger)
 
 
+class TaskChange(Base):
+    """How many times the tasks assigned to each user have changed (created, edited,
+    reassigned to or away from them, swept, deleted). Written only by database triggers
+    (migration 0007) in the transaction of the change; only ever grows. A listing's ETag
+    is built from it without running the listing (see tasks/queries.py change_stamp)."""
+
+    __tablename__ = "task_change"
+
+    assigned_to_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger)
+
+
 class ActivityLog(Base):
     """One entry per write that changed a task. Append-only: see :mod:`taskapp.audit`."""
 

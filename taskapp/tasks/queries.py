@@ -4,7 +4,7 @@ import operator
 
 from sqlalchemy import Select, func, or_, select
 
-from taskapp.models import Priority, Status, Task, TaskCounter, User
+from taskapp.models import Priority, Role, Status, Task, TaskChange, TaskCounter, User
 from taskapp.visibility import limit_to_owner, visible_tasks
 from taskapp.web.ordering import order_by_keys
 
@@ -67,6 +67,18 @@ def counter_count(user: User, args: dict) -> Select | None:
     if "priority" in args:
         query = query.where(TaskCounter.priority.in_(args["priority"]))
     return query
+
+
+def change_stamp(user: User) -> Select:
+    """A number that grows with every change to a task ``user`` can list: an INTERN's own
+    counter (bumped by changes to their tasks, reassignments to and away from them
+    included), for an ADMIN the sum of every assignee's (each counter only grows, so
+    the sum moves whenever any of them does; no single hot row for all writers)."""
+    if user.role == Role.ADMIN:
+        return select(func.coalesce(func.sum(TaskChange.n), 0))
+    return select(func.coalesce(func.max(TaskChange.n), 0)).where(
+        TaskChange.assigned_to_id == user.id
+    )
 
 
 def apply_ordering(query: Select, keys: list[tuple[str, bool]]) -> Select:

@@ -13,6 +13,7 @@ from taskapp.tasks.queries import (
     NULLABLE_KEYS,
     apply_filters,
     apply_ordering,
+    change_stamp,
     counter_count,
     stats,
 )
@@ -26,10 +27,17 @@ from taskapp.tasks.schemas import (
 )
 from taskapp.visibility import visible_tasks
 from taskapp.web.api import ETAG_HEADER, ID_IN_PATH, Blueprint, check_if_match
+from taskapp.web.conditional import ListTag, not_modified
 from taskapp.web.paging import Keyset, cursor_paginate, paginate
 
 blp = Blueprint("tasks", __name__, url_prefix="/api/tasks", description="Tasks")
 NOT_VISIBLE = "No such task, or not the caller's"
+LIST_ETAG_HEADER = {
+    "ETag": {
+        "description": "Version of this listing for this caller, for If-None-Match",
+        "schema": {"type": "string"},
+    }
+}
 
 
 def _today():
@@ -44,18 +52,24 @@ def _with_etag(task: Task, status: int = 200, **headers):
 class Tasks(MethodView):
     @blp.auth_required()
     @blp.arguments(TaskQueryArgsSchema, location="query")
-    @blp.response(200, TaskPageSchema)
+    @blp.response(200, TaskPageSchema, headers=LIST_ETAG_HEADER)
+    @blp.alt_response(304, description="Not modified: If-None-Match holds the current ETag")
     @blp.alt_response(404, schema="Error", description="Page past the end")
     def get(self, args):
         """List the tasks the caller may see, filtered, ordered and paginated"""
+        tag = ListTag(change_stamp(current_user), current_user)
+        if unchanged := tag.not_modified():
+            return unchanged
         query = apply_filters(visible_tasks(current_user), args)
         query = query.options(joinedload(Task.assigned_to, innerjoin=True))
         if "cursor" in args:
             keyset = Keyset(Task, args["ordering"], nullable=NULLABLE_KEYS)
-            return cursor_paginate(query, keyset, args["cursor"], args["page_size"])
-        query = apply_ordering(query, args["ordering"])
-        count = counter_count(current_user, args)
-        return paginate(query, args["page"], args["page_size"], count_query=count)
+            page = cursor_paginate(query, keyset, args["cursor"], args["page_size"], tag=tag)
+        else:
+            query = apply_ordering(query, args["ordering"])
+            count = counter_count(current_user, args)
+            page = paginate(query, args["page"], args["page_size"], count_query=count, tag=tag)
+        return page, 200, {"ETag": tag.etag}
 
     @blp.auth_required()
     @blp.arguments(TaskWriteSchema)
@@ -75,10 +89,12 @@ class Tasks(MethodView):
 class TaskById(MethodView):
     @blp.auth_required()
     @blp.response(200, TaskSchema, headers=ETAG_HEADER)
+    @blp.alt_response(304, description="Not modified: If-None-Match holds the current ETag")
     @blp.not_found(NOT_VISIBLE)
     def get(self, task_id):
-        """One task"""
-        return _with_etag(service.get_visible_task(db.session, current_user, task_id))
+        """One task (304 to an If-None-Match holding its current ETag)"""
+        task = service.get_visible_task(db.session, current_user, task_id)
+        return not_modified(task.etag) or _with_etag(task)
 
     @blp.auth_required()
     @blp.arguments(TaskPatchSchema(partial=True))

@@ -19,6 +19,7 @@ from itsdangerous import BadData, URLSafeSerializer
 from sqlalchemy import Select, and_, false, func, literal, or_, true, tuple_
 
 from taskapp.extensions import db
+from taskapp.web.conditional import ListTag
 from taskapp.web.messages import INVALID_CURSOR, INVALID_PAGE
 
 MAX_PAGE_SIZE = 100
@@ -26,15 +27,27 @@ CURSOR_SALT = "taskapp.cursor"
 
 
 def paginate(
-    query: Select, page: int, page_size: int, *, options=(), count_query: Select | None = None
+    query: Select,
+    page: int,
+    page_size: int,
+    *,
+    options=(),
+    count_query: Select | None = None,
+    tag: ListTag | None = None,
 ) -> dict:
     """Run ``query`` for one page: one count and one SELECT of at most 100 rows. The count
-    is ``count_query`` when given (a cheaper exact count), else COUNT(*) over ``query``."""
+    is ``count_query`` when given (a cheaper exact count), else COUNT(*) over ``query``.
+    A ``tag`` not read yet is read with the count, in the same statement."""
     page_size = min(page_size, MAX_PAGE_SIZE)
     if count_query is None:
         count_query = query.with_only_columns(func.count(), maintain_column_froms=True)
         count_query = count_query.order_by(None)
-    count = int(db.session.execute(count_query).scalar_one())
+    if tag is not None and tag.value is None:
+        count_query = count_query.add_columns(tag.column())
+        count, tag.value = db.session.execute(count_query).one()
+    else:
+        count = db.session.execute(count_query).scalar_one()
+    count = int(count)
     if page > 1 and (page - 1) * page_size >= count:
         abort(404, INVALID_PAGE)
     page_query = query.options(*options).limit(page_size).offset((page - 1) * page_size)
@@ -137,10 +150,15 @@ class Keyset:
         return true() if nullable else column >= value
 
 
-def cursor_paginate(query: Select, keyset: Keyset, cursor: str, page_size: int) -> dict:
+def cursor_paginate(
+    query: Select, keyset: Keyset, cursor: str, page_size: int, *, tag: ListTag | None = None
+) -> dict:
     """One page after (or before) ``cursor``; an empty cursor is the first page. One
-    SELECT of page_size + 1 rows (the extra row says whether there is more)."""
+    SELECT of page_size + 1 rows (the extra row says whether there is more), after the
+    ``tag``'s stamp if it is not read yet."""
     page_size = min(page_size, MAX_PAGE_SIZE)
+    if tag is not None:
+        tag.read()
     position, reverse = _read_cursor(cursor, keyset) if cursor else (None, False)
     if position is not None:
         query = query.where(keyset.after(position, reverse))

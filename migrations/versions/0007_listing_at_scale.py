@@ -1,0 +1,95 @@
+"""task_change counters for list ETags; indexes for every ADMIN listing shape
+
+``task_change`` counts, per assignee, every change to the tasks assigned to them (the old
+and the new assignee of a reassignment both count), kept by triggers in the transaction
+of the change, whoever writes it (ORM, the sweep's set-based UPDATE, raw SQL). A
+listing's ETag comes from it without running the listing.
+
+Revision ID: 0007
+Revises: 0002
+Create Date: 2026-11-24
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0007"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+# PostgreSQL: statement-level triggers over transition tables (one grouped upsert for the
+# sweep's 100k rows), counters bumped in key order so concurrent writers lock alike.
+POSTGRESQL_FUNCTION = """
+CREATE FUNCTION task_change_bump() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO task_change AS c (assigned_to_id, n)
+        SELECT DISTINCT assigned_to_id, 1 FROM new_rows ORDER BY 1
+        ON CONFLICT (assigned_to_id) DO UPDATE SET n = c.n + 1;
+    ELSIF TG_OP = 'DELETE' THEN
+        INSERT INTO task_change AS c (assigned_to_id, n)
+        SELECT DISTINCT assigned_to_id, 1 FROM old_rows ORDER BY 1
+        ON CONFLICT (assigned_to_id) DO UPDATE SET n = c.n + 1;
+    ELSE
+        INSERT INTO task_change AS c (assigned_to_id, n)
+        SELECT assigned_to_id, 1 FROM (
+            SELECT assigned_to_id FROM new_rows UNION SELECT assigned_to_id FROM old_rows
+        ) AS changed ORDER BY 1
+        ON CONFLICT (assigned_to_id) DO UPDATE SET n = c.n + 1;
+    END IF;
+    RETURN NULL;
+END;
+$$;
+"""
+POSTGRESQL_TRIGGERS = [
+    "CREATE TRIGGER task_change_insert AFTER INSERT ON task "
+    "REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION task_change_bump()",
+    "CREATE TRIGGER task_change_update AFTER UPDATE ON task "
+    "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows "
+    "FOR EACH STATEMENT EXECUTE FUNCTION task_change_bump()",
+    "CREATE TRIGGER task_change_delete AFTER DELETE ON task "
+    "REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION task_change_bump()",
+]
+
+
+def _sqlite_bump(row: str) -> str:
+    return (
+        f"INSERT INTO task_change (assigned_to_id, n) VALUES ({row}.assigned_to_id, 1) "
+        "ON CONFLICT (assigned_to_id) DO UPDATE SET n = n + 1;"
+    )
+
+
+SQLITE_TRIGGERS = [
+    f"CREATE TRIGGER task_change_insert AFTER INSERT ON task BEGIN {_sqlite_bump('NEW')} END",
+    "CREATE TRIGGER task_change_update AFTER UPDATE ON task "
+    f"BEGIN {_sqlite_bump('OLD')} {_sqlite_bump('NEW')} END",
+    f"CREATE TRIGGER task_change_delete AFTER DELETE ON task BEGIN {_sqlite_bump('OLD')} END",
+]
+
+
+def upgrade():
+    op.create_table(
+        "task_change",
+        sa.Column("assigned_to_id", sa.Integer(), nullable=False),
+        sa.Column("n", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("assigned_to_id", name=op.f("pk_task_change")),
+    )
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(POSTGRESQL_FUNCTION)
+        for statement in POSTGRESQL_TRIGGERS:
+            op.execute(statement)
+    else:
+        for statement in SQLITE_TRIGGERS:
+            op.execute(statement)
+
+
+def downgrade():
+    if op.get_bind().dialect.name == "postgresql":
+        for name in ("insert", "update", "delete"):
+            op.execute(f"DROP TRIGGER task_change_{name} ON task")
+        op.execute("DROP FUNCTION task_change_bump()")
+    else:
+        for name in ("insert", "update", "delete"):
+            op.execute(f"DROP TRIGGER task_change_{name}")
+    op.drop_table("task_change")
