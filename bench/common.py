@@ -1,13 +1,18 @@
 """Settings and helpers shared by the benchmark scripts.
 
-Everything runs against one dedicated database, ``taskapp_bench`` on 127.0.0.1:5432, and
-only loopback addresses. Nothing here touches the ``test`` or ``taskapp_test`` databases.
+Everything runs against one dedicated database on 127.0.0.1:5432 and only loopback
+addresses: ``taskapp_bench`` for the benchmark, ``taskapp_bench_smoke`` for the smoke run
+(``python -m bench --smoke``). The one in use is named by the environment variable
+``BENCH_DATABASE`` (default ``taskapp_bench``), so the processes the benchmark starts
+(gunicorn, the sweep's children, ``flask db upgrade``) use the same one. No other name is
+accepted: the ``test`` and ``taskapp_test`` databases are never touched.
 """
 
 import os
 import subprocess
 import sys
 import time
+import zlib
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -21,25 +26,50 @@ VENV_BIN = Path(sys.executable).parent
 PG_HOST = os.environ.get("BENCH_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("BENCH_PG_PORT", "5432"))
 PG_USER = os.environ.get("BENCH_PG_USER", "postgres")
-DB_NAME = "taskapp_bench"
+DATABASE_ENV = "BENCH_DATABASE"
+FULL_DATABASE = "taskapp_bench"
+SMOKE_DATABASE = "taskapp_bench_smoke"
+BENCH_DATABASES = (FULL_DATABASE, SMOKE_DATABASE)
 FORBIDDEN_DATABASES = {"test", "taskapp_test"}
 
-DSN = f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{DB_NAME}"
 ADMIN_DSN = f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/postgres"
-DATABASE_URL = f"postgresql+psycopg://{PG_USER}@{PG_HOST}:{PG_PORT}/{DB_NAME}"
 
 PASSWORD = "bench-password-not-secret"
 JWT_SECRET = "bench-only-jwt-secret-0123456789-abcdefghijklmnop"
 
-assert DB_NAME not in FORBIDDEN_DATABASES
+assert not FORBIDDEN_DATABASES & set(BENCH_DATABASES)
 assert PG_HOST in {"127.0.0.1", "localhost", "::1"}, "the benchmark only uses loopback"
+
+
+def db_name() -> str:
+    """The bench database in use (``BENCH_DATABASE``); only the two bench names pass."""
+    name = os.environ.get(DATABASE_ENV, FULL_DATABASE)
+    if name not in BENCH_DATABASES:
+        raise SystemExit(
+            f"{DATABASE_ENV}={name!r}: the benchmark only uses {' or '.join(BENCH_DATABASES)}"
+        )
+    return name
+
+
+def use_database(name: str) -> None:
+    """Make ``name`` the bench database of this process and of every process it starts."""
+    os.environ[DATABASE_ENV] = name
+    db_name()
+
+
+def dsn() -> str:
+    return f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{db_name()}"
+
+
+def database_url() -> str:
+    return f"postgresql+psycopg://{PG_USER}@{PG_HOST}:{PG_PORT}/{db_name()}"
 
 
 def app_env(**extra: str) -> dict[str, str]:
     """Environment for the app under benchmark (gunicorn, flask CLI, in-process)."""
     env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
     env.update(
-        DATABASE_URL=DATABASE_URL,
+        DATABASE_URL=database_url(),
         JWT_SECRET_KEY=JWT_SECRET,
         TASKAPP_ENV="production",
         # One run lasts a few minutes; the default 15-minute lifetime would be enough,
@@ -57,17 +87,41 @@ def use_app_env() -> None:
     os.environ.update(app_env())
 
 
-def connect(dsn: str = DSN, **kwargs) -> psycopg.Connection:
-    return psycopg.connect(dsn, **kwargs)
+def connect(url: str | None = None, **kwargs) -> psycopg.Connection:
+    """A connection to ``url``, by default to the bench database in use."""
+    return psycopg.connect(url or dsn(), **kwargs)
+
+
+@contextmanager
+def exclusive_run(patience: float):
+    """Hold a PostgreSQL advisory lock named after the bench database for the whole run,
+    so that a second run on the same database (another worktree, a CI job) waits for the
+    first instead of reseeding it underneath; gives up after ``patience`` seconds."""
+    key = zlib.crc32(f"taskapp-bench:{db_name()}".encode())
+    with connect(ADMIN_DSN, autocommit=True) as conn:
+        deadline = time.monotonic() + patience
+        locked = conn.execute("SELECT pg_try_advisory_lock(%s)", [key]).fetchone()[0]
+        if not locked:
+            print(f"  waiting for another benchmark run on {db_name()} to end", flush=True)
+        while not locked:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"another benchmark run on {db_name()} did not end in time")
+            time.sleep(1)
+            locked = conn.execute("SELECT pg_try_advisory_lock(%s)", [key]).fetchone()[0]
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", [key])
 
 
 def ensure_database() -> bool:
-    """Create ``taskapp_bench`` if missing and bring its schema to head with the project's
+    """Create the bench database if missing and bring its schema to head with the project's
     own migrations (``flask db upgrade``). Returns True if the database was created."""
+    name = db_name()
     with connect(ADMIN_DSN, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DB_NAME]).fetchone()
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
         if not exists:
-            conn.execute(f'CREATE DATABASE "{DB_NAME}"')
+            conn.execute(f'CREATE DATABASE "{name}"')
     subprocess.run(
         [str(VENV_BIN / "flask"), "--app", "wsgi", "db", "upgrade"],
         cwd=ROOT,

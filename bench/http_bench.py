@@ -10,6 +10,7 @@ gunicorn started here is stopped here (its own process group, started by us).
 import argparse
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -20,7 +21,17 @@ from pathlib import Path
 
 import psycopg
 
-from bench.common import BENCH_DIR, PASSWORD, RESULTS_DIR, ROOT, VENV_BIN, app_env, connect, table
+from bench.common import (
+    BENCH_DIR,
+    PASSWORD,
+    RESULTS_DIR,
+    ROOT,
+    VENV_BIN,
+    app_env,
+    connect,
+    db_name,
+    table,
+)
 
 GUNICORN_ARGS = [
     "--workers",
@@ -126,6 +137,35 @@ def login(base: str, username: str) -> str:
     return json.loads(body)["access"]
 
 
+def ensure_wrk() -> None:
+    """wrk on the PATH: installed from Debian's archive (``apt-get install wrk``) when it is
+    missing and this process is root; otherwise stop with a clear message."""
+    if shutil.which("wrk"):
+        return
+    if os.geteuid() != 0:
+        raise SystemExit(
+            "wrk is not installed, and only root may install it here: "
+            "run `apt-get install wrk` as root (or as a user who can), then run again"
+        )
+    print("  wrk is missing: apt-get install wrk", flush=True)
+    result = _apt_get("install", "wrk")
+    if result.returncode != 0:  # a stale package list: update it once, then retry
+        _apt_get("update")
+        result = _apt_get("install", "wrk")
+    if result.returncode != 0 or not shutil.which("wrk"):
+        raise SystemExit(f"could not install wrk with apt-get:\n{result.stderr[-2000:]}")
+
+
+def _apt_get(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["apt-get", "-o", "DPkg::Lock::Timeout=120", "-y", "-qq", *args],
+        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
 def wrk(url: str, seconds: float, connections: int, **env: str) -> dict:
     """One bounded wrk run (1 thread, ``connections`` keep-alive connections)."""
     cmd = [
@@ -159,6 +199,7 @@ def wrk(url: str, seconds: float, connections: int, **env: str) -> dict:
         "max_ms": raw["max_us"] / 1000,
         "requests": raw["requests"],
         "errors": errors,
+        "timeouts": raw["timeouts"],
         "raw": raw,
     }
 
@@ -194,8 +235,6 @@ def _proc_cpu(pid: int) -> float:
 def cpu_snapshot(server: "Gunicorn") -> dict[str, dict[int, float]]:
     """CPU seconds so far of the server's processes (master and workers) and of the
     PostgreSQL backends connected to the bench database (the monitoring one excluded)."""
-    from bench.common import DB_NAME
-
     out = subprocess.run(
         ["ps", "-o", "pid=", "--ppid", str(server.proc.pid)], capture_output=True, text=True
     )
@@ -206,7 +245,7 @@ def cpu_snapshot(server: "Gunicorn") -> dict[str, dict[int, float]]:
             for row in conn.execute(
                 "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid() "
                 "AND backend_type = 'client backend'",
-                [DB_NAME],
+                [db_name()],
             )
         ]
     return {
@@ -253,15 +292,18 @@ def wait_quiet(limit: float = 0.25, patience: float = 30) -> float:
 def scenario(
     name: str,
     url: str,
+    *,
     seconds: float,
     connections: int,
     warmup: float,
     server: "Gunicorn | None" = None,
+    patience: float = 30,
     **env,
 ) -> dict:
     """Warm up, then one measured wrk run. ``background_cpu`` is how busy the machine was
-    just before, with this scenario idle: other work on the box skews the figures."""
-    background = wait_quiet()
+    just before, with this scenario idle (after waiting at most ``patience`` s for it to be
+    idle): other work on the box skews the figures."""
+    background = wait_quiet(patience=patience) if patience else cpu_busy(0.2)
     probe = cpu_probe()
     if warmup:
         wrk(url, warmup, connections, **env)
@@ -346,122 +388,145 @@ SCENARIOS = (
     "intern_detail",
     "intern_post",
 )
+POST_BODY = {
+    "title": "bench task",
+    "description": "made by wrk",
+    "priority": "HIGH",
+    "due_date": "2031-01-31",
+}
 
 
-def run(seconds: float = 12, connections: int = 8, warmup: float = 3, rounds: int = 2) -> dict:
+def _get_ok(method: str, url: str, expected: int, body=None, token=None) -> bytes:
+    status, answer = http(method, url, body, token=token)
+    if status != expected:
+        raise RuntimeError(f"{method} {url} answered {status}: {answer[:300]!r}")
+    return answer
+
+
+def check_app(base: str, users: dict, page_file: Path) -> tuple[dict, dict]:
+    """Log in both users, check the list and the POST answer as they should, keep the
+    INTERN's page for the bare app; (tokens, page figures)."""
+    tokens = {"admin": login(base, users["admin"]), "intern": login(base, users["intern"])}
+    page = _get_ok("GET", base + LIST_PATH, 200, token=tokens["intern"])
+    page_file.write_bytes(page)
+    admin_page = _get_ok("GET", base + LIST_PATH, 200, token=tokens["admin"])
+    _get_ok("POST", base + "/api/tasks/", 201, POST_BODY, token=tokens["intern"])
+    cleanup_writes(users["max_task_id"])
+    envelope = json.loads(page)
+    figures = {
+        "intern_count": envelope["count"],
+        "admin_count": json.loads(admin_page)["count"],
+        "bytes": len(page),
+        "results": len(envelope["results"]),
+    }
+    return tokens, figures
+
+
+def scenario_plan(
+    app_base: str, bare_base: str, tokens: dict, ids_file: Path, connections: int
+) -> dict[str, tuple]:
+    """Per scenario: (name, URL, connections, wrk environment, which server)."""
+    url, tasks_url = app_base + LIST_PATH, app_base + "/api/tasks/"
+    intern, admin = {"BENCH_TOKEN": tokens["intern"]}, {"BENCH_TOKEN": tokens["admin"]}
+    return {
+        "bare_ceiling": (
+            "bare Flask, pre-built page (ceiling)",
+            bare_base + "/api/tasks/",
+            connections,
+            {},
+            "bare",
+        ),
+        "intern_list": ("INTERN GET list (PENDING, due_date)", url, connections, intern, "app"),
+        "admin_list": ("ADMIN GET list (PENDING, due_date)", url, connections, admin, "app"),
+        "admin_list_c1": ("ADMIN GET list, 1 connection", url, 1, admin, "app"),
+        "intern_detail": (
+            "INTERN GET /api/tasks/{id}/",
+            tasks_url,
+            connections,
+            {**intern, "BENCH_IDS_FILE": str(ids_file)},
+            "app",
+        ),
+        "intern_post": (
+            "INTERN POST /api/tasks/ (+ audit row)",
+            tasks_url,
+            connections,
+            {**intern, "BENCH_BODY": json.dumps(POST_BODY)},
+            "app",
+        ),
+    }
+
+
+def post_writes(max_task_id: int) -> dict:
+    """What the POST scenario wrote: its tasks and their CREATED log rows."""
+    with connect() as conn:
+        made = conn.execute("SELECT count(*) FROM task WHERE id > %s", [max_task_id]).fetchone()
+        logged = conn.execute(
+            "SELECT count(*) FROM activity_log WHERE action = 'CREATED'"
+        ).fetchone()
+    return {"tasks_created": made[0], "log_rows_created": logged[0]}
+
+
+def run_round(plan: dict, servers: dict, timing: dict, max_task_id: int) -> dict:
+    """Every scenario once, in SCENARIOS order; the POST scenario's rows removed after."""
+    this_round = {}
+    for key in SCENARIOS:
+        name, target, conns, env, host = plan[key]
+        this_round[key] = scenario(
+            name, target, connections=conns, server=servers[host], **timing, **env
+        )
+    this_round["intern_post"].update(post_writes(max_task_id))
+    cleanup_writes(max_task_id)
+    return this_round
+
+
+def best_of_rounds(results: dict) -> None:
+    """Each scenario's figures from its round with the higher throughput (load from
+    elsewhere on the machine can only slow a round down), and its share of the ceiling."""
+    for key in SCENARIOS:
+        results[key] = max((r[key] for r in results["rounds"]), key=lambda r: r["rps"])
+    ceiling = results["bare_ceiling"]["rps"]
+    for key in SCENARIOS[1:]:
+        results[key]["ratio_to_ceiling"] = results[key]["rps"] / ceiling if ceiling else 0.0
+
+
+def run(
+    seconds: float = 12,
+    connections: int = 8,
+    warmup: float = 3,
+    rounds: int = 2,
+    patience: float = 30,
+) -> dict:
     """Both servers up side by side (the idle one costs nothing); ``rounds`` rounds of every
     scenario, interleaved, the POST scenario last in each round and its rows removed after
-    it. Each scenario's figures are from its round with the higher throughput: load from
-    elsewhere on the machine can only slow a round down. All rounds are kept in ``rounds``."""
+    it. All rounds are kept in ``rounds``. ``patience``: how long each scenario may wait
+    for the machine to be idle first (0: not at all)."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     users = bench_users()
     ids_file = RESULTS_DIR / "intern_task_ids.txt"
     ids_file.write_text("\n".join(map(str, users["intern_task_ids"])) + "\n")
     page_file = RESULTS_DIR / "bare_page.json"
-    results: dict = {"rounds": []}
+    timing = {"seconds": seconds, "warmup": warmup, "patience": patience}
     print(
         f"HTTP: gunicorn {GUNICORN_DESCRIPTION}; wrk 1 thread, {connections} connections, "
         f"{seconds:g} s per scenario after {warmup:g} s warm-up; {rounds} rounds",
         flush=True,
     )
-    body = {
-        "title": "bench task",
-        "description": "made by wrk",
-        "priority": "HIGH",
-        "due_date": "2031-01-31",
-    }
+    results: dict = {"rounds": []}
     try:
         with Gunicorn("wsgi:app", app_env(), "app") as server:
             server.wait_ready("/healthz")
-            admin = login(server.base, users["admin"])
-            intern = login(server.base, users["intern"])
-            status, page = http("GET", server.base + LIST_PATH, token=intern)
-            if status != 200:
-                raise RuntimeError(f"intern list answered {status}: {page[:300]!r}")
-            page_file.write_bytes(page)
-            envelope = json.loads(page)
-            status, admin_page = http("GET", server.base + LIST_PATH, token=admin)
-            if status != 200:
-                raise RuntimeError(f"admin list answered {status}: {admin_page[:300]!r}")
-            status, created = http("POST", server.base + "/api/tasks/", body, token=intern)
-            if status != 201:
-                raise RuntimeError(f"POST answered {status}: {created[:300]!r}")
-            cleanup_writes(users["max_task_id"])
-            results["page"] = {
-                "intern_count": envelope["count"],
-                "admin_count": json.loads(admin_page)["count"],
-                "bytes": len(page),
-                "results": len(envelope["results"]),
-            }
+            tokens, results["page"] = check_app(server.base, users, page_file)
             bare_env = {**os.environ, "BENCH_BARE_PAGE": str(page_file)}
             with Gunicorn("bench.bare_app:app", bare_env, "bare") as bare:
                 bare.wait_ready("/api/tasks/")
-                url, tasks_url = server.base + LIST_PATH, server.base + "/api/tasks/"
-                plan = {
-                    "bare_ceiling": (
-                        "bare Flask, pre-built page (ceiling)",
-                        bare.base + "/api/tasks/",
-                        connections,
-                        {},
-                    ),
-                    "intern_list": (
-                        "INTERN GET list (PENDING, due_date)",
-                        url,
-                        connections,
-                        {"BENCH_TOKEN": intern},
-                    ),
-                    "admin_list": (
-                        "ADMIN GET list (PENDING, due_date)",
-                        url,
-                        connections,
-                        {"BENCH_TOKEN": admin},
-                    ),
-                    "admin_list_c1": (
-                        "ADMIN GET list, 1 connection",
-                        url,
-                        1,
-                        {"BENCH_TOKEN": admin},
-                    ),
-                    "intern_detail": (
-                        "INTERN GET /api/tasks/{id}/",
-                        tasks_url,
-                        connections,
-                        {"BENCH_TOKEN": intern, "BENCH_IDS_FILE": str(ids_file)},
-                    ),
-                    "intern_post": (
-                        "INTERN POST /api/tasks/ (+ audit row)",
-                        tasks_url,
-                        connections,
-                        {"BENCH_TOKEN": intern, "BENCH_BODY": json.dumps(body)},
-                    ),
-                }
+                plan = scenario_plan(server.base, bare.base, tokens, ids_file, connections)
                 for number in range(1, rounds + 1):
                     print(f" round {number}", flush=True)
-                    this_round = {}
-                    for key in SCENARIOS:
-                        name, target, conns, env = plan[key]
-                        host = bare if key == "bare_ceiling" else server
-                        this_round[key] = scenario(
-                            name, target, seconds, conns, warmup, server=host, **env
-                        )
-                    with connect() as conn:
-                        made = conn.execute(
-                            "SELECT count(*) FROM task WHERE id > %s", [users["max_task_id"]]
-                        ).fetchone()[0]
-                        logged = conn.execute(
-                            "SELECT count(*) FROM activity_log WHERE action = 'CREATED'"
-                        ).fetchone()[0]
-                    this_round["intern_post"]["tasks_created"] = made
-                    this_round["intern_post"]["log_rows_created"] = logged
-                    cleanup_writes(users["max_task_id"])
-                    results["rounds"].append(this_round)
+                    servers = {"app": server, "bare": bare}
+                    results["rounds"].append(run_round(plan, servers, timing, users["max_task_id"]))
     finally:
         cleanup_writes(users["max_task_id"])
-    for key in SCENARIOS:
-        results[key] = max((r[key] for r in results["rounds"]), key=lambda r: r["rps"])
-    ceiling = results["bare_ceiling"]["rps"]
-    for key in SCENARIOS[1:]:
-        results[key]["ratio_to_ceiling"] = results[key]["rps"] / ceiling
+    best_of_rounds(results)
     results["config"] = {
         "gunicorn": GUNICORN_DESCRIPTION,
         "connections": connections,
@@ -522,6 +587,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=3)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
+    ensure_wrk()
     results = run(args.duration, args.connections, args.warmup, args.rounds)
     print(report(results))
     Path(RESULTS_DIR / "http.json").write_text(json.dumps(results, indent=2, default=str))

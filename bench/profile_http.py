@@ -4,7 +4,7 @@ drives one scenario (same gunicorn configuration as the benchmark).
     python -m bench.profile_http [--scenario intern_list|admin_list|intern_detail|intern_post]
         [--seconds 15]
 
-Needs py-spy (bench/requirements-profile.txt) and ptrace rights (root in a container is
+Needs py-spy (bench/requirements.txt) and ptrace rights (root in a container is
 usually enough). Prints the functions with the largest inclusive share of the workers'
 samples, grouped by where the time belongs (taskapp, SQLAlchemy, psycopg, marshmallow,
 flask-smorest/webargs, flask-jwt-extended/PyJWT, werkzeug/flask, gunicorn) and writes the
@@ -77,9 +77,16 @@ def analyse(collapsed_files: list, top: int = 40) -> dict:
     }
 
 
-def tree(collapsed_file, root: str = "Flask.wsgi_app", min_share: float = 0.015) -> str:
-    """The call tree below ``root`` (first frame whose text starts with it), each node's
-    inclusive share of all samples; nodes under ``min_share`` are left out."""
+def _below(frames: list[str], root: str) -> list[str] | None:
+    """The frames from the first one whose text starts with ``root``; None if none does."""
+    for i, frame in enumerate(frames):
+        if frame.startswith(root):
+            return frames[i:]
+    return None
+
+
+def _trie(collapsed_file, root: str) -> tuple[dict, int]:
+    """{frame: [samples, children]} of the stacks below ``root``, and all samples."""
     trie: dict = {}
     total = 0
     for line in Path(collapsed_file).read_text().splitlines():
@@ -88,25 +95,24 @@ def tree(collapsed_file, root: str = "Flask.wsgi_app", min_share: float = 0.015)
             continue
         n = int(count)
         total += n
-        frames = stack.split(";")
-        for i, frame in enumerate(frames):
-            if frame.startswith(root):
-                frames = frames[i:]
-                break
-        else:
-            continue
         node = trie
-        for frame in frames:
+        for frame in _below(stack.split(";"), root) or []:
             entry = node.setdefault(frame, [0, {}])
             entry[0] += n
             node = entry[1]
+    return trie, total
+
+
+def tree(collapsed_file, root: str = "Flask.wsgi_app", min_share: float = 0.015) -> str:
+    """The call tree below ``root`` (first frame whose text starts with it), each node's
+    inclusive share of all samples; nodes under ``min_share`` are left out."""
+    trie, total = _trie(collapsed_file, root)
     lines = []
 
     def walk(node, depth):
         for frame, (n, children) in sorted(node.items(), key=lambda kv: -kv[1][0]):
             if n / total < min_share:
                 continue
-            # collapse library-internal chains: print only frames whose share changes
             lines.append(f"{n / total:6.1%} {'  ' * depth}{frame[:140]}")
             walk(children, depth + 1)
 
@@ -114,80 +120,64 @@ def tree(collapsed_file, root: str = "Flask.wsgi_app", min_share: float = 0.015)
     return "\n".join(lines)
 
 
-def run(scenario: str, seconds: int, stage: int | None = None) -> dict:
-    """Profile ``scenario``; with ``stage``, the app with the experiments' patches applied
-    up to that stage (see bench/experiments.py) instead of ``wsgi:app``."""
-    from bench import experiments
+def wrk_target(scenario: str, base: str, tokens: dict, ids_file: Path) -> tuple[str, dict]:
+    """The URL and wrk environment that drive ``scenario``."""
+    role = "admin" if scenario == "admin_list" else "intern"
+    env, url = {"BENCH_TOKEN": tokens[role]}, base + LIST_PATH
+    if scenario == "intern_detail":
+        url, env["BENCH_IDS_FILE"] = base + "/api/tasks/", str(ids_file)
+    if scenario == "intern_post":
+        url = base + "/api/tasks/"
+        env["BENCH_BODY"] = json.dumps({"title": "bench task", "priority": "HIGH"})
+    return url, env
 
-    users = bench_users()
-    if stage is not None and stage >= 5:
-        experiments.make_counter_table()
-    ids_file = RESULTS_DIR / "intern_task_ids.txt"
-    ids_file.write_text("\n".join(map(str, users["intern_task_ids"])) + "\n")
-    try:
-        spec, env = "wsgi:app", app_env()
-        if stage is not None:
-            spec, env = "bench.experiments:app", app_env(BENCH_STAGE=str(stage))
-        with Gunicorn(spec, env, "profile") as server:
-            server.wait_ready("/healthz")
-            tokens = {
-                "admin": login(server.base, users["admin"]),
-                "intern": login(server.base, users["intern"]),
-            }
-            env, url = {}, server.base + LIST_PATH
-            if scenario == "admin_list":
-                env["BENCH_TOKEN"] = tokens["admin"]
-            else:
-                env["BENCH_TOKEN"] = tokens["intern"]
-            if scenario == "intern_detail":
-                url, env["BENCH_IDS_FILE"] = server.base + "/api/tasks/", str(ids_file)
-            if scenario == "intern_post":
-                url = server.base + "/api/tasks/"
-                env["BENCH_BODY"] = json.dumps({"title": "bench task", "priority": "HIGH"})
-            wrk(url, 2, 8, **env)  # warm-up
-            result = {}
-            load = threading.Thread(target=lambda: result.update(wrk(url, seconds + 4, 8, **env)))
-            load.start()
-            time.sleep(2)
-            files, spies = [], []
-            for pid in worker_pids(server.proc.pid):
-                path = RESULTS_DIR / f"pyspy-{scenario}-{pid}.txt"
-                files.append(path)
-                spies.append(
-                    subprocess.Popen(
-                        [
-                            str(VENV_BIN / "py-spy"),
-                            "record",
-                            "--pid",
-                            str(pid),
-                            "--duration",
-                            str(seconds),
-                            "--rate",
-                            "200",
-                            "--format",
-                            "raw",
-                            "--output",
-                            str(path),
-                            "--nonblocking",
-                            "--gil",
-                        ],
-                        stdout=subprocess.DEVNULL,
-                        stderr=subprocess.DEVNULL,
-                    )
-                )
-            for spy in spies:
-                spy.wait(timeout=seconds + 60)
-            load.join(timeout=seconds + 90)
-    finally:
-        cleanup_writes(users["max_task_id"])
-        if stage is not None and stage >= 5:
-            experiments.drop_counter_table()
-    merged = RESULTS_DIR / f"pyspy-{scenario}.txt"
+
+def record(pid: int, seconds: int, path: Path) -> subprocess.Popen:
+    """py-spy sampling one worker for ``seconds`` (GIL holders only), raw collapsed stacks."""
+    argv = [str(VENV_BIN / "py-spy"), "record", "--pid", str(pid), "--duration", str(seconds)]
+    argv += ["--rate", "200", "--format", "raw", "--output", str(path), "--nonblocking", "--gil"]
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def profile_under_load(server: Gunicorn, scenario: str, seconds: int, url: str, env: dict):
+    """wrk drives ``url`` while py-spy samples every worker; (per-worker files, wrk result)."""
+    wrk(url, 2, 8, **env)  # warm-up
+    result: dict = {}
+    load = threading.Thread(target=lambda: result.update(wrk(url, seconds + 4, 8, **env)))
+    load.start()
+    time.sleep(2)
+    pids = worker_pids(server.proc.pid)
+    files = [RESULTS_DIR / f"pyspy-{scenario}-{pid}.txt" for pid in pids]
+    spies = [record(pid, seconds, path) for pid, path in zip(pids, files, strict=True)]
+    for spy in spies:
+        spy.wait(timeout=seconds + 60)
+    load.join(timeout=seconds + 90)
+    return files, result
+
+
+def merge(files: list[Path], merged: Path) -> None:
     with open(merged, "w") as out:
         for path in files:
             if path.exists():
                 out.write(path.read_text())
                 os.unlink(path)
+
+
+def run(scenario: str, seconds: int) -> dict:
+    """Profile ``scenario`` (the app as ``wsgi:app``, under wrk)."""
+    users = bench_users()
+    ids_file = RESULTS_DIR / "intern_task_ids.txt"
+    ids_file.write_text("\n".join(map(str, users["intern_task_ids"])) + "\n")
+    try:
+        with Gunicorn("wsgi:app", app_env(), "profile") as server:
+            server.wait_ready("/healthz")
+            tokens = {role: login(server.base, users[role]) for role in ("admin", "intern")}
+            url, env = wrk_target(scenario, server.base, tokens, ids_file)
+            files, result = profile_under_load(server, scenario, seconds, url, env)
+    finally:
+        cleanup_writes(users["max_task_id"])
+    merged = RESULTS_DIR / f"pyspy-{scenario}.txt"
+    merge(files, merged)
     analysis = analyse([merged])
     analysis["load"] = {k: result.get(k) for k in ("rps", "p50_ms", "p99_ms", "errors")}
     return analysis
@@ -197,9 +187,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--scenario", default="intern_list")
     parser.add_argument("--seconds", type=int, default=15)
-    parser.add_argument("--stage", type=int, help="profile bench/experiments.py's stage N")
     args = parser.parse_args()
-    analysis = run(args.scenario, args.seconds, args.stage)
+    analysis = run(args.scenario, args.seconds)
     print(json.dumps(analysis["load"]))
     print("self time by library:", json.dumps(analysis["self_by_library"]))
     print("inclusive:")

@@ -1,4 +1,4 @@
-"""Seed ``taskapp_bench`` with N users and N tasks, fast: COPY, not the ORM.
+"""Seed the bench database (``taskapp_bench``) with N users and N tasks, fast: COPY, not the ORM.
 
     python -m bench.seed --users 200 --tasks 1000000
 
@@ -11,6 +11,9 @@ What it does, in one transaction for the data:
   so they are always the migrations' own), COPYs the tasks with foreign-key triggers off
   (``session_replication_role = replica``; every id written is valid by construction and
   checked afterwards), and rebuilds the indexes;
+- rebuilds ``task_counter`` from the tasks in one ``INSERT ... SELECT ... GROUP BY``: the
+  COPY ran with triggers off, so the triggers that keep it (migration 0002) never saw the
+  rows, and the list counts (which read it) would all be 0; then checks it matches;
 - VACUUM ANALYZE, so the planner has statistics and index-only scans see an all-visible map.
 
 The spreads (deterministic for a given ``--seed``):
@@ -33,7 +36,7 @@ from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
 
-from bench.common import DB_NAME, PASSWORD, connect, ensure_database
+from bench.common import PASSWORD, connect, db_name, ensure_database, exclusive_run
 
 STATUSES = [("COMPLETED", 0.40), ("PENDING", 0.30), ("IN_PROGRESS", 0.15), ("OVERDUE", 0.15)]
 PRIORITIES = [(1, 0.30), (2, 0.50), (3, 0.20)]
@@ -81,6 +84,15 @@ TASK_COLUMNS = (
     "created_at, updated_at, completed_at, version"
 )
 CHUNK = 20_000
+COUNTER_KEY = "assigned_to_id, status, priority"
+REBUILD_COUNTER = (
+    f"INSERT INTO task_counter ({COUNTER_KEY}, n) "
+    f"SELECT {COUNTER_KEY}, count(*) FROM task GROUP BY {COUNTER_KEY}"
+)
+COUNTER_MISMATCHES = (
+    f"SELECT count(*) FROM (SELECT {COUNTER_KEY}, count(*) AS n FROM task GROUP BY {COUNTER_KEY})"
+    f" AS t FULL JOIN task_counter AS c USING ({COUNTER_KEY}) WHERE t.n IS DISTINCT FROM c.n"
+)
 
 
 def _cumulative(weights):
@@ -153,6 +165,76 @@ def _ts(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat(sep=" ", timespec="microseconds")
 
 
+def _secondary_indexes(conn) -> list[tuple[str, str]]:
+    """(name, definition) of the task table's secondary indexes, from the catalog."""
+    return conn.execute(
+        "SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i "
+        "JOIN pg_class c ON c.oid = i.indexrelid "
+        "WHERE i.indrelid = 'task'::regclass AND NOT i.indisprimary"
+    ).fetchall()
+
+
+def _copy_rows(conn, meta: dict, password_hash: str, now: datetime) -> None:
+    n_users, n_tasks = meta["users"], meta["tasks"]
+    with conn.cursor().copy(
+        "COPY user_account (id, username, email, role, is_active, date_joined, "
+        "password_hash, token_version) FROM STDIN"
+    ) as copy:
+        for row in user_rows(n_users, password_hash, now):
+            copy.write(row)
+    conn.execute("SELECT setval('user_account_id_seq', (SELECT max(id) FROM user_account))")
+    with conn.cursor().copy(f"COPY task ({TASK_COLUMNS}) FROM STDIN") as copy:
+        for chunk in task_chunks(n_tasks, n_users, meta["seed"], now):
+            copy.write(chunk)
+
+
+def _check_references(conn) -> None:
+    dangling = conn.execute(
+        "SELECT count(*) FROM task t LEFT JOIN user_account a ON a.id = t.assigned_to_id "
+        "LEFT JOIN user_account c ON c.id = t.created_by_id WHERE a.id IS NULL OR c.id IS NULL"
+    ).fetchone()[0]
+    if dangling:
+        raise RuntimeError(f"{dangling} seeded tasks point at no user")
+
+
+def _rebuild_counter(conn) -> None:
+    conn.execute(REBUILD_COUNTER)
+    mismatches = conn.execute(COUNTER_MISMATCHES).fetchone()[0]
+    if mismatches:
+        raise RuntimeError(f"task_counter disagrees with task on {mismatches} key(s)")
+
+
+def _load(conn, meta: dict, password_hash: str, now: datetime, say) -> dict:
+    """Everything but VACUUM, in the caller's transaction; the timings."""
+    timings = {}
+    conn.execute("SET maintenance_work_mem = '512MB'")
+    conn.execute("SET session_replication_role = replica")  # no triggers during the COPY
+    conn.execute(
+        "TRUNCATE activity_log, revoked_token, task, task_counter, user_account "
+        "RESTART IDENTITY CASCADE"
+    )
+    indexes = _secondary_indexes(conn)
+    for name, _ in indexes:
+        conn.execute(f'DROP INDEX "{name}"')
+    t = time.perf_counter()
+    _copy_rows(conn, meta, password_hash, now)
+    timings["copy_s"] = time.perf_counter() - t
+    say(f"  COPY {meta['users']} users + {meta['tasks']} tasks: {timings['copy_s']:.1f} s")
+    t = time.perf_counter()
+    for _, definition in indexes:
+        conn.execute(definition)
+    timings["indexes_s"] = time.perf_counter() - t
+    say(f"  rebuilt {len(indexes)} task indexes: {timings['indexes_s']:.1f} s")
+    conn.execute("SET session_replication_role = DEFAULT")
+    _check_references(conn)
+    t = time.perf_counter()
+    _rebuild_counter(conn)
+    timings["counter_s"] = time.perf_counter() - t
+    say(f"  task_counter rebuilt and checked: {timings['counter_s']:.1f} s")
+    conn.execute(f"COMMENT ON DATABASE \"{db_name()}\" IS 'bench seed {json.dumps(meta)}'")
+    return timings
+
+
 def seed(n_users: int, n_tasks: int, seed_value: int = 42, *, quiet: bool = False) -> dict:
     """(Re)load the bench database; returns timings and counts."""
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
@@ -161,62 +243,14 @@ def seed(n_users: int, n_tasks: int, seed_value: int = 42, *, quiet: bool = Fals
     now = datetime.now(UTC).replace(microsecond=0)
     hasher = PasswordHasher(time_cost=3, memory_cost=65536, parallelism=4)  # app defaults
     password_hash = hasher.hash(PASSWORD)
-    timings = {}
+    meta = {"users": n_users, "tasks": n_tasks, "seed": seed_value, "today": str(now.date())}
     with connect() as conn:
-        conn.execute("SET maintenance_work_mem = '512MB'")
-        conn.execute("SET session_replication_role = replica")  # no FK triggers during COPY
-        conn.execute(
-            "TRUNCATE activity_log, revoked_token, task, user_account RESTART IDENTITY CASCADE"
-        )
-        index_defs = [
-            row[0]
-            for row in conn.execute(
-                "SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i "
-                "WHERE i.indrelid = 'task'::regclass AND NOT i.indisprimary"
-            )
-        ]
-        index_names = [
-            row[0]
-            for row in conn.execute(
-                "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-                "WHERE i.indrelid = 'task'::regclass AND NOT i.indisprimary"
-            )
-        ]
-        for name in index_names:
-            conn.execute(f'DROP INDEX "{name}"')
-        t = time.perf_counter()
-        with conn.cursor().copy(
-            "COPY user_account (id, username, email, role, is_active, date_joined, "
-            "password_hash, token_version) FROM STDIN"
-        ) as copy:
-            for row in user_rows(n_users, password_hash, now):
-                copy.write(row)
-        conn.execute("SELECT setval('user_account_id_seq', (SELECT max(id) FROM user_account))")
-        with conn.cursor().copy(f"COPY task ({TASK_COLUMNS}) FROM STDIN") as copy:
-            for chunk in task_chunks(n_tasks, n_users, seed_value, now):
-                copy.write(chunk)
-        timings["copy_s"] = time.perf_counter() - t
-        say(f"  COPY {n_users} users + {n_tasks} tasks: {timings['copy_s']:.1f} s")
-        t = time.perf_counter()
-        for definition in index_defs:
-            conn.execute(definition)
-        timings["indexes_s"] = time.perf_counter() - t
-        say(f"  rebuilt {len(index_defs)} task indexes: {timings['indexes_s']:.1f} s")
-        conn.execute("SET session_replication_role = DEFAULT")
-        dangling = conn.execute(
-            "SELECT count(*) FROM task t LEFT JOIN user_account a ON a.id = t.assigned_to_id "
-            "LEFT JOIN user_account c ON c.id = t.created_by_id WHERE a.id IS NULL OR c.id IS NULL"
-        ).fetchone()[0]
-        if dangling:
-            raise RuntimeError(f"{dangling} seeded tasks point at no user")
-        meta = {"users": n_users, "tasks": n_tasks, "seed": seed_value, "today": str(now.date())}
-        conn.execute(f"COMMENT ON DATABASE \"{DB_NAME}\" IS 'bench seed {json.dumps(meta)}'")
+        timings = _load(conn, meta, password_hash, now, say)
         conn.commit()
     t = time.perf_counter()
     with connect(autocommit=True) as conn:
-        conn.execute("VACUUM (ANALYZE) user_account")
-        conn.execute("VACUUM (ANALYZE) task")
-        conn.execute("VACUUM (ANALYZE) activity_log")
+        for table in ("user_account", "task", "activity_log"):
+            conn.execute(f"VACUUM (ANALYZE) {table}")
     timings["vacuum_analyze_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t0
     vacuum, total = timings["vacuum_analyze_s"], timings["total_s"]
@@ -230,7 +264,7 @@ def current_seed() -> dict | None:
         with connect() as conn:
             comment = conn.execute(
                 "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
-                [DB_NAME],
+                [db_name()],
             ).fetchone()[0]
     except Exception:
         return None
@@ -245,7 +279,8 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()
-    result = seed(args.users, args.tasks, args.seed)
+    with exclusive_run(patience=900):
+        result = seed(args.users, args.tasks, args.seed)
     print(json.dumps(result, indent=2))
 
 

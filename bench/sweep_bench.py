@@ -30,11 +30,14 @@ The contenders, all given the same ``today`` and the same transaction treatment:
 """
 
 import argparse
+import gc
 import json
 import os
 import statistics
 import subprocess
 import sys
+import time
+import tracemalloc
 from datetime import date
 
 from bench.common import RESULTS_DIR, ROOT, connect, table
@@ -84,17 +87,57 @@ def _status_kib(field: str) -> int:
     raise KeyError(field)
 
 
+def _sweep(method: str, session, raw, today: date) -> int:
+    """One sweep by ``method`` in the session's open transaction (``raw``: its psycopg
+    connection); the number of tasks it marked."""
+    if method == "orm":
+        from taskapp import overdue
+
+        return overdue.sweep(session, today)
+    with raw.cursor() as cursor:
+        if method == "raw_cte":
+            cursor.execute(RAW_CTE, {"today": today})
+            return cursor.rowcount
+        if method != "raw_two":
+            raise ValueError(method)
+        cursor.execute(RAW_TWO[0], {"today": today})
+        logged = cursor.rowcount
+        cursor.execute(RAW_TWO[1], {"today": today})
+        if logged != cursor.rowcount:
+            raise RuntimeError(f"raw_two logged {logged} but marked {cursor.rowcount}")
+        return cursor.rowcount
+
+
+def _measured_sweep(method: str, session, raw, today: date) -> dict:
+    """Wall time, peak RSS growth and tracemalloc peak of one sweep."""
+    gc.collect()
+    with open("/proc/self/clear_refs", "w") as clear:
+        clear.write("5")  # reset the peak RSS (VmHWM) to the current RSS
+    rss_before = _status_kib("VmRSS")
+    tracemalloc.start()
+    start = time.perf_counter()
+    rows = _sweep(method, session, raw, today)
+    seconds = time.perf_counter() - start
+    _, traced_peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    rss_after = _status_kib("VmHWM")  # peak since the reset
+    return {
+        "rows": rows,
+        "seconds": seconds,
+        "rss_before_kib": rss_before,
+        "rss_after_kib": rss_after,
+        "rss_growth_kib": rss_after - rss_before,
+        "tracemalloc_peak_kib": traced_peak / 1024,
+    }
+
+
 def child(method: str, today: date, all_due: bool = False) -> dict:
-    import gc
-    import time
-    import tracemalloc
+    from sqlalchemy import text
 
     from bench.inprocess import make_app
 
     app = make_app()
-    from sqlalchemy import text
-
-    from taskapp import overdue
+    from taskapp import overdue  # noqa: F401 (imported before the timing starts)
     from taskapp.extensions import db
 
     with app.app_context():
@@ -102,47 +145,11 @@ def child(method: str, today: date, all_due: bool = False) -> dict:
         session.execute(text("SELECT 1"))  # connection made and transaction open
         if all_due:  # every task due: same transaction, rolled back with it, not measured
             session.execute(text(ALL_DUE_SETUP))
-        connection = session.connection()
-        raw = connection.connection.driver_connection  # psycopg connection, same transaction
-        gc.collect()
-        with open("/proc/self/clear_refs", "w") as clear:
-            clear.write("5")  # reset the peak RSS (VmHWM) to the current RSS
-        rss_before = _status_kib("VmRSS")
-        tracemalloc.start()
-        start = time.perf_counter()
-        if method == "orm":
-            rows = overdue.sweep(session, today)
-        elif method == "raw_two":
-            with raw.cursor() as cursor:
-                cursor.execute(RAW_TWO[0], {"today": today})
-                logged = cursor.rowcount
-                cursor.execute(RAW_TWO[1], {"today": today})
-                rows = cursor.rowcount
-            if logged != rows:
-                raise RuntimeError(f"raw_two logged {logged} but marked {rows}")
-        elif method == "raw_cte":
-            with raw.cursor() as cursor:
-                cursor.execute(RAW_CTE, {"today": today})
-                rows = cursor.rowcount
-        else:
-            raise ValueError(method)
-        seconds = time.perf_counter() - start
-        _, traced_peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
-        rss_after = _status_kib("VmHWM")  # peak since the reset
+        raw = session.connection().connection.driver_connection  # psycopg, same transaction
+        measured = _measured_sweep(method, session, raw, today)
         logged = session.execute(text("SELECT count(*) FROM activity_log")).scalar_one()
         session.rollback()
-    return {
-        "method": method,
-        "today": today.isoformat(),
-        "rows": rows,
-        "log_rows": logged,
-        "seconds": seconds,
-        "rss_before_kib": rss_before,
-        "rss_after_kib": rss_after,
-        "rss_growth_kib": rss_after - rss_before,
-        "tracemalloc_peak_kib": traced_peak / 1024,
-    }
+    return {"method": method, "today": today.isoformat(), "log_rows": logged, **measured}
 
 
 # --- parent -------------------------------------------------------------------------
@@ -206,6 +213,87 @@ def _memory_row(target, due: int, day, result: dict) -> dict:
     }
 
 
+def _print_run(result: dict) -> None:
+    print(
+        f"  {result['method']:<8} {result['seconds']:6.2f} s  rows {result['rows']}  "
+        f"peak RSS +{result['rss_growth_kib'] / 1024:.1f} MiB  "
+        f"tracemalloc peak {result['tracemalloc_peak_kib']:.0f} KiB",
+        flush=True,
+    )
+
+
+def timing_runs(today: date, n_due: int, repeat: int) -> dict[str, list[dict]]:
+    """``repeat`` runs of each method, interleaved (the order reversed every other time)."""
+    timing: dict[str, list[dict]] = {m: [] for m in METHODS}
+    for i in range(repeat):
+        for method in METHODS if i % 2 == 0 else tuple(reversed(METHODS)):
+            result = measure(method, today)
+            if result["rows"] != n_due:
+                raise RuntimeError(f"{method} marked {result['rows']}, expected {n_due}")
+            timing[method].append(result)
+            _print_run(result)
+    return timing
+
+
+def summarise(timing: dict[str, list[dict]]) -> tuple[dict, dict]:
+    """Medians and peaks per method, and the ORM's ratios to the raw SQL."""
+    summary = {
+        m: {
+            "median_s": statistics.median(r["seconds"] for r in runs),
+            "min_s": min(r["seconds"] for r in runs),
+            "rss_growth_kib": max(r["rss_growth_kib"] for r in runs),
+            "tracemalloc_peak_kib": max(r["tracemalloc_peak_kib"] for r in runs),
+        }
+        for m, runs in timing.items()
+    }
+    orm = summary["orm"]["median_s"]
+    raw_two, raw_cte = summary["raw_two"]["median_s"], summary["raw_cte"]["median_s"]
+    ratios = {
+        "orm_vs_raw_two": orm / raw_two,
+        "orm_vs_raw_cte": orm / raw_cte,
+        "orm_vs_best_raw": orm / min(raw_two, raw_cte),
+    }
+    print(
+        f"  ORM sweep / raw SQL (medians): {ratios['orm_vs_raw_two']:.2f}x two statements, "
+        f"{ratios['orm_vs_raw_cte']:.2f}x one CTE statement",
+        flush=True,
+    )
+    return summary, ratios
+
+
+def memory_series(targets, days: dict, target: int, timing: dict, all_eligible) -> list[dict]:
+    """The ORM sweep's peak memory for each target number of due tasks (the timing runs'
+    own worst case for ``target``, a fresh run for the others)."""
+    memory = []
+    for n in targets:
+        day, exact = days[n]
+        if n == target:
+            result = max(timing["orm"], key=lambda r: r["rss_growth_kib"])
+        else:
+            result = measure("orm", day)
+        memory.append(_memory_row("all eligible" if n == all_eligible else n, exact, day, result))
+        print(
+            f"  memory, orm, {exact:>7} due: peak RSS +{result['rss_growth_kib'] / 1024:.1f} MiB "
+            f"(before {result['rss_before_kib'] / 1024:.1f} MiB, after "
+            f"{result['rss_after_kib'] / 1024:.1f} MiB), tracemalloc peak "
+            f"{result['tracemalloc_peak_kib']:.0f} KiB, {result['seconds']:.2f} s",
+            flush=True,
+        )
+    return memory
+
+
+def every_task_due() -> dict:
+    """The ORM sweep with every task made due (in the rolled-back transaction)."""
+    result = measure("orm", FAR_FUTURE, all_due=True)
+    print(
+        f"  memory, orm, {result['rows']:>7} due (all tasks made due in the rolled-back "
+        f"transaction): peak RSS +{result['rss_growth_kib'] / 1024:.1f} MiB, tracemalloc "
+        f"peak {result['tracemalloc_peak_kib']:.0f} KiB, {result['seconds']:.2f} s",
+        flush=True,
+    )
+    return _memory_row("every task", result["rows"], FAR_FUTURE, result)
+
+
 def run(
     target: int = 100_000,
     repeat: int = 3,
@@ -225,65 +313,11 @@ def run(
         "interleaved, each in a fresh process, rolled back",
         flush=True,
     )
-    timing = {m: [] for m in METHODS}
-    for i in range(repeat):
-        order = METHODS if i % 2 == 0 else tuple(reversed(METHODS))
-        for method in order:
-            result = measure(method, today)
-            if result["rows"] != n_due:
-                raise RuntimeError(f"{method} marked {result['rows']}, expected {n_due}")
-            timing[method].append(result)
-            print(
-                f"  {method:<8} {result['seconds']:6.2f} s  rows {result['rows']}  "
-                f"peak RSS +{result['rss_growth_kib'] / 1024:.1f} MiB  "
-                f"tracemalloc peak {result['tracemalloc_peak_kib']:.0f} KiB",
-                flush=True,
-            )
-    summary = {
-        m: {
-            "median_s": statistics.median(r["seconds"] for r in runs),
-            "min_s": min(r["seconds"] for r in runs),
-            "rss_growth_kib": max(r["rss_growth_kib"] for r in runs),
-            "tracemalloc_peak_kib": max(r["tracemalloc_peak_kib"] for r in runs),
-        }
-        for m, runs in timing.items()
-    }
-    raw_best = min(summary["raw_two"]["median_s"], summary["raw_cte"]["median_s"])
-    ratios = {
-        "orm_vs_raw_two": summary["orm"]["median_s"] / summary["raw_two"]["median_s"],
-        "orm_vs_raw_cte": summary["orm"]["median_s"] / summary["raw_cte"]["median_s"],
-        "orm_vs_best_raw": summary["orm"]["median_s"] / raw_best,
-    }
-    print(
-        f"  ORM sweep / raw SQL (medians): {ratios['orm_vs_raw_two']:.2f}x two statements, "
-        f"{ratios['orm_vs_raw_cte']:.2f}x one CTE statement",
-        flush=True,
-    )
-    memory = []
-    for n in targets:
-        day, exact = days[n]
-        if n == target:
-            runs = timing["orm"]
-            result = max(runs, key=lambda r: r["rss_growth_kib"])
-        else:
-            result = measure("orm", day)
-        memory.append(_memory_row("all eligible" if n == all_eligible else n, exact, day, result))
-        print(
-            f"  memory, orm, {exact:>7} due: peak RSS +{result['rss_growth_kib'] / 1024:.1f} MiB "
-            f"(before {result['rss_before_kib'] / 1024:.1f} MiB, after "
-            f"{result['rss_after_kib'] / 1024:.1f} MiB), tracemalloc peak "
-            f"{result['tracemalloc_peak_kib']:.0f} KiB, {result['seconds']:.2f} s",
-            flush=True,
-        )
+    timing = timing_runs(today, n_due, repeat)
+    summary, ratios = summarise(timing)
+    memory = memory_series(targets, days, target, timing, all_eligible)
     if million:
-        result = measure("orm", FAR_FUTURE, all_due=True)
-        memory.append(_memory_row("every task", result["rows"], FAR_FUTURE, result))
-        print(
-            f"  memory, orm, {result['rows']:>7} due (all tasks made due in the rolled-back "
-            f"transaction): peak RSS +{result['rss_growth_kib'] / 1024:.1f} MiB, tracemalloc "
-            f"peak {result['tracemalloc_peak_kib']:.0f} KiB, {result['seconds']:.2f} s",
-            flush=True,
-        )
+        memory.append(every_task_due())
     return {
         "tasks": total,
         "log_rows_before": logs,
@@ -325,7 +359,7 @@ def report(result: dict) -> str:
             ],
         ),
         "",
-        "ORM sweep peak memory by number of due tasks (1M-task table):",
+        f"ORM sweep peak memory by number of due tasks ({result['tasks']:,}-task table):",
         table(
             [
                 [

@@ -1,6 +1,6 @@
 """Behaviour when a backing service is down: Redis unreachable must not stop logins,
 CRUD or revocation; the database unreachable gives 503 in the contract's shape.
-(``python -m bench.faults`` stops and restarts real servers under a running gunicorn.)"""
+(``python -m reliability.faults`` stops and restarts real servers under a running gunicorn.)"""
 
 import logging
 

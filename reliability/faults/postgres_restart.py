@@ -25,7 +25,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from bench.faults.checks import (
+from reliability.faults.checks import (
     ADMIN,
     DETAIL_503,
     PASSWORD,
@@ -35,7 +35,7 @@ from bench.faults.checks import (
     codes,
     fmt_codes,
 )
-from bench.faults.infra import Stack
+from reliability.infra import Stack
 
 NAME = "postgres-restart"
 THREADS = 4

@@ -27,8 +27,8 @@ from datetime import UTC, datetime
 
 from celery import Celery
 
-from bench.faults.checks import ADMIN, PASSWORD, Report
-from bench.faults.infra import Stack, wait_until
+from reliability.faults.checks import ADMIN, PASSWORD, Report
+from reliability.infra import Stack, wait_until
 from taskapp.config import CELERY_VISIBILITY_TIMEOUT
 
 NAME = "worker-kill"
@@ -154,7 +154,7 @@ def _scenario(report: Report, stack: Stack, n: int) -> None:
         _fmt(before),
     )
 
-    broker = Celery("bench-faults", broker=stack.redis.url)
+    broker = Celery("reliability-faults", broker=stack.redis.url)
     broker.conf.broker_connection_retry_on_startup = True
     redis = stack.redis.client()
     try:

@@ -18,8 +18,8 @@ Finally Redis comes back and /healthz reports the broker ok again.
 import signal
 import time
 
-from bench.faults.checks import ADMIN, PASSWORD, Client, Report, codes, fmt_codes
-from bench.faults.infra import Stack, wait_until
+from reliability.faults.checks import ADMIN, PASSWORD, Client, Report, codes, fmt_codes
+from reliability.infra import Stack, wait_until
 
 NAME = "redis-down"
 FALLBACK_WARNING = "Rate limit storage unreachable - falling back to in-memory storage"

@@ -1,4 +1,4 @@
-"""Run the fault scenarios: ``.venv/bin/python -m bench.faults [--only NAME,...]``.
+"""Run the fault scenarios: ``.venv/bin/python -m reliability.faults [--only NAME,...]``.
 
 Each scenario starts its own throwaway PostgreSQL cluster, Redis, gunicorn and (for the
 worker scenario) Celery workers on loopback ports of its own, breaks one of them on
@@ -12,9 +12,9 @@ import sys
 import time
 import traceback
 
-from bench.faults import postgres_restart, redis_down, redis_frozen, worker_kill
-from bench.faults.checks import Report
-from bench.faults.infra import hard_deadline, install_signal_handlers
+from reliability.faults import postgres_restart, redis_down, redis_frozen, worker_kill
+from reliability.faults.checks import Report
+from reliability.infra import hard_deadline, install_signal_handlers
 
 SCENARIOS = {
     "redis": redis_down,
@@ -27,7 +27,7 @@ DEFAULT = ("redis", "postgres", "worker")
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m bench.faults", description=__doc__.split("\n")[0]
+        prog="python -m reliability.faults", description=__doc__.split("\n")[0]
     )
     parser.add_argument(
         "--only",

@@ -12,8 +12,8 @@ Checks: /healthz answers within 3 s reporting the broker down; login answers wit
 import signal
 import time
 
-from bench.faults.checks import ADMIN, PASSWORD, Client, Report
-from bench.faults.infra import Stack
+from reliability.faults.checks import ADMIN, PASSWORD, Client, Report
+from reliability.infra import Stack
 
 NAME = "redis-frozen"
 LIMIT_SECONDS = 3.0

@@ -1,7 +1,7 @@
 """Bounded load test: mixed task CRUD from concurrent asyncio clients, then an exact
 reconciliation of the audit log against the writes the clients saw succeed.
 
-    .venv/bin/python -m bench.load [--duration 60] [--clients 32] [--workers 4]
+    .venv/bin/python -m reliability.load [--duration 60] [--clients 32] [--workers 4]
 
 Everything runs on loopback against throwaway servers started here and killed at the end
 (a private PostgreSQL cluster in a temp dir on ``--pg-port``, a Redis on ``--redis-port``,
@@ -48,7 +48,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.faults.infra import Stack, hard_deadline, install_signal_handlers
+from reliability.infra import Stack, hard_deadline, install_signal_handlers
 
 ADMIN = "load-admin"
 PASSWORD = "load-password-not-secret"
@@ -406,7 +406,7 @@ def reconcile(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m bench.load", description=__doc__.split("\n")[0]
+        prog="python -m reliability.load", description=__doc__.split("\n")[0]
     )
     parser.add_argument(
         "--duration", type=float, default=60, help="seconds of load (default 60, max 600)"

@@ -1,2 +1,0 @@
-"""Fault scenarios for taskapp (Redis stopped, PostgreSQL restarted, Celery worker killed
-mid-sweep), each against throwaway servers of its own. Run: ``python -m bench.faults``."""
