@@ -167,6 +167,14 @@ class Task(Base):
         Index("ix_task_assignee_created", "assigned_to_id", "created_at", "id"),
         Index("ix_task_status_due", "status", "due_date", "id"),
         Index("ix_task_created", "created_at", "id"),
+        # One per ADMIN ordering (migration 0007), each ending in id as the order does;
+        # PostgreSQL also has pg_trgm GIN indexes on title and description for search.
+        Index("ix_task_title", "title", "id"),
+        Index("ix_task_priority", "priority", "id"),
+        Index("ix_task_priority_due", "priority", "due_date", "id"),
+        Index("ix_task_due", "due_date", "id"),
+        Index("ix_task_updated", "updated_at", "id"),
+        Index("ix_task_status", "status", "id"),
         CheckConstraint("priority BETWEEN 1 AND 3", name="priority_rank"),
     )
 
@@ -193,7 +201,12 @@ class Task(Base):
 
     @property
     def etag(self) -> str:
-        return f'"{self.id}-{self.version}"'
+        return task_etag(self.id, self.version)
+
+
+def task_etag(task_id: int, version: int) -> str:
+    """A task's ETag (for If-Match and If-None-Match): its id and row version."""
+    return f'"{task_id}-{version}"'
 
 
 class TaskCounter(Base):

@@ -5,6 +5,12 @@ and the new assignee of a reassignment both count), kept by triggers in the tran
 of the change, whoever writes it (ORM, the sweep's set-based UPDATE, raw SQL). A
 listing's ETag comes from it without running the listing.
 
+Indexes: one per ordering an ADMIN listing can ask for (each ending in ``id``, as the
+order does, so a page is the first rows of an index walk), ``(priority, due_date, id)``
+for ``priority=..&ordering=-priority,due_date``, and on PostgreSQL pg_trgm GIN indexes on
+title and description, which serve ``search`` (ILIKE '%word%'). SQLite has no trigram
+index: its search scans the table (fine at its embedded scale).
+
 Revision ID: 0007
 Revises: 0002
 Create Date: 2026-11-24
@@ -68,7 +74,26 @@ SQLITE_TRIGGERS = [
 ]
 
 
+BTREE_INDEXES = {
+    "ix_task_title": ["title", "id"],
+    "ix_task_priority": ["priority", "id"],
+    "ix_task_priority_due": ["priority", "due_date", "id"],
+    "ix_task_due": ["due_date", "id"],
+    "ix_task_updated": ["updated_at", "id"],
+    "ix_task_status": ["status", "id"],
+}
+TRIGRAM_COLUMNS = ("title", "description")
+
+
 def upgrade():
+    for name, columns in BTREE_INDEXES.items():
+        op.create_index(name, "task", columns)
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+        for column in TRIGRAM_COLUMNS:
+            op.execute(
+                f"CREATE INDEX ix_task_{column}_trgm ON task USING gin ({column} gin_trgm_ops)"
+            )
     op.create_table(
         "task_change",
         sa.Column("assigned_to_id", sa.Integer(), nullable=False),
@@ -93,3 +118,8 @@ def downgrade():
         for name in ("insert", "update", "delete"):
             op.execute(f"DROP TRIGGER task_change_{name}")
     op.drop_table("task_change")
+    if op.get_bind().dialect.name == "postgresql":
+        for column in TRIGRAM_COLUMNS:
+            op.execute(f"DROP INDEX ix_task_{column}_trgm")
+    for name in BTREE_INDEXES:
+        op.drop_index(name, table_name="task")
