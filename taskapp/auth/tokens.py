@@ -6,6 +6,9 @@ not revoked. All of that is one SQL query per request, against the database rath
 Redis, so revocation holds when Redis is down.
 """
 
+from dataclasses import dataclass, fields
+from datetime import datetime
+
 from flask import abort, g, request
 from flask_jwt_extended import JWTManager, create_access_token, create_refresh_token, decode_token
 from jwt import PyJWTError
@@ -13,7 +16,7 @@ from sqlalchemy import exists, select
 
 from taskapp import audit, revocations
 from taskapp.extensions import db
-from taskapp.models import RevokedToken, Source, User
+from taskapp.models import RevokedToken, Role, Source, User
 from taskapp.web.api import UNAUTHENTICATED_HEADERS
 from taskapp.web.messages import INVALID_REFRESH, INVALID_TOKEN, MALFORMED_HEADER, NO_CREDENTIALS
 
@@ -27,13 +30,33 @@ def issue_tokens(user: User) -> dict[str, str]:
     }
 
 
-def load_token_user(payload: dict) -> User | None:
-    """The token's user if the token is still good, else None."""
+@dataclass(frozen=True, slots=True)
+class AuthUser:
+    """The caller as the token check reads them: what views, permissions and the answer
+    of ``/api/auth/me/`` need, read with one Core SELECT (no ORM ``User`` is built on
+    every request; a view that changes the caller's row loads it)."""
+
+    id: int
+    username: str
+    email: str
+    role: Role
+    is_active: bool
+    date_joined: datetime
+    token_version: int
+
+
+AUTH_COLUMNS = [getattr(User.__table__.c, field.name) for field in fields(AuthUser)]
+
+
+def load_token_user(payload: dict) -> AuthUser | None:
+    """The token's user if the token is still good, else None (one SELECT)."""
     revoked = exists().where(RevokedToken.jti == payload["jti"])
-    row = db.session.execute(select(User, revoked).where(User.id == int(payload["sub"]))).first()
+    query = select(*AUTH_COLUMNS, revoked).where(User.id == int(payload["sub"]))
+    row = db.session.connection().execute(query).first()
     if row is None:
         return None
-    user, is_revoked = row
+    *values, is_revoked = row
+    user = AuthUser(*values)
     if is_revoked or not user.is_active or user.token_version != payload.get("ver"):
         return None
     return user

@@ -3,11 +3,10 @@
 from flask import current_app, url_for
 from flask.views import MethodView
 from flask_jwt_extended import current_user
-from sqlalchemy.orm import joinedload
 
 from taskapp import overdue
 from taskapp.extensions import db
-from taskapp.models import Task
+from taskapp.models import Task, task_etag
 from taskapp.tasks import service
 from taskapp.tasks.queries import (
     NULLABLE_KEYS,
@@ -28,7 +27,8 @@ from taskapp.tasks.schemas import (
 from taskapp.visibility import visible_tasks
 from taskapp.web.api import ETAG_HEADER, ID_IN_PATH, Blueprint, check_if_match
 from taskapp.web.conditional import ListTag, not_modified
-from taskapp.web.paging import Keyset, cursor_paginate, paginate
+from taskapp.web.dumps import compile_dump, json_response
+from taskapp.web.paging import Keyset, cursor_paginate, paginate, rows
 
 blp = Blueprint("tasks", __name__, url_prefix="/api/tasks", description="Tasks")
 NOT_VISIBLE = "No such task, or not the caller's"
@@ -44,8 +44,17 @@ def _today():
     return overdue.today(current_app.config)
 
 
+DUMP_TASK = compile_dump(TaskSchema())
+"""The task answer, generated from TaskSchema (the one definition; see web/dumps.py)."""
+
+
 def _with_etag(task: Task, status: int = 200, **headers):
-    return task, status, {"ETag": task.etag, **headers}
+    return json_response(DUMP_TASK(task), status, {"ETag": task.etag, **headers})
+
+
+def _task_page(page: dict, tag: ListTag):
+    page["results"] = [DUMP_TASK(row) for row in page["results"]]
+    return json_response(page, 200, {"ETag": tag.etag})
 
 
 @blp.route("/")
@@ -60,16 +69,16 @@ class Tasks(MethodView):
         tag = ListTag(change_stamp(current_user), current_user)
         if unchanged := tag.not_modified():
             return unchanged
-        query = apply_filters(visible_tasks(current_user), args)
-        query = query.options(joinedload(Task.assigned_to, innerjoin=True))
+        query = service.as_rows(apply_filters(visible_tasks(current_user), args))
+        size = args["page_size"]
         if "cursor" in args:
             keyset = Keyset(Task, args["ordering"], nullable=NULLABLE_KEYS)
-            page = cursor_paginate(query, keyset, args["cursor"], args["page_size"], tag=tag)
+            page = cursor_paginate(query, keyset, args["cursor"], size, tag=tag, fetch=rows)
         else:
             query = apply_ordering(query, args["ordering"])
             count = counter_count(current_user, args)
-            page = paginate(query, args["page"], args["page_size"], count_query=count, tag=tag)
-        return page, 200, {"ETag": tag.etag}
+            page = paginate(query, args["page"], size, count_query=count, tag=tag, fetch=rows)
+        return _task_page(page, tag)
 
     @blp.auth_required()
     @blp.arguments(TaskWriteSchema)
@@ -93,8 +102,9 @@ class TaskById(MethodView):
     @blp.not_found(NOT_VISIBLE)
     def get(self, task_id):
         """One task (304 to an If-None-Match holding its current ETag)"""
-        task = service.get_visible_task(db.session, current_user, task_id)
-        return not_modified(task.etag) or _with_etag(task)
+        row = service.get_visible_row(db.session, current_user, task_id)
+        etag = task_etag(row.id, row.version)
+        return not_modified(etag) or json_response(DUMP_TASK(row), 200, {"ETag": etag})
 
     @blp.auth_required()
     @blp.arguments(TaskPatchSchema(partial=True))

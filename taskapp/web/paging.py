@@ -26,6 +26,17 @@ MAX_PAGE_SIZE = 100
 CURSOR_SALT = "taskapp.cursor"
 
 
+def entities(query: Select) -> list:
+    """A page as ORM entities (the default)."""
+    return db.session.execute(query).scalars().all()
+
+
+def rows(query: Select) -> list:
+    """A page as plain rows, executed on the session's connection: no ORM entity is
+    built (for a select of columns)."""
+    return db.session.connection().execute(query).all()
+
+
 def paginate(
     query: Select,
     page: int,
@@ -34,24 +45,27 @@ def paginate(
     options=(),
     count_query: Select | None = None,
     tag: ListTag | None = None,
+    fetch=entities,
 ) -> dict:
     """Run ``query`` for one page: one count and one SELECT of at most 100 rows. The count
     is ``count_query`` when given (a cheaper exact count), else COUNT(*) over ``query``.
-    A ``tag`` not read yet is read with the count, in the same statement."""
+    A ``tag`` not read yet is read with the count, in the same statement. ``fetch``
+    runs the page query (:func:`entities` or :func:`rows`)."""
     page_size = min(page_size, MAX_PAGE_SIZE)
     if count_query is None:
         count_query = query.with_only_columns(func.count(), maintain_column_froms=True)
         count_query = count_query.order_by(None)
+    connection = db.session.connection()
     if tag is not None and tag.value is None:
         count_query = count_query.add_columns(tag.column())
-        count, tag.value = db.session.execute(count_query).one()
+        count, tag.value = connection.execute(count_query).one()
     else:
-        count = db.session.execute(count_query).scalar_one()
+        count = connection.execute(count_query).scalar_one()
     count = int(count)
     if page > 1 and (page - 1) * page_size >= count:
         abort(404, INVALID_PAGE)
     page_query = query.options(*options).limit(page_size).offset((page - 1) * page_size)
-    results = db.session.execute(page_query).scalars().all()
+    results = fetch(page_query)
     return {
         "count": count,
         "next": _page_url(page + 1) if page * page_size < count else None,
@@ -151,7 +165,13 @@ class Keyset:
 
 
 def cursor_paginate(
-    query: Select, keyset: Keyset, cursor: str, page_size: int, *, tag: ListTag | None = None
+    query: Select,
+    keyset: Keyset,
+    cursor: str,
+    page_size: int,
+    *,
+    tag: ListTag | None = None,
+    fetch=entities,
 ) -> dict:
     """One page after (or before) ``cursor``; an empty cursor is the first page. One
     SELECT of page_size + 1 rows (the extra row says whether there is more), after the
@@ -162,17 +182,17 @@ def cursor_paginate(
     position, reverse = _read_cursor(cursor, keyset) if cursor else (None, False)
     if position is not None:
         query = query.where(keyset.after(position, reverse))
-    rows = db.session.execute(keyset.order_by(query, reverse).limit(page_size + 1)).scalars().all()
-    more = len(rows) > page_size
-    rows = rows[:page_size]
+    found = fetch(keyset.order_by(query, reverse).limit(page_size + 1))
+    more = len(found) > page_size
+    found = found[:page_size]
     if reverse:
-        rows.reverse()
+        found.reverse()
     has_next = more if not reverse else True
     has_previous = more if reverse else position is not None
     return {
-        "next": _cursor_url(keyset, rows[-1], False) if has_next and rows else None,
-        "previous": _cursor_url(keyset, rows[0], True) if has_previous and rows else None,
-        "results": rows,
+        "next": _cursor_url(keyset, found[-1], False) if has_next and found else None,
+        "previous": _cursor_url(keyset, found[0], True) if has_previous and found else None,
+        "results": found,
     }
 
 
