@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -160,6 +161,10 @@ class RevokedToken(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
+OPEN_TASKS = "status IN ('PENDING', 'IN_PROGRESS')"
+"""The predicate of the partial index of open tasks by priority and due date."""
+
+
 class Task(Base):
     __tablename__ = "task"
     __table_args__ = (
@@ -171,7 +176,14 @@ class Task(Base):
         # PostgreSQL also has pg_trgm GIN indexes on title and description for search.
         Index("ix_task_title", "title", "id"),
         Index("ix_task_priority", "priority", "id"),
-        Index("ix_task_priority_due", "priority", "due_date", "id"),
+        Index(
+            "ix_task_open_priority_due",
+            "priority",
+            "due_date",
+            "id",
+            postgresql_where=text(OPEN_TASKS),
+            sqlite_where=text(OPEN_TASKS),
+        ),
         Index("ix_task_due", "due_date", "id"),
         Index("ix_task_updated", "updated_at", "id"),
         Index("ix_task_status", "status", "id"),

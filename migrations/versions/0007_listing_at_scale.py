@@ -6,10 +6,11 @@ of the change, whoever writes it (ORM, the sweep's set-based UPDATE, raw SQL). A
 listing's ETag comes from it without running the listing.
 
 Indexes: one per ordering an ADMIN listing can ask for (each ending in ``id``, as the
-order does, so a page is the first rows of an index walk), ``(priority, due_date, id)``
-for ``priority=..&ordering=-priority,due_date``, and on PostgreSQL pg_trgm GIN indexes on
-title and description, which serve ``search`` (ILIKE '%word%'). SQLite has no trigram
-index: its search scans the table (fine at its embedded scale).
+order does, so a page is the first rows of an index walk); ``(priority, due_date, id)``
+of open tasks only (partial), for ``status=PENDING,IN_PROGRESS&priority=..&ordering=
+-priority,due_date``; on PostgreSQL pg_trgm GIN indexes on title and description, which
+serve ``search`` (ILIKE '%word%'). SQLite has no trigram index: its search reads the
+table (fine at its embedded scale).
 
 Revision ID: 0007
 Revises: 0002
@@ -77,17 +78,24 @@ SQLITE_TRIGGERS = [
 BTREE_INDEXES = {
     "ix_task_title": ["title", "id"],
     "ix_task_priority": ["priority", "id"],
-    "ix_task_priority_due": ["priority", "due_date", "id"],
     "ix_task_due": ["due_date", "id"],
     "ix_task_updated": ["updated_at", "id"],
     "ix_task_status": ["status", "id"],
 }
 TRIGRAM_COLUMNS = ("title", "description")
+OPEN_TASKS = "status IN ('PENDING', 'IN_PROGRESS')"
 
 
 def upgrade():
     for name, columns in BTREE_INDEXES.items():
         op.create_index(name, "task", columns)
+    op.create_index(
+        "ix_task_open_priority_due",
+        "task",
+        ["priority", "due_date", "id"],
+        postgresql_where=sa.text(OPEN_TASKS),
+        sqlite_where=sa.text(OPEN_TASKS),
+    )
     if op.get_bind().dialect.name == "postgresql":
         op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
         for column in TRIGRAM_COLUMNS:
@@ -121,5 +129,6 @@ def downgrade():
     if op.get_bind().dialect.name == "postgresql":
         for column in TRIGRAM_COLUMNS:
             op.execute(f"DROP INDEX ix_task_{column}_trgm")
+    op.drop_index("ix_task_open_priority_due", table_name="task")
     for name in BTREE_INDEXES:
         op.drop_index(name, table_name="task")

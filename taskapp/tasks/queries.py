@@ -81,6 +81,15 @@ def change_stamp(user: User) -> Select:
     )
 
 
+def task_count(user: User, args: dict, filtered: Select) -> Select:
+    """The listing's count: from task_counter where it can answer, else COUNT(*) over
+    ``filtered`` (the task rows alone, before the join that fetches usernames)."""
+    from_counters = counter_count(user, args)
+    if from_counters is not None:
+        return from_counters
+    return filtered.with_only_columns(func.count(), maintain_column_froms=True)
+
+
 def apply_ordering(query: Select, keys: list[tuple[str, bool]]) -> Select:
     return order_by_keys(query, Task, keys, nullable=NULLABLE_KEYS)
 

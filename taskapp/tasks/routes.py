@@ -13,8 +13,8 @@ from taskapp.tasks.queries import (
     apply_filters,
     apply_ordering,
     change_stamp,
-    counter_count,
     stats,
+    task_count,
 )
 from taskapp.tasks.schemas import (
     TaskPageSchema,
@@ -69,14 +69,14 @@ class Tasks(MethodView):
         tag = ListTag(change_stamp(current_user), current_user)
         if unchanged := tag.not_modified():
             return unchanged
-        query = service.as_rows(apply_filters(visible_tasks(current_user), args))
-        size = args["page_size"]
+        filtered = apply_filters(visible_tasks(current_user), args)
+        query, size = service.as_rows(filtered), args["page_size"]
         if "cursor" in args:
             keyset = Keyset(Task, args["ordering"], nullable=NULLABLE_KEYS)
             page = cursor_paginate(query, keyset, args["cursor"], size, tag=tag, fetch=rows)
         else:
             query = apply_ordering(query, args["ordering"])
-            count = counter_count(current_user, args)
+            count = task_count(current_user, args, filtered)
             page = paginate(query, args["page"], size, count_query=count, tag=tag, fetch=rows)
         return _task_page(page, tag)
 
