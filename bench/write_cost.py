@@ -31,10 +31,12 @@ TRIGGERS = ("task_change_insert", "task_change_update", "task_change_delete")
 INSERTS = 300
 
 
-def _drop_0007(session) -> None:
+def _drop_0007(session, variant: str) -> None:
+    """``without``: every 0007 index and trigger; ``btree_only``: the trigram indexes."""
     for name in INDEXES:
-        session.execute(text(f"DROP INDEX IF EXISTS {name}"))
-    for name in TRIGGERS:
+        if variant == "without" or name.endswith("_trgm"):
+            session.execute(text(f"DROP INDEX IF EXISTS {name}"))
+    for name in TRIGGERS if variant == "without" else ():
         session.execute(text(f"DROP TRIGGER IF EXISTS {name} ON task"))
 
 
@@ -47,8 +49,8 @@ def one_run(app, variant: str, today: date) -> dict:
     with app.app_context():
         session = db.session
         try:
-            if variant == "without":
-                _drop_0007(session)
+            if variant != "with":
+                _drop_0007(session, variant)
             user_id = session.execute(text("SELECT min(id) FROM user_account")).scalar_one()
             act_as(session, user_id, Source.API)
             started = time.perf_counter()
@@ -66,7 +68,7 @@ def one_run(app, variant: str, today: date) -> dict:
     return {"variant": variant, "insert_ms": inserts, "sweep_s": sweep, "swept": swept}
 
 
-def run(repeat: int = 3, today: date | None = None) -> dict:
+def run(repeat: int = 3, today: date | None = None, variants=("without", "with")) -> dict:
     from bench.seed import current_seed
 
     if today is None:
@@ -74,9 +76,9 @@ def run(repeat: int = 3, today: date | None = None) -> dict:
         base = date.fromisoformat(seed["today"]) if seed.get("today") else date.today()
         today = base.replace(year=base.year + 1) if base.month != 2 or base.day != 29 else base
     app = make_app()
-    runs = [one_run(app, variant, today) for _ in range(repeat) for variant in ("without", "with")]
+    runs = [one_run(app, variant, today) for _ in range(repeat) for variant in variants]
     summary = {}
-    for variant in ("without", "with"):
+    for variant in variants:
         mine = [r for r in runs if r["variant"] == variant]
         summary[variant] = {
             "insert_ms": statistics.median(r["insert_ms"] for r in mine),
@@ -84,12 +86,14 @@ def run(repeat: int = 3, today: date | None = None) -> dict:
             "swept": mine[0]["swept"],
         }
     for key in ("insert_ms", "sweep_s"):
-        summary[f"{key}_ratio"] = summary["with"][key] / summary["without"][key]
+        summary[f"{key}_ratio"] = summary[variants[-1]][key] / summary[variants[0]][key]
     return {"runs": runs, "summary": summary, "today": today.isoformat()}
 
 
 def report(result: dict) -> str:
     s = result["summary"]
+    if "with" not in s or "without" not in s:
+        return "\n".join(f"  {k}: {v}" for k, v in s.items())
     return (
         f"writes with / without migration 0007 (medians, same data, alternating):\n"
         f"  insert (ORM flush + audit row + triggers): {s['with']['insert_ms']:.3f} ms vs "
@@ -103,8 +107,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--today", type=date.fromisoformat)
+    parser.add_argument("--variants", default="without,with", help="also: btree_only")
     args = parser.parse_args()
-    result = run(args.repeat, args.today)
+    result = run(args.repeat, args.today, tuple(args.variants.split(",")))
     for r in result["runs"]:
         print(f"  {r['variant']:<8} insert {r['insert_ms']:.3f} ms  sweep {r['sweep_s']:.2f} s")
     print(report(result))
