@@ -100,7 +100,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--smoke",
         action="store_true",
-        help=f"every stage briefly on a few thousand tasks, in {SMOKE_DATABASE} (< 1 min)",
+        help=f"every stage briefly on a few thousand tasks, in {SMOKE_DATABASE} (~30 s)",
     )
     parser.add_argument("--users", type=int, help="users to seed (200; smoke 10)")
     parser.add_argument("--tasks", type=int, help="tasks to seed (1000000; smoke 4000)")

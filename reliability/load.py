@@ -146,93 +146,132 @@ async def _refresh_etag(client: LoadClient, s: Session, task_id: int) -> None:
         s.pool[task_id] = (fresh.headers["ETag"], fresh.json()["status"])
 
 
-async def client_loop(client: LoadClient, s: Session, interns: list[int], deadline: float) -> None:
-    totals = client.totals
+async def _create(client: LoadClient, s: Session, interns: list[int]) -> None:
     rng = s.rng
+    body = {
+        "title": f"c{s.index}-{s.seq}",
+        "description": "load " * rng.randint(0, 20),
+        "priority": rng.choice(PRIORITIES),
+        "due_date": _due(rng),
+    }
+    if s.role == "ADMIN" and rng.random() < 0.5:
+        body["assigned_to"] = rng.choice(interns)
+    r = await client.call("create", "POST", "/api/tasks/", s, json=body)
+    if r is not None and r.status_code == 201:
+        task = r.json()
+        s.pool[task["id"]] = (r.headers["ETag"], task["status"])
+        client.totals.created[task["id"]] = s.user_id
+        client.totals.writes_by_user[s.user_id] += 1
+
+
+def _list_params(rng: random.Random) -> dict:
+    params = {"page_size": rng.choice([10, 20, 50]), "ordering": rng.choice(ORDERINGS)}
+    if rng.random() < 0.4:
+        params["status"] = ",".join(rng.sample(STATUSES, rng.randint(1, 2)))
+    if rng.random() < 0.2:
+        params["priority"] = rng.choice(PRIORITIES)
+    if rng.random() < 0.2:
+        params["due_date__lte"] = _due(rng) or "2030-01-01"
+    if rng.random() < 0.1:
+        params["search"] = f"c{rng.randint(0, 31)}-"
+    return params
+
+
+async def _list(client: LoadClient, s: Session, interns: list[int]) -> None:
+    r = await client.call("list", "GET", "/api/tasks/", s, params=_list_params(s.rng))
+    if r is not None and r.status_code == 200 and s.role == "ADMIN":
+        s.seen = [t["id"] for t in r.json()["results"] if t["id"] not in s.pool]
+
+
+async def _get(client: LoadClient, s: Session, interns: list[int]) -> None:
+    task_id = s.rng.choice(list(s.pool))
+    r = await client.call("get", "GET", f"/api/tasks/{task_id}/", s)
+    if r is not None and r.status_code == 200:
+        s.pool[task_id] = (r.headers["ETag"], r.json()["status"])
+
+
+def _patch_body(s: Session) -> dict:
+    rng = s.rng
+    body = {"title": f"p{s.index}-{s.seq}"}
+    if rng.random() < 0.4:
+        body["status"] = rng.choice(STATUSES)
+    if rng.random() < 0.3:
+        body["priority"] = rng.choice(PRIORITIES)
+    if rng.random() < 0.2:
+        body["due_date"] = _due(rng)
+    return body
+
+
+async def _patch(client: LoadClient, s: Session, interns: list[int]) -> None:
+    totals, rng = client.totals, s.rng
+    task_id = rng.choice(list(s.pool))
+    etag, status = s.pool[task_id]
+    body = _patch_body(s)
+    headers = {"If-Match": etag} if rng.random() < 0.5 else {}
+    r = await client.call("patch", "PATCH", f"/api/tasks/{task_id}/", s, json=body, headers=headers)
+    if r is not None and r.status_code == 200:
+        task = r.json()
+        if task["status"] != status:
+            totals.status_changes += 1
+        s.pool[task_id] = (r.headers["ETag"], task["status"])
+        totals.patched[task_id] += 1
+        totals.writes_by_user[s.user_id] += 1
+    elif r is not None and r.status_code == 412:
+        await _refresh_etag(client, s, task_id)
+
+
+async def _patch_other(client: LoadClient, s: Session, interns: list[int]) -> None:
+    rng = s.rng
+    task_id = rng.choice(s.seen)
+    body = {"title": f"x{s.index}-{s.seq}"}
+    if rng.random() < 0.3:
+        body["priority"] = rng.choice(PRIORITIES)
+    r = await client.call("patch-other", "PATCH", f"/api/tasks/{task_id}/", s, json=body)
+    if r is not None and r.status_code == 200:
+        client.totals.patched[task_id] += 1
+        client.totals.writes_by_user[s.user_id] += 1
+    elif r is not None and r.status_code == 404:
+        s.seen.remove(task_id)
+
+
+async def _delete(client: LoadClient, s: Session, interns: list[int]) -> None:
+    rng = s.rng
+    task_id = rng.choice(list(s.pool))
+    headers = {"If-Match": s.pool[task_id][0]} if rng.random() < 0.5 else {}
+    r = await client.call("delete", "DELETE", f"/api/tasks/{task_id}/", s, headers=headers)
+    if r is not None and r.status_code == 204:
+        del s.pool[task_id]
+        client.totals.deleted[task_id] = s.user_id
+        client.totals.writes_by_user[s.user_id] += 1
+    elif r is not None and r.status_code == 412:
+        await _refresh_etag(client, s, task_id)
+
+
+async def _stats(client: LoadClient, s: Session, interns: list[int]) -> None:
+    await client.call("stats", "GET", "/api/tasks/stats/", s)
+
+
+async def _logs(client: LoadClient, s: Session, interns: list[int]) -> None:
+    await client.call("logs", "GET", "/api/activity-logs/", s, params={"page_size": 20})
+
+
+ACTIONS = {
+    "create": _create,
+    "list": _list,
+    "get": _get,
+    "patch": _patch,
+    "patch-other": _patch_other,
+    "delete": _delete,
+    "stats": _stats,
+    "logs": _logs,
+}
+
+
+async def client_loop(client: LoadClient, s: Session, interns: list[int], deadline: float) -> None:
     while time.monotonic() < deadline:
-        kind = _pick(rng, s)
+        kind = _pick(s.rng, s)
         s.seq += 1
-        if kind == "create":
-            body = {
-                "title": f"c{s.index}-{s.seq}",
-                "description": "load " * rng.randint(0, 20),
-                "priority": rng.choice(PRIORITIES),
-                "due_date": _due(rng),
-            }
-            if s.role == "ADMIN" and rng.random() < 0.5:
-                body["assigned_to"] = rng.choice(interns)
-            r = await client.call(kind, "POST", "/api/tasks/", s, json=body)
-            if r is not None and r.status_code == 201:
-                task = r.json()
-                s.pool[task["id"]] = (r.headers["ETag"], task["status"])
-                totals.created[task["id"]] = s.user_id
-                totals.writes_by_user[s.user_id] += 1
-        elif kind == "list":
-            params = {"page_size": rng.choice([10, 20, 50]), "ordering": rng.choice(ORDERINGS)}
-            if rng.random() < 0.4:
-                params["status"] = ",".join(rng.sample(STATUSES, rng.randint(1, 2)))
-            if rng.random() < 0.2:
-                params["priority"] = rng.choice(PRIORITIES)
-            if rng.random() < 0.2:
-                params["due_date__lte"] = _due(rng) or "2030-01-01"
-            if rng.random() < 0.1:
-                params["search"] = f"c{rng.randint(0, 31)}-"
-            r = await client.call(kind, "GET", "/api/tasks/", s, params=params)
-            if r is not None and r.status_code == 200 and s.role == "ADMIN":
-                s.seen = [t["id"] for t in r.json()["results"] if t["id"] not in s.pool]
-        elif kind == "get":
-            task_id = rng.choice(list(s.pool))
-            r = await client.call(kind, "GET", f"/api/tasks/{task_id}/", s)
-            if r is not None and r.status_code == 200:
-                s.pool[task_id] = (r.headers["ETag"], r.json()["status"])
-        elif kind == "patch":
-            task_id = rng.choice(list(s.pool))
-            etag, status = s.pool[task_id]
-            body = {"title": f"p{s.index}-{s.seq}"}
-            if rng.random() < 0.4:
-                body["status"] = rng.choice(STATUSES)
-            if rng.random() < 0.3:
-                body["priority"] = rng.choice(PRIORITIES)
-            if rng.random() < 0.2:
-                body["due_date"] = _due(rng)
-            headers = {"If-Match": etag} if rng.random() < 0.5 else {}
-            r = await client.call(
-                kind, "PATCH", f"/api/tasks/{task_id}/", s, json=body, headers=headers
-            )
-            if r is not None and r.status_code == 200:
-                task = r.json()
-                if task["status"] != status:
-                    totals.status_changes += 1
-                s.pool[task_id] = (r.headers["ETag"], task["status"])
-                totals.patched[task_id] += 1
-                totals.writes_by_user[s.user_id] += 1
-            elif r is not None and r.status_code == 412:
-                await _refresh_etag(client, s, task_id)
-        elif kind == "patch-other":
-            task_id = rng.choice(s.seen)
-            body = {"title": f"x{s.index}-{s.seq}"}
-            if rng.random() < 0.3:
-                body["priority"] = rng.choice(PRIORITIES)
-            r = await client.call(kind, "PATCH", f"/api/tasks/{task_id}/", s, json=body)
-            if r is not None and r.status_code == 200:
-                totals.patched[task_id] += 1
-                totals.writes_by_user[s.user_id] += 1
-            elif r is not None and r.status_code == 404:
-                s.seen.remove(task_id)
-        elif kind == "delete":
-            task_id = rng.choice(list(s.pool))
-            headers = {"If-Match": s.pool[task_id][0]} if rng.random() < 0.5 else {}
-            r = await client.call(kind, "DELETE", f"/api/tasks/{task_id}/", s, headers=headers)
-            if r is not None and r.status_code == 204:
-                del s.pool[task_id]
-                totals.deleted[task_id] = s.user_id
-                totals.writes_by_user[s.user_id] += 1
-            elif r is not None and r.status_code == 412:
-                await _refresh_etag(client, s, task_id)
-        elif kind == "stats":
-            await client.call(kind, "GET", "/api/tasks/stats/", s)
-        elif kind == "logs":
-            await client.call(kind, "GET", "/api/activity-logs/", s, params={"page_size": 20})
+        await ACTIONS[kind](client, s, interns)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -309,102 +348,100 @@ async def login_all(
         return list(await asyncio.gather(*(one(i, *spec) for i, spec in enumerate(sessions_spec))))
 
 
-def reconcile(
-    stack: Stack, baseline_log_id: int, totals: Totals, admin_token: str, base: str
-) -> list:
-    """[(check, ok, figures)]"""
-    checks = []
+def _audit_log(stack: Stack, baseline_log_id: int) -> tuple[list, set]:
+    """The entries written since ``baseline_log_id`` and the task ids in the table now."""
     with stack.pg.connect(stack.database) as conn:
         rows = conn.execute(
             "SELECT action, task_id, actor_id, source FROM activity_log WHERE id > %s",
             [baseline_log_id],
         ).fetchall()
         tasks_now = {r[0] for r in conn.execute("SELECT id FROM task")}
-    by_action = defaultdict(list)
-    for action, task_id, actor_id, source in rows:
-        by_action[action].append((task_id, actor_id, source))
-    created_entries = Counter(t for t, _, _ in by_action["CREATED"])
-    deleted_entries = Counter(t for t, _, _ in by_action["DELETED"])
-    patch_entries = Counter(t for t, _, _ in by_action["UPDATED"] + by_action["STATUS_CHANGED"])
-    actors = Counter(r[2] for r in rows)
-    sources = Counter(r[3] for r in rows)
+    return rows, tasks_now
 
-    n_post, n_delete, n_patch = (
-        len(totals.created),
-        len(totals.deleted),
-        sum(totals.patched.values()),
-    )
-    checks.append(
+
+def _entry_checks(rows: list, totals: Totals) -> list:
+    """CREATED / DELETED / UPDATED + STATUS_CHANGED entries against the clients' writes."""
+    by_action = defaultdict(list)
+    for action, task_id, _, _ in rows:
+        by_action[action].append(task_id)
+    created = Counter(by_action["CREATED"])
+    deleted = Counter(by_action["DELETED"])
+    patches = Counter(by_action["UPDATED"] + by_action["STATUS_CHANGED"])
+    n_post, n_delete = len(totals.created), len(totals.deleted)
+    other = set(by_action) - {"CREATED", "DELETED", "UPDATED", "STATUS_CHANGED"}
+    return [
         (
             "CREATED entries == successful POSTs (same task ids, one each)",
-            sum(created_entries.values()) == n_post
-            and created_entries == Counter(totals.created.keys()),
-            f"entries {sum(created_entries.values())}, POST 201 {n_post}",
-        )
-    )
-    checks.append(
+            created.total() == n_post and created == Counter(totals.created.keys()),
+            f"entries {created.total()}, POST 201 {n_post}",
+        ),
         (
             "DELETED entries == successful DELETEs (same task ids, one each)",
-            sum(deleted_entries.values()) == n_delete
-            and deleted_entries == Counter(totals.deleted.keys()),
-            f"entries {sum(deleted_entries.values())}, DELETE 204 {n_delete}",
-        )
-    )
-    checks.append(
+            deleted.total() == n_delete and deleted == Counter(totals.deleted.keys()),
+            f"entries {deleted.total()}, DELETE 204 {n_delete}",
+        ),
         (
             "UPDATED + STATUS_CHANGED entries == successful PATCHes (per task id)",
-            patch_entries == totals.patched,
-            f"entries {sum(patch_entries.values())} (UPDATED {len(by_action['UPDATED'])}, "
-            f"STATUS_CHANGED {len(by_action['STATUS_CHANGED'])}), PATCH 200 {n_patch} "
-            "(status changed in "
+            patches == totals.patched,
+            f"entries {patches.total()} (UPDATED {len(by_action['UPDATED'])}, "
+            f"STATUS_CHANGED {len(by_action['STATUS_CHANGED'])}), PATCH 200 "
+            f"{totals.patched.total()} (status changed in "
             f"{totals.status_changes} of them as the client saw it)",
-        )
-    )
-    other = set(by_action) - {"CREATED", "DELETED", "UPDATED", "STATUS_CHANGED"}
-    checks.append(
+        ),
         (
             "no other entries (no MARKED_OVERDUE: no worker ran)",
             not other,
             f"other actions: {sorted(other) or 'none'}",
-        )
-    )
-    checks.append(
+        ),
+    ]
+
+
+def _api_counts(base: str, admin_token: str) -> dict:
+    """The activity-log counts through the API (the admin sees every entry)."""
+    counts = {}
+    headers = {"Authorization": f"Bearer {admin_token}"}
+    with httpx.Client(base_url=base, timeout=30, headers=headers) as http:
+        for action in ("CREATED", "DELETED", "UPDATED,STATUS_CHANGED"):
+            r = http.get("/api/activity-logs/", params={"action": action, "page_size": 1})
+            counts[action] = r.json()["count"] if r.status_code == 200 else f"HTTP {r.status_code}"
+    return counts
+
+
+def reconcile(
+    stack: Stack, baseline_log_id: int, totals: Totals, admin_token: str, base: str
+) -> list:
+    """[(check, ok, figures)]"""
+    rows, tasks_now = _audit_log(stack, baseline_log_id)
+    actors = Counter(r[2] for r in rows)
+    sources = Counter(r[3] for r in rows)
+    expected_tasks = set(totals.created) - set(totals.deleted)
+    api_counts = _api_counts(base, admin_token)
+    expected_counts = {
+        "CREATED": len(totals.created),
+        "DELETED": len(totals.deleted),
+        "UPDATED,STATUS_CHANGED": totals.patched.total(),
+    }
+    return [
+        *_entry_checks(rows, totals),
         (
             "entries per actor == successful writes per user; all from the API",
             actors == totals.writes_by_user and set(sources) <= {"api"},
-            f"{len(actors)} actors, {sum(actors.values())} entries; sources {dict(sources)}",
-        )
-    )
-    expected_tasks = set(totals.created) - set(totals.deleted)
-    checks.append(
+            f"{len(actors)} actors, {actors.total()} entries; sources {dict(sources)}",
+        ),
         (
             "task table == created minus deleted ids",
             tasks_now == expected_tasks,
             f"tasks {len(tasks_now)}, expected {len(expected_tasks)}",
-        )
-    )
-    # The same counts through the API (admin sees every entry).
-    api_counts = {}
-    with httpx.Client(
-        base_url=base, timeout=30, headers={"Authorization": f"Bearer {admin_token}"}
-    ) as http:
-        for action in ("CREATED", "DELETED", "UPDATED,STATUS_CHANGED"):
-            r = http.get("/api/activity-logs/", params={"action": action, "page_size": 1})
-            api_counts[action] = (
-                r.json()["count"] if r.status_code == 200 else f"HTTP {r.status_code}"
-            )
-    checks.append(
+        ),
         (
             "the API's activity-log counts agree",
-            api_counts
-            == {"CREATED": n_post, "DELETED": n_delete, "UPDATED,STATUS_CHANGED": n_patch},
+            api_counts == expected_counts,
             ", ".join(f"{k} {v}" for k, v in api_counts.items()),
-        )
-    )
-    return checks
+        ),
+    ]
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m reliability.load", description=__doc__.split("\n")[0]
     )
@@ -441,119 +478,111 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 0 < args.duration <= 600 or not 0 < args.clients <= 256:
         parser.error("--duration must be in (0, 600] and --clients in (0, 256]")
-    admin_clients = (
-        args.admin_clients if args.admin_clients is not None else max(1, args.clients // 8)
-    )
-    if not 0 <= admin_clients <= args.clients or (
-        admin_clients < args.clients and args.interns < 1
+    if args.admin_clients is None:
+        args.admin_clients = max(1, args.clients // 8)
+    if not 0 <= args.admin_clients <= args.clients or (
+        args.admin_clients < args.clients and args.interns < 1
     ):
         parser.error("bad --admin-clients / --interns")
+    args.mode = (
+        f"{args.workers} workers x {args.threads} threads (gthread)"
+        if args.threads > 1
+        else f"{args.workers} sync workers"
+    )
+    return args
 
-    install_signal_handlers()
-    hard_deadline(int(args.duration) + 600)
-    totals = Totals()
-    load1 = os.getloadavg()
-    with Stack(
-        "load",
-        pg_port=args.pg_port,
-        redis_port=args.redis_port,
-        keep=args.keep,
-        extra_env={"JWT_ACCESS_TOKEN_LIFETIME_SECONDS": str(int(args.duration) + 900)},
-    ) as stack:
-        stack.migrate()
-        stack.create_user(ADMIN, PASSWORD, "ADMIN")
-        gunicorn = stack.gunicorn(
-            args.http_port, workers=args.workers, threads=args.threads, access_log=args.access_log
-        )
-        base = f"http://127.0.0.1:{args.http_port}"
-        with httpx.Client(base_url=base, timeout=60) as http:
-            admin_login = http.post(
-                "/api/auth/login/", json={"username": ADMIN, "password": PASSWORD}
-            ).json()
-            admin_token = admin_login["access"]
-            auth = {"Authorization": f"Bearer {admin_token}"}
-            admin_id = http.get("/api/auth/me/", headers=auth).json()["id"]
-            interns = []
-            for i in range(args.interns):
-                r = http.post(
-                    "/api/users/",
-                    headers=auth,
-                    json={"username": f"load-intern-{i}", "password": PASSWORD, "role": "INTERN"},
-                )
-                r.raise_for_status()
-                interns.append((f"load-intern-{i}", r.json()["id"]))
-        spec = [(ADMIN, admin_id, "ADMIN")] * admin_clients
-        spec += [
-            (*interns[i % len(interns)], "INTERN") for i in range(args.clients - admin_clients)
-        ]
-        with stack.pg.connect(stack.database) as conn:
-            baseline = conn.execute("SELECT coalesce(max(id), 0) FROM activity_log").fetchone()[0]
 
-        sessions = asyncio.run(login_all(base, spec, args.seed, totals))
-        login_statuses = dict(totals.statuses.pop("login"))
-        totals.latencies.pop("login", None)
-        mode = (
-            f"{args.workers} workers x {args.threads} threads (gthread)"
-            if args.threads > 1
-            else f"{args.workers} sync workers"
-        )
-        print(
-            f"gunicorn {mode}; PostgreSQL {stack.pg.port} (private cluster, default settings); "
-            f"{args.clients} clients ({admin_clients} as ADMIN, "
-            f"{args.clients - admin_clients} over "
-            f"{args.interns} INTERN users; logins {login_statuses}); {args.duration:.0f} s",
-            flush=True,
-        )
-        elapsed = asyncio.run(run_load(base, args, sessions, [uid for _, uid in interns], totals))
-        load2 = os.getloadavg()
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        client_cpu = usage.ru_utime + usage.ru_stime
-        checks = reconcile(stack, baseline, totals, admin_token, base)
-        traces = gunicorn.log_text().count("Traceback")
+def make_users(base: str, n_interns: int) -> tuple[str, int, list[tuple[str, int]]]:
+    """Log the ADMIN in and create the INTERN users through the API; (admin token, admin
+    id, [(intern username, id)])."""
+    with httpx.Client(base_url=base, timeout=60) as http:
+        admin_login = http.post("/api/auth/login/", json={"username": ADMIN, "password": PASSWORD})
+        admin_token = admin_login.json()["access"]
+        auth = {"Authorization": f"Bearer {admin_token}"}
+        admin_id = http.get("/api/auth/me/", headers=auth).json()["id"]
+        interns = []
+        for i in range(n_interns):
+            r = http.post(
+                "/api/users/",
+                headers=auth,
+                json={"username": f"load-intern-{i}", "password": PASSWORD, "role": "INTERN"},
+            )
+            r.raise_for_status()
+            interns.append((f"load-intern-{i}", r.json()["id"]))
+    return admin_token, admin_id, interns
 
-    # ---- figures ------------------------------------------------------------------
-    all_lat = [v for values in totals.latencies.values() for v in values]
-    requests = sum(sum(c.values()) for c in totals.statuses.values())
+
+@dataclass
+class Outcome:
+    """What a run leaves for the report."""
+
+    elapsed: float
+    checks: list
+    traces: int
+    client_cpu: float
+    loadavg: tuple
+
+
+def run_against(stack: Stack, args: argparse.Namespace, totals: Totals) -> Outcome:
+    """Users, logins, the load and the reconciliation on a started ``stack``."""
+    stack.migrate()
+    stack.create_user(ADMIN, PASSWORD, "ADMIN")
+    gunicorn = stack.gunicorn(
+        args.http_port, workers=args.workers, threads=args.threads, access_log=args.access_log
+    )
+    base = f"http://127.0.0.1:{args.http_port}"
+    admin_token, admin_id, interns = make_users(base, args.interns)
+    spec = [(ADMIN, admin_id, "ADMIN")] * args.admin_clients
+    spec += [
+        (*interns[i % len(interns)], "INTERN") for i in range(args.clients - args.admin_clients)
+    ]
+    with stack.pg.connect(stack.database) as conn:
+        baseline = conn.execute("SELECT coalesce(max(id), 0) FROM activity_log").fetchone()[0]
+    sessions = asyncio.run(login_all(base, spec, args.seed, totals))
+    login_statuses = dict(totals.statuses.pop("login"))
+    totals.latencies.pop("login", None)
+    print(
+        f"gunicorn {args.mode}; PostgreSQL {stack.pg.port} (private cluster, default settings); "
+        f"{args.clients} clients ({args.admin_clients} as ADMIN, "
+        f"{args.clients - args.admin_clients} over "
+        f"{args.interns} INTERN users; logins {login_statuses}); {args.duration:.0f} s",
+        flush=True,
+    )
+    elapsed = asyncio.run(run_load(base, args, sessions, [uid for _, uid in interns], totals))
+    loadavg = os.getloadavg()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    checks = reconcile(stack, baseline, totals, admin_token, base)
+    traces = gunicorn.log_text().count("Traceback")
+    return Outcome(elapsed, checks, traces, usage.ru_utime + usage.ru_stime, loadavg)
+
+
+def _figures_row(label: str, counts: Counter, lat: list[float], elapsed: float) -> list:
+    ms = [f"{percentile(lat, q) * 1000:.0f}" for q in (0.5, 0.9, 0.99)]
+    return [
+        label,
+        counts.total(),
+        f"{counts.total() / elapsed:.1f}",
+        *ms,
+        f"{max(lat) * 1000:.0f}" if lat else "-",
+        " ".join(f"{code}:{n}" for code, n in sorted(counts.items())),
+    ]
+
+
+def figures(totals: Totals, elapsed: float) -> list[list]:
+    """One row per kind of request, and one for all of them."""
     rows = []
     for kind in ("create", "list", "get", "patch", "patch-other", "delete", "stats", "logs"):
-        lat = totals.latencies.get(kind, [])
         counts = totals.statuses.get(kind, Counter())
-        if not counts:
-            continue
-        rows.append(
-            [
-                kind,
-                sum(counts.values()),
-                f"{sum(counts.values()) / elapsed:.1f}",
-                f"{percentile(lat, 0.5) * 1000:.0f}",
-                f"{percentile(lat, 0.9) * 1000:.0f}",
-                f"{percentile(lat, 0.99) * 1000:.0f}",
-                f"{max(lat) * 1000:.0f}" if lat else "-",
-                " ".join(f"{code}:{n}" for code, n in sorted(counts.items())),
-            ]
-        )
-    rows.append(
-        [
-            "all",
-            requests,
-            f"{requests / elapsed:.1f}",
-            f"{percentile(all_lat, 0.5) * 1000:.0f}",
-            f"{percentile(all_lat, 0.9) * 1000:.0f}",
-            f"{percentile(all_lat, 0.99) * 1000:.0f}",
-            f"{max(all_lat) * 1000:.0f}" if all_lat else "-",
-            " ".join(
-                f"{code}:{n}"
-                for code, n in sorted(sum(totals.statuses.values(), Counter()).items())
-            ),
-        ]
-    )
-    print()
-    print(
-        table(
-            rows,
-            ["kind", "requests", "req/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "status codes"],
-        )
-    )
+        if counts:
+            rows.append(_figures_row(kind, counts, totals.latencies.get(kind, []), elapsed))
+    all_lat = [v for values in totals.latencies.values() for v in values]
+    all_codes = sum(totals.statuses.values(), Counter())
+    rows.append(_figures_row("all", all_codes, all_lat, elapsed))
+    return rows
+
+
+def answer_checks(totals: Totals) -> list:
+    """No 5xx, no transport error, no unexpected status for its kind of request."""
     all_codes = sum(totals.statuses.values(), Counter())
     server_errors = sum(n for code, n in all_codes.items() if code >= 500)
     unexpected = {
@@ -561,14 +590,7 @@ def main(argv: list[str] | None = None) -> int:
         for kind, counts in totals.statuses.items()
     }
     unexpected = {k: v for k, v in unexpected.items() if v}
-    print(
-        f"\n{requests} requests in {elapsed:.1f} s = {requests / elapsed:.1f} req/s; "
-        f"successful writes: POST {len(totals.created)}, PATCH {sum(totals.patched.values())}, "
-        f"DELETE {len(totals.deleted)}; load average {load1[0]:.1f} before, {load2[0]:.1f} after "
-        f"({os.cpu_count()} cores, shared machine); "
-        f"this client process used {client_cpu:.1f} s of CPU"
-    )
-    checks = [
+    return [
         ("zero answers >= 500", server_errors == 0, f"{server_errors}"),
         (
             "zero transport errors (refused, reset, timeout)",
@@ -580,32 +602,63 @@ def main(argv: list[str] | None = None) -> int:
             not unexpected,
             f"unexpected: {unexpected or 'none'}",
         ),
-        *checks,
     ]
+
+
+def write_json(path: Path, args: argparse.Namespace, outcome: Outcome, rows, checks, load1):
+    args_out = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    args_out.pop("mode", None)
+    path.write_text(
+        json.dumps(
+            {
+                "args": args_out,
+                "gunicorn": args.mode,
+                "elapsed": outcome.elapsed,
+                "requests": rows[-1][1],
+                "table": rows,
+                "checks": [{"name": n, "ok": ok, "figures": f} for n, ok, f in checks],
+                "loadavg": [load1, outcome.loadavg],
+                "client_cpu_seconds": outcome.client_cpu,
+            },
+            indent=2,
+        )
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    install_signal_handlers()
+    hard_deadline(int(args.duration) + 600)
+    totals = Totals()
+    load1 = os.getloadavg()
+    with Stack(
+        "load",
+        pg_port=args.pg_port,
+        redis_port=args.redis_port,
+        keep=args.keep,
+        extra_env={"JWT_ACCESS_TOKEN_LIFETIME_SECONDS": str(int(args.duration) + 900)},
+    ) as stack:
+        outcome = run_against(stack, args, totals)
+    rows = figures(totals, outcome.elapsed)
+    headers = ["kind", "requests", "req/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "status codes"]
+    print("\n" + table(rows, headers))
+    requests, elapsed = rows[-1][1], outcome.elapsed
+    print(
+        f"\n{requests} requests in {elapsed:.1f} s = {requests / elapsed:.1f} req/s; "
+        f"successful writes: POST {len(totals.created)}, PATCH {totals.patched.total()}, "
+        f"DELETE {len(totals.deleted)}; load average {load1[0]:.1f} before, "
+        f"{outcome.loadavg[0]:.1f} after ({os.cpu_count()} cores, shared machine); "
+        f"this client process used {outcome.client_cpu:.1f} s of CPU"
+    )
+    checks = [*answer_checks(totals), *outcome.checks]
     print()
-    for name, ok, figures in checks:
-        print(f"{'PASS' if ok else 'FAIL'}  {name}: {figures}")
-    print(f"      gunicorn log: {traces} traceback(s)")
+    for name, ok, figures_text in checks:
+        print(f"{'PASS' if ok else 'FAIL'}  {name}: {figures_text}")
+    print(f"      gunicorn log: {outcome.traces} traceback(s)")
     failed = [c for c in checks if not c[1]]
     print(f"\n{len(checks) - len(failed)} passed, {len(failed)} failed")
     if args.json:
-        args.json.write_text(
-            json.dumps(
-                {
-                    "args": {
-                        k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
-                    },
-                    "gunicorn": mode,
-                    "elapsed": elapsed,
-                    "requests": requests,
-                    "table": rows,
-                    "checks": [{"name": n, "ok": ok, "figures": f} for n, ok, f in checks],
-                    "loadavg": [load1, load2],
-                    "client_cpu_seconds": client_cpu,
-                },
-                indent=2,
-            )
-        )
+        write_json(args.json, args, outcome, rows, checks, load1)
     return 1 if failed else 0
 
 

@@ -8,6 +8,7 @@ check failed (or a scenario crashed), 0 otherwise.
 """
 
 import argparse
+import signal
 import sys
 import time
 import traceback
@@ -25,7 +26,7 @@ SCENARIOS = {
 DEFAULT = ("redis", "postgres", "worker")
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m reliability.faults", description=__doc__.split("\n")[0]
     )
@@ -52,37 +53,42 @@ def main(argv: list[str] | None = None) -> int:
         help="hard limit for the whole run in seconds (default 1200)",
     )
     args = parser.parse_args(argv)
-    chosen = [name.strip() for name in args.only.split(",") if name.strip()]
-    unknown = set(chosen) - set(SCENARIOS)
+    args.chosen = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = set(args.chosen) - set(SCENARIOS)
     if unknown:
         parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
+    return args
 
+
+def run_scenario(name: str, args: argparse.Namespace, report: Report) -> bool:
+    """One scenario; False if it crashed (the crash is also a failed check)."""
+    module = SCENARIOS[name]
+    print(f"\n=== {module.NAME} ===", flush=True)
+    started = time.monotonic()
+    kwargs = dict(
+        pg_port=args.pg_port, redis_port=args.redis_port, http_port=args.http_port, keep=args.keep
+    )
+    if name == "worker":
+        kwargs["tasks"] = args.tasks
+    try:
+        module.run(report, **kwargs)
+        ok = True
+    except Exception:
+        traceback.print_exc()
+        report.check(module.NAME, "scenario ran to the end", False, "crashed (trace above)")
+        ok = False
+    print(f"      [{module.NAME}] {time.monotonic() - started:.0f} s", flush=True)
+    return ok
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     install_signal_handlers()
     hard_deadline(args.time_limit)
     report = Report()
-    crashed = []
     started = time.monotonic()
-    for name in chosen:
-        module = SCENARIOS[name]
-        print(f"\n=== {module.NAME} ===", flush=True)
-        scenario_started = time.monotonic()
-        kwargs = dict(
-            pg_port=args.pg_port,
-            redis_port=args.redis_port,
-            http_port=args.http_port,
-            keep=args.keep,
-        )
-        if name == "worker":
-            kwargs["tasks"] = args.tasks
-        try:
-            module.run(report, **kwargs)
-        except Exception:
-            crashed.append(name)
-            traceback.print_exc()
-            report.check(module.NAME, "scenario ran to the end", False, "crashed (trace above)")
-        print(f"      [{module.NAME}] {time.monotonic() - scenario_started:.0f} s", flush=True)
-    signal_off()
-
+    crashed = [name for name in args.chosen if not run_scenario(name, args, report)]
+    signal.alarm(0)
     failed = report.failed
     print(
         f"\n{len(report.checks) - len(failed)} passed, {len(failed)} failed "
@@ -91,12 +97,6 @@ def main(argv: list[str] | None = None) -> int:
     for check in failed:
         print(f"FAILED [{check.scenario}] {check.name}: {check.figures}")
     return 1 if failed or crashed else 0
-
-
-def signal_off() -> None:
-    import signal
-
-    signal.alarm(0)
 
 
 if __name__ == "__main__":

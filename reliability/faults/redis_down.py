@@ -38,8 +38,42 @@ def run(report: Report, *, pg_port: int, redis_port: int, http_port: int, keep: 
             client.close()
 
 
+class Recording:
+    """Calls through ``client``, every answer kept for the final no-5xx check."""
+
+    def __init__(self, client: Client):
+        self.client = client
+        self.answers: list = []
+
+    def __call__(self, *args, **kwargs):
+        answer = self.client.call(*args, **kwargs)
+        self.answers.append(answer)
+        return answer
+
+
 def _scenario(report: Report, stack: Stack, client: Client, gunicorn) -> None:
-    # --- with Redis up -----------------------------------------------------------
+    _check_baseline(report, stack, client)
+    stack.redis.stop(signal.SIGTERM)
+    report.info(NAME, f"Redis on port {stack.redis.port} stopped (SIGTERM); port closed")
+    call = Recording(client)
+    _check_health_down(report, call)
+    access, refresh = _check_logins(report, call)
+    _check_crud(report, call, access)
+    _check_refresh_and_logout(report, call, refresh)
+    _check_limiter(report, call)
+    _check_fallback_logged(report, gunicorn)
+    server_errors = [a for a in call.answers if a.status == 0 or a.status >= 500]
+    report.check(
+        NAME,
+        "no 5xx and no dropped connection while Redis is down; every body JSON",
+        not server_errors and all(a.is_json or a.status == 204 for a in call.answers),
+        f"{len(call.answers)} requests: {fmt_codes(codes(call.answers))}",
+    )
+    _check_redis_back(report, stack, client)
+
+
+def _check_baseline(report: Report, stack: Stack, client: Client) -> None:
+    """With Redis up: the broker is reported ok, the limiter counts in Redis."""
     health = client.call("GET", "/healthz")
     report.check(
         NAME,
@@ -56,16 +90,8 @@ def _scenario(report: Report, stack: Stack, client: Client, gunicorn) -> None:
         f"failed login {bad.status}; Redis keys: {limiter_keys}",
     )
 
-    # --- stop Redis --------------------------------------------------------------
-    stack.redis.stop(signal.SIGTERM)
-    report.info(NAME, f"Redis on port {stack.redis.port} stopped (SIGTERM); port closed")
-    answers = []
 
-    def call(*args, **kwargs):
-        answer = client.call(*args, **kwargs)
-        answers.append(answer)
-        return answer
-
+def _check_health_down(report: Report, call: Recording) -> None:
     health = call("GET", "/healthz")
     report.check(
         NAME,
@@ -81,7 +107,10 @@ def _scenario(report: Report, stack: Stack, client: Client, gunicorn) -> None:
         f"{health.elapsed:.2f} s (limit 3 s)",
     )
 
-    # Login: one per worker at least (each process discovers the dead storage itself).
+
+def _check_logins(report: Report, call: Recording) -> tuple[str, str]:
+    """Logins, at least one per worker (each process discovers the dead storage itself);
+    the last one's access and refresh tokens."""
     logins = [
         call("POST", "/api/auth/login/", json={"username": ADMIN, "password": PASSWORD})
         for _ in range(WORKERS + 2)
@@ -93,28 +122,33 @@ def _scenario(report: Report, stack: Stack, client: Client, gunicorn) -> None:
         f"{len(logins)} logins: {fmt_codes(codes(logins))}; "
         f"max {max(a.elapsed for a in logins) * 1000:.0f} ms",
     )
-    access, refresh = logins[-1].body["access"], logins[-1].body["refresh"]
+    return logins[-1].body["access"], logins[-1].body["refresh"]
 
-    # CRUD.
+
+def _crud_steps(call: Recording, access: str) -> list[tuple]:
+    """(kind, answer, expected status) for a task's whole life."""
     created = call(
         "POST", "/api/tasks/", access, json={"title": "while Redis is down", "priority": "HIGH"}
     )
     task_id = created.get("id") if created.status == 201 else None
     steps = [("create", created, 201)]
-    if task_id:
-        steps += [
-            ("get", call("GET", f"/api/tasks/{task_id}/", access), 200),
-            ("list", call("GET", "/api/tasks/?ordering=-priority", access), 200),
-            (
-                "patch",
-                call("PATCH", f"/api/tasks/{task_id}/", access, json={"status": "IN_PROGRESS"}),
-                200,
-            ),
-            ("stats", call("GET", "/api/tasks/stats/", access), 200),
-            ("logs", call("GET", f"/api/activity-logs/?task={task_id}", access), 200),
-            ("delete", call("DELETE", f"/api/tasks/{task_id}/", access), 204),
-            ("get deleted", call("GET", f"/api/tasks/{task_id}/", access), 404),
-        ]
+    if not task_id:
+        return steps
+    path = f"/api/tasks/{task_id}/"
+    return [
+        *steps,
+        ("get", call("GET", path, access), 200),
+        ("list", call("GET", "/api/tasks/?ordering=-priority", access), 200),
+        ("patch", call("PATCH", path, access, json={"status": "IN_PROGRESS"}), 200),
+        ("stats", call("GET", "/api/tasks/stats/", access), 200),
+        ("logs", call("GET", f"/api/activity-logs/?task={task_id}", access), 200),
+        ("delete", call("DELETE", path, access), 204),
+        ("get deleted", call("GET", path, access), 404),
+    ]
+
+
+def _check_crud(report: Report, call: Recording, access: str) -> None:
+    steps = _crud_steps(call, access)
     report.check(
         NAME,
         "task CRUD works",
@@ -131,7 +165,9 @@ def _scenario(report: Report, stack: Stack, client: Client, gunicorn) -> None:
             f"{actions}",
         )
 
-    # Refresh with rotation, then logout: revocation is in PostgreSQL.
+
+def _check_refresh_and_logout(report: Report, call: Recording, refresh: str) -> None:
+    """Refresh with rotation, then logout: revocation is in PostgreSQL."""
     rotated = call("POST", "/api/auth/refresh/", json={"refresh": refresh})
     replay = call("POST", "/api/auth/refresh/", json={"refresh": refresh})
     report.check(
@@ -140,33 +176,33 @@ def _scenario(report: Report, stack: Stack, client: Client, gunicorn) -> None:
         rotated.status == 200 and replay.status == 401,
         f"refresh {rotated.status}, replay {replay.status}",
     )
-    if rotated.status == 200:
-        access2, refresh2 = rotated.body["access"], rotated.body["refresh"]
-        me_before = call("GET", "/api/auth/me/", access2)
-        logout = call("POST", "/api/auth/logout/", access2, json={"refresh": refresh2})
-        me_after = call("GET", "/api/auth/me/", access2)
-        refresh_after = call("POST", "/api/auth/refresh/", json={"refresh": refresh2})
-        report.check(
-            NAME,
-            "logout revokes access and refresh token at once",
-            me_before.status == 200
-            and logout.status == 204
-            and me_after.status == 401
-            and refresh_after.status == 401,
-            f"me {me_before.status}, logout {logout.status}, me after {me_after.status}, "
-            f"refresh after {refresh_after.status}",
-        )
+    if rotated.status != 200:
+        return
+    access2, refresh2 = rotated.body["access"], rotated.body["refresh"]
+    me_before = call("GET", "/api/auth/me/", access2)
+    logout = call("POST", "/api/auth/logout/", access2, json={"refresh": refresh2})
+    me_after = call("GET", "/api/auth/me/", access2)
+    refresh_after = call("POST", "/api/auth/refresh/", json={"refresh": refresh2})
+    report.check(
+        NAME,
+        "logout revokes access and refresh token at once",
+        (me_before.status, logout.status, me_after.status, refresh_after.status)
+        == (200, 204, 401, 401),
+        f"me {me_before.status}, logout {logout.status}, me after {me_after.status}, "
+        f"refresh after {refresh_after.status}",
+    )
 
-    # The limiter degrades to per-process memory and still throttles.
-    attempts = []
-    for _ in range(5 * WORKERS + 4):
-        attempts.append(
-            call(
-                "POST",
-                "/api/auth/login/",
-                json={"username": "nobody-during", "password": "wrong-password"},
-            )
+
+def _check_limiter(report: Report, call: Recording) -> None:
+    """The limiter degrades to per-process memory and still throttles."""
+    attempts = [
+        call(
+            "POST",
+            "/api/auth/login/",
+            json={"username": "nobody-during", "password": "wrong-password"},
         )
+        for _ in range(5 * WORKERS + 4)
+    ]
     statuses = [a.status for a in attempts]
     first_429 = statuses.index(429) + 1 if 429 in statuses else None
     report.check(
@@ -179,6 +215,9 @@ def _scenario(report: Report, stack: Stack, client: Client, gunicorn) -> None:
         f"{len(attempts)} bad logins: {fmt_codes(codes(attempts))}; first 429 at attempt "
         f"{first_429} (in-memory limit: 5 per worker process x {WORKERS})",
     )
+
+
+def _check_fallback_logged(report: Report, gunicorn) -> None:
     time.sleep(0.5)
     warnings = gunicorn.log_text().count(FALLBACK_WARNING)
     report.check(
@@ -190,15 +229,8 @@ def _scenario(report: Report, stack: Stack, client: Client, gunicorn) -> None:
     traces = gunicorn.log_text().count("Traceback")
     report.info(NAME, f"gunicorn log: {traces} traceback(s) while Redis was down")
 
-    server_errors = [a for a in answers if a.status == 0 or a.status >= 500]
-    report.check(
-        NAME,
-        "no 5xx and no dropped connection while Redis is down; every body JSON",
-        not server_errors and all(a.is_json or a.status == 204 for a in answers),
-        f"{len(answers)} requests: {fmt_codes(codes(answers))}",
-    )
 
-    # --- Redis back ------------------------------------------------------------
+def _check_redis_back(report: Report, stack: Stack, client: Client) -> None:
     started = time.monotonic()
     stack.redis.start()
     recovered = wait_until(

@@ -31,31 +31,7 @@ def run(report: Report, *, pg_port: int, redis_port: int, http_port: int, keep: 
             stack.redis.proc.signal_group(signal.SIGSTOP)
             report.info(NAME, "redis-server SIGSTOPped (port open, no answers)")
             try:
-                health = client.call("GET", "/healthz")
-                report.check(
-                    NAME,
-                    f"/healthz answers within {LIMIT_SECONDS:.0f} s and reports the broker down",
-                    health.status == 200
-                    and health.get("broker") == "unreachable"
-                    and health.elapsed < LIMIT_SECONDS,
-                    f"{health.status or health.error} "
-                    f"{health.body if health.is_json else '(not JSON)'} "
-                    f"after {health.elapsed:.1f} s",
-                )
-                me = client.call("GET", "/api/auth/me/", token)
-                report.check(
-                    NAME,
-                    "an authenticated read is unaffected",
-                    me.status == 200,
-                    f"{me.status} in {me.elapsed:.2f} s",
-                )
-                logins = [client.login() for _ in range(3)]
-                report.check(
-                    NAME,
-                    f"login answers within {LIMIT_SECONDS:.0f} s",
-                    all(a.status == 200 and a.elapsed < LIMIT_SECONDS for a in logins),
-                    ", ".join(f"{a.status or a.error} in {a.elapsed:.1f} s" for a in logins),
-                )
+                _check_while_frozen(report, client, token)
             finally:
                 stack.redis.proc.signal_group(signal.SIGCONT)
             time.sleep(0.5)
@@ -68,3 +44,31 @@ def run(report: Report, *, pg_port: int, redis_port: int, http_port: int, keep: 
             )
         finally:
             client.close()
+
+
+def _check_while_frozen(report: Report, client: Client, token: str) -> None:
+    health = client.call("GET", "/healthz")
+    report.check(
+        NAME,
+        f"/healthz answers within {LIMIT_SECONDS:.0f} s and reports the broker down",
+        health.status == 200
+        and health.get("broker") == "unreachable"
+        and health.elapsed < LIMIT_SECONDS,
+        f"{health.status or health.error} "
+        f"{health.body if health.is_json else '(not JSON)'} "
+        f"after {health.elapsed:.1f} s",
+    )
+    me = client.call("GET", "/api/auth/me/", token)
+    report.check(
+        NAME,
+        "an authenticated read is unaffected",
+        me.status == 200,
+        f"{me.status} in {me.elapsed:.2f} s",
+    )
+    logins = [client.login() for _ in range(3)]
+    report.check(
+        NAME,
+        f"login answers within {LIMIT_SECONDS:.0f} s",
+        all(a.status == 200 and a.elapsed < LIMIT_SECONDS for a in logins),
+        ", ".join(f"{a.status or a.error} in {a.elapsed:.1f} s" for a in logins),
+    )

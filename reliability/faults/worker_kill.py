@@ -153,113 +153,14 @@ def _scenario(report: Report, stack: Stack, n: int) -> None:
         before["overdue"] == 0 and before["entries"] == 0,
         _fmt(before),
     )
-
     broker = Celery("reliability-faults", broker=stack.redis.url)
     broker.conf.broker_connection_retry_on_startup = True
     redis = stack.redis.client()
     try:
-        worker = stack.celery_worker("sweeper1")
-        sent_at = time.monotonic()
-        broker.send_task("taskapp.mark_overdue", kwargs={"today": today})
-        # Wait for the sweep statement, let it run a moment, then SIGKILL the worker.
-        pid, ran = wait_until(
-            lambda: _sweep_backend(stack), 60, "the sweep statement in pg_stat_activity", 0.02
-        )
-        time.sleep(max(0.0, KILL_AFTER_SECONDS - ran))
-        still = _sweep_backend(stack)
-        worker.kill()
-        killed_at = time.monotonic()
-        report.check(
-            NAME,
-            "worker SIGKILLed while the sweep statement was running",
-            still is not None and still[0] == pid and not worker.alive(),
-            f"statement active for {still[1] if still else float('nan'):.2f} s when killed "
-            f"({killed_at - sent_at:.2f} s after send_task); "
-            f"worker exit code {worker.popen.returncode}",
-        )
-        wait_until(
-            lambda: not _backend_alive(stack, pid), 300, "PostgreSQL to drop the dead session", 0.1
-        )
-        report.info(
-            NAME,
-            f"PostgreSQL dropped the orphaned session "
-            f"{time.monotonic() - killed_at:.2f} s after the kill",
-        )
-        after_kill = _state(stack)
-        none = after_kill["overdue"] == 0 and after_kill["entries"] == 0
-        every = (
-            after_kill["sweep_overdue"] == n == after_kill["overdue"]
-            and after_kill["entries"] == n == after_kill["entry_tasks"]
-        )
-        report.check(
-            NAME,
-            "nothing half-applied after the kill (all or nothing, entries == OVERDUE tasks)",
-            (none or every)
-            and after_kill["controls_intact"] == 4 * CONTROLS
-            and after_kill["entries"] == after_kill["overdue"],
-            ("nothing applied: " if none else "all applied: " if every else "PARTIAL: ")
-            + _fmt(after_kill),
-        )
-        unacked = redis.hlen("unacked")
-        queued = redis.llen("celery")
-        report.check(
-            NAME,
-            "the message survived the kill (acks_late: still unacknowledged in Redis)",
-            unacked == 1,
-            f"unacked {unacked}, queued {queued}",
-        )
-
-        # Age the unacked message past the app's visibility_timeout instead of waiting for it.
-        past = time.time() - CELERY_VISIBILITY_TIMEOUT - 60
-        aged = {tag: past for tag in redis.zrange("unacked_index", 0, -1)}
-        if aged:
-            redis.zadd("unacked_index", aged)
-        restarted_at = time.monotonic()
-        worker2 = stack.celery_worker("sweeper2")
-
-        def done():
-            return " succeeded in " in worker2.log_text() or "raised" in worker2.log_text()
-
-        wait_until(done, 300, "the redelivered sweep to finish", 0.2)
-        final = _state(stack)
-        marked_line = next(
-            (line for line in worker2.log_text().splitlines() if "overdue sweep marked" in line), ""
-        )
-        succeeded = next(
-            (line for line in worker2.log_text().splitlines() if " succeeded in " in line), ""
-        )
-        report.check(
-            NAME,
-            "a fresh worker gets the message again and the sweep completes the work exactly",
-            final["sweep_overdue"] == n == final["sweep_overdue_v2"] == final["overdue"]
-            and final["entries"] == n == final["entry_tasks"]
-            and final["bad_entries"] == 0
-            and final["controls_intact"] == 4 * CONTROLS
-            and f"marked {n} task(s)" in marked_line,
-            f"{_fmt(final)}; every swept task at version 2: {final['sweep_overdue_v2'] == n}; "
-            f"redelivered and done {time.monotonic() - restarted_at:.1f} s "
-            "after the worker restart; "
-            f"worker log: '{marked_line.split('] ')[-1]}', sweep {_duration(succeeded)}",
-        )
-        report.check(
-            NAME,
-            "broker empty afterwards (acknowledged)",
-            redis.hlen("unacked") == 0 and redis.llen("celery") == 0,
-            f"unacked {redis.hlen('unacked')}, queued {redis.llen('celery')}",
-        )
-
-        # Idempotent: one more sweep changes and logs nothing.
-        broker.send_task("taskapp.mark_overdue", kwargs={"today": today})
-        wait_until(
-            lambda: worker2.log_text().count(" succeeded in ") >= 2, 120, "the second sweep", 0.2
-        )
-        again = _state(stack)
-        report.check(
-            NAME,
-            "a second sweep changes and logs nothing",
-            again == final and "marked 0 task(s)" in worker2.log_text(),
-            _fmt(again),
-        )
+        _kill_mid_sweep(report, stack, broker, today)
+        _check_after_kill(report, stack, redis, n)
+        worker2, final, succeeded = _redeliver(report, stack, redis, n)
+        _check_second_sweep(report, stack, broker, worker2, final, today)
         report.info(
             NAME,
             f"the redelivered sweep took {_duration(succeeded)}; without the ageing step the "
@@ -270,6 +171,123 @@ def _scenario(report: Report, stack: Stack, n: int) -> None:
     finally:
         broker.close()
         redis.close()
+
+
+def _kill_mid_sweep(report: Report, stack: Stack, broker: Celery, today: str) -> None:
+    """Send the sweep, wait for its statement, let it run a moment, SIGKILL the worker,
+    and wait for PostgreSQL to drop the orphaned session."""
+    worker = stack.celery_worker("sweeper1")
+    sent_at = time.monotonic()
+    broker.send_task("taskapp.mark_overdue", kwargs={"today": today})
+    pid, ran = wait_until(
+        lambda: _sweep_backend(stack), 60, "the sweep statement in pg_stat_activity", 0.02
+    )
+    time.sleep(max(0.0, KILL_AFTER_SECONDS - ran))
+    still = _sweep_backend(stack)
+    worker.kill()
+    killed_at = time.monotonic()
+    report.check(
+        NAME,
+        "worker SIGKILLed while the sweep statement was running",
+        still is not None and still[0] == pid and not worker.alive(),
+        f"statement active for {still[1] if still else float('nan'):.2f} s when killed "
+        f"({killed_at - sent_at:.2f} s after send_task); "
+        f"worker exit code {worker.popen.returncode}",
+    )
+    wait_until(
+        lambda: not _backend_alive(stack, pid), 300, "PostgreSQL to drop the dead session", 0.1
+    )
+    report.info(
+        NAME,
+        f"PostgreSQL dropped the orphaned session "
+        f"{time.monotonic() - killed_at:.2f} s after the kill",
+    )
+
+
+def _check_after_kill(report: Report, stack: Stack, redis, n: int) -> None:
+    """All or nothing applied; the message still unacknowledged in Redis."""
+    after_kill = _state(stack)
+    none = after_kill["overdue"] == 0 and after_kill["entries"] == 0
+    every = (
+        after_kill["sweep_overdue"] == n == after_kill["overdue"]
+        and after_kill["entries"] == n == after_kill["entry_tasks"]
+    )
+    report.check(
+        NAME,
+        "nothing half-applied after the kill (all or nothing, entries == OVERDUE tasks)",
+        (none or every)
+        and after_kill["controls_intact"] == 4 * CONTROLS
+        and after_kill["entries"] == after_kill["overdue"],
+        ("nothing applied: " if none else "all applied: " if every else "PARTIAL: ")
+        + _fmt(after_kill),
+    )
+    unacked = redis.hlen("unacked")
+    queued = redis.llen("celery")
+    report.check(
+        NAME,
+        "the message survived the kill (acks_late: still unacknowledged in Redis)",
+        unacked == 1,
+        f"unacked {unacked}, queued {queued}",
+    )
+
+
+def _log_line(worker, needle: str) -> str:
+    return next((line for line in worker.log_text().splitlines() if needle in line), "")
+
+
+def _redeliver(report: Report, stack: Stack, redis, n: int):
+    """Age the unacked message past the app's visibility_timeout instead of waiting for it,
+    start a fresh worker and check that the redelivered sweep completes the work exactly;
+    (the worker, the final state, its 'succeeded' log line)."""
+    past = time.time() - CELERY_VISIBILITY_TIMEOUT - 60
+    aged = {tag: past for tag in redis.zrange("unacked_index", 0, -1)}
+    if aged:
+        redis.zadd("unacked_index", aged)
+    restarted_at = time.monotonic()
+    worker2 = stack.celery_worker("sweeper2")
+
+    def done():
+        return " succeeded in " in worker2.log_text() or "raised" in worker2.log_text()
+
+    wait_until(done, 300, "the redelivered sweep to finish", 0.2)
+    final = _state(stack)
+    marked_line = _log_line(worker2, "overdue sweep marked")
+    succeeded = _log_line(worker2, " succeeded in ")
+    report.check(
+        NAME,
+        "a fresh worker gets the message again and the sweep completes the work exactly",
+        final["sweep_overdue"] == n == final["sweep_overdue_v2"] == final["overdue"]
+        and final["entries"] == n == final["entry_tasks"]
+        and final["bad_entries"] == 0
+        and final["controls_intact"] == 4 * CONTROLS
+        and f"marked {n} task(s)" in marked_line,
+        f"{_fmt(final)}; every swept task at version 2: {final['sweep_overdue_v2'] == n}; "
+        f"redelivered and done {time.monotonic() - restarted_at:.1f} s "
+        "after the worker restart; "
+        f"worker log: '{marked_line.split('] ')[-1]}', sweep {_duration(succeeded)}",
+    )
+    report.check(
+        NAME,
+        "broker empty afterwards (acknowledged)",
+        redis.hlen("unacked") == 0 and redis.llen("celery") == 0,
+        f"unacked {redis.hlen('unacked')}, queued {redis.llen('celery')}",
+    )
+    return worker2, final, succeeded
+
+
+def _check_second_sweep(report: Report, stack: Stack, broker, worker2, final, today) -> None:
+    """Idempotent: one more sweep changes and logs nothing."""
+    broker.send_task("taskapp.mark_overdue", kwargs={"today": today})
+    wait_until(
+        lambda: worker2.log_text().count(" succeeded in ") >= 2, 120, "the second sweep", 0.2
+    )
+    again = _state(stack)
+    report.check(
+        NAME,
+        "a second sweep changes and logs nothing",
+        again == final and "marked 0 task(s)" in worker2.log_text(),
+        _fmt(again),
+    )
 
 
 def _duration(succeeded_line: str) -> str:
