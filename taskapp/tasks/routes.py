@@ -60,7 +60,7 @@ def _task_page(page: dict, tag: ListTag):
 @blp.route("/")
 class Tasks(MethodView):
     @blp.auth_required()
-    @blp.arguments(TaskQueryArgsSchema, location="query")
+    @blp.arguments(TaskQueryArgsSchema(), location="query")
     @blp.response(200, TaskPageSchema, headers=LIST_ETAG_HEADER)
     @blp.alt_response(304, description="Not modified: If-None-Match holds the current ETag")
     @blp.alt_response(404, schema="Error", description="Page past the end")
@@ -81,7 +81,7 @@ class Tasks(MethodView):
         return _task_page(page, tag)
 
     @blp.auth_required()
-    @blp.arguments(TaskWriteSchema)
+    @blp.arguments(TaskWriteSchema())
     @blp.response(
         201, TaskSchema, headers={**ETAG_HEADER, "Location": {"schema": {"type": "string"}}}
     )
@@ -116,7 +116,7 @@ class TaskById(MethodView):
         return self._update(task_id, data)
 
     @blp.auth_required()
-    @blp.arguments(TaskWriteSchema)
+    @blp.arguments(TaskWriteSchema())
     @blp.if_match()
     @blp.response(200, TaskSchema, headers=ETAG_HEADER)
     @blp.not_found(NOT_VISIBLE)
