@@ -128,6 +128,16 @@ def http(method: str, url: str, body: dict | None = None, token: str | None = No
         return error.code, error.read()
 
 
+def list_etag(url: str, token: str) -> str:
+    """The ETag the app answers for ``url`` (for the 304 scenario)."""
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        etag = response.headers.get("ETag")
+    if not etag:
+        raise RuntimeError(f"GET {url} answered no ETag")
+    return etag
+
+
 def login(base: str, username: str) -> str:
     status, body = http(
         "POST", base + "/api/auth/login/", {"username": username, "password": PASSWORD}
@@ -386,6 +396,7 @@ SCENARIOS = (
     "admin_list",
     "admin_list_c1",
     "intern_detail",
+    "intern_list_304",
     "intern_post",
 )
 POST_BODY = {
@@ -446,6 +457,13 @@ def scenario_plan(
             {**intern, "BENCH_IDS_FILE": str(ids_file)},
             "app",
         ),
+        "intern_list_304": (
+            "INTERN GET list, If-None-Match (304)",
+            url,
+            connections,
+            {**intern, "BENCH_IF_NONE_MATCH": "fetched in each round"},
+            "app",
+        ),
         "intern_post": (
             "INTERN POST /api/tasks/ (+ audit row)",
             tasks_url,
@@ -471,6 +489,8 @@ def run_round(plan: dict, servers: dict, timing: dict, max_task_id: int) -> dict
     this_round = {}
     for key in SCENARIOS:
         name, target, conns, env, host = plan[key]
+        if "BENCH_IF_NONE_MATCH" in env:  # current now: the last round's POSTs changed it
+            env = {**env, "BENCH_IF_NONE_MATCH": list_etag(target, env["BENCH_TOKEN"])}
         this_round[key] = scenario(
             name, target, connections=conns, server=servers[host], **timing, **env
         )

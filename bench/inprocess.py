@@ -58,14 +58,19 @@ class Recorder:
         if self.active:
             self.statements.append((statement, parameters))
 
+    def _sent(self, conn) -> bool:
+        """Whether a BEGIN/COMMIT/ROLLBACK goes on the wire: not in autocommit (the app's
+        GETs), where psycopg sends none (checked with a pgconn.trace)."""
+        return self.active and not conn.connection.dbapi_connection.autocommit
+
     def _begin(self, conn):
-        self.begins += self.active
+        self.begins += self._sent(conn)
 
     def _commit(self, conn):
-        self.commits += self.active
+        self.commits += self._sent(conn)
 
     def _rollback(self, conn):
-        self.rollbacks += self.active
+        self.rollbacks += self._sent(conn)
 
     def _reset(self, dbapi_connection, record, reset_state=None):
         self.resets += self.active

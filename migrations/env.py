@@ -46,6 +46,15 @@ def get_metadata():
     return target_db.metadata
 
 
+POSTGRESQL_ONLY_INDEX_SUFFIX = "_trgm"
+"""pg_trgm GIN indexes (migration 0007) exist only on PostgreSQL and are not declared
+on the models (SQLite has no such index); autogenerate leaves them alone."""
+
+
+def include_object(obj, name, type_, reflected, compare_to):
+    return not (type_ == "index" and reflected and (name or "").endswith(POSTGRESQL_ONLY_INDEX_SUFFIX))
+
+
 def run_migrations_offline():
     """Run migrations in 'offline' mode.
 
@@ -88,6 +97,7 @@ def run_migrations_online():
     conf_args = current_app.extensions['migrate'].configure_args
     if conf_args.get("process_revision_directives") is None:
         conf_args["process_revision_directives"] = process_revision_directives
+    conf_args.setdefault("include_object", include_object)
 
     connectable = get_engine()
 

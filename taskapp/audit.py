@@ -46,6 +46,9 @@ SNAPSHOT_FIELDS = (
     "created_at",
     "updated_at",
     "completed_at",
+    "recurrence",
+    "remind_at",
+    "series_id",
 )
 """The task's columns kept on its entry (``task_snapshot``), so that a webhook announces
 the task as this change left it, even once the task changed again or was deleted."""

@@ -26,6 +26,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -164,6 +165,10 @@ class RevokedToken(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
+OPEN_TASKS = "status IN ('PENDING', 'IN_PROGRESS')"
+"""The predicate of the partial index of open tasks by priority and due date."""
+
+
 class RevokedSession(Base):
     """Logins that have ended (logout, a replayed refresh token). Every token of a login
     carries its ``sid``, whatever rotation minted it, so one row ends them all. Rows
@@ -185,6 +190,21 @@ class Task(Base):
         Index("ix_task_series", "series_id", "id"),
         Index("ix_task_reminder_due", "reminded_at", "remind_at"),
         Index("ix_task_reminder_mail", "reminder_mail_queued_at"),
+        # One per ADMIN ordering (migration 0007), each ending in id as the order does;
+        # PostgreSQL also has pg_trgm GIN indexes on title and description for search.
+        Index("ix_task_title", "title", "id"),
+        Index("ix_task_priority", "priority", "id"),
+        Index(
+            "ix_task_open_priority_due",
+            "priority",
+            "due_date",
+            "id",
+            postgresql_where=text(OPEN_TASKS),
+            sqlite_where=text(OPEN_TASKS),
+        ),
+        Index("ix_task_due", "due_date", "id"),
+        Index("ix_task_updated", "updated_at", "id"),
+        Index("ix_task_status", "status", "id"),
         CheckConstraint("priority BETWEEN 1 AND 3", name="priority_rank"),
     )
 
@@ -229,7 +249,12 @@ class Task(Base):
 
     @property
     def etag(self) -> str:
-        return f'"{self.id}-{self.version}"'
+        return task_etag(self.id, self.version)
+
+
+def task_etag(task_id: int, version: int) -> str:
+    """A task's ETag (for If-Match and If-None-Match): its id and row version."""
+    return f'"{task_id}-{version}"'
 
 
 class CalendarFeed(Base):
@@ -258,6 +283,18 @@ class TaskCounter(Base):
         primary_key=True,
     )
     priority: Mapped[Priority] = mapped_column(PriorityRank, primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger)
+
+
+class TaskChange(Base):
+    """How many times the tasks assigned to each user have changed (created, edited,
+    reassigned to or away from them, swept, deleted). Written only by database triggers
+    (migration 0007) in the transaction of the change; only ever grows. A listing's ETag
+    is built from it without running the listing (see tasks/queries.py change_stamp)."""
+
+    __tablename__ = "task_change"
+
+    assigned_to_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     n: Mapped[int] = mapped_column(BigInteger)
 
 

@@ -256,6 +256,7 @@ def _task_view(snapshot: dict, names: dict) -> SimpleNamespace:
             "created_at": when(snapshot.get("created_at")),
             "updated_at": when(snapshot.get("updated_at")),
             "completed_at": when(snapshot.get("completed_at")),
+            "remind_at": when(snapshot.get("remind_at")),
             "assigned_to_username": names.get(snapshot["assigned_to_id"]),
         }
     )

@@ -152,7 +152,8 @@ def test_answers_mark_every_field_they_always_carry_as_required(client):
     assert {"Task", "TaskPage", "User", "UserPage", "TaskStats", "ActivityLogPage"} <= answers
     for name in answers | {"ActivityLog"}:
         schema = spec["components"]["schemas"][name]
-        assert set(schema.get("required", [])) == set(schema["properties"]), name
+        sometimes = {"count"} if name.endswith("Page") else set()  # no count by cursor
+        assert set(schema.get("required", [])) == set(schema["properties"]) - sometimes, name
     assert "results" in spec["components"]["schemas"]["TaskPage"]["required"]
 
 

@@ -42,8 +42,9 @@ def explained_by_the_docs(failure, response) -> bool:
     INTERN (403) or an expiry already past (400 on ``expires_at``), a webhook URL whose
     literal address the SSRF rules refuse (400 on ``url``), a recurrence that is not a
     supported RRULE or a recurring task without a due date (400 on ``recurrence`` or
-    ``due_date``: a grammar and a rule no schema expresses), a stale If-Match (412), and
-    an Idempotency-Key reused with another body (422)."""
+    ``due_date``: a grammar and a rule no schema expresses), a cursor the server did not
+    sign (400 on ``cursor``), a stale If-Match (412), and an Idempotency-Key reused with
+    another body (422)."""
     if failure.title != "Schema-valid request rejected":
         return False
     if response.status_code in (412, 422):
@@ -52,9 +53,8 @@ def explained_by_the_docs(failure, response) -> bool:
     if response.status_code == 403 and b"assigned_to" not in response.content:
         return "assigned_to" in sent or "users:" in sent
     body = response.json() if response.status_code == 400 else None
-    return (
-        isinstance(body, dict) and bool(body) and set(body) <= {"assigned_to", "expires_at", "url"}
-    )
+    state_dependent = {"assigned_to", "expires_at", "url", "recurrence", "due_date", "cursor"}
+    return isinstance(body, dict) and bool(body) and set(body) <= state_dependent
 
 
 def configured_schema(base_url: str, caller, explained: collections.Counter):

@@ -2,9 +2,13 @@
 -- results at the end (latencies in microseconds).
 local token = os.getenv("BENCH_TOKEN")
 local body = os.getenv("BENCH_BODY")
+local if_none_match = os.getenv("BENCH_IF_NONE_MATCH")
 wrk.headers["Accept"] = "application/json"
 if token and token ~= "" then
   wrk.headers["Authorization"] = "Bearer " .. token
+end
+if if_none_match and if_none_match ~= "" then
+  wrk.headers["If-None-Match"] = if_none_match
 end
 if body and body ~= "" then
   wrk.method = "POST"

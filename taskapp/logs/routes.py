@@ -16,7 +16,7 @@ from taskapp.models import ActivityLog
 from taskapp.visibility import visible_entries
 from taskapp.web.api import ID_IN_PATH, Blueprint
 from taskapp.web.ordering import order_by_keys
-from taskapp.web.paging import paginate
+from taskapp.web.paging import Keyset, cursor_paginate, paginate
 
 blp = Blueprint(
     "activity_logs", __name__, url_prefix="/api/activity-logs", description="Audit trail"
@@ -32,9 +32,12 @@ class ActivityLogs(MethodView):
     @blp.alt_response(404, schema="Error", description="Page past the end")
     def get(self, args):
         """List the activity log entries the caller may see"""
-        query = apply_filters(visible_entries(current_user), args)
+        query = apply_filters(visible_entries(current_user), args).options(WITH_ACTOR)
+        if "cursor" in args:
+            keyset = Keyset(ActivityLog, args["ordering"])
+            return cursor_paginate(query, keyset, args["cursor"], args["page_size"])
         query = order_by_keys(query, ActivityLog, args["ordering"])
-        return paginate(query, args["page"], args["page_size"], options=[WITH_ACTOR])
+        return paginate(query, args["page"], args["page_size"])
 
 
 @blp.route(f"/<{ID_IN_PATH}:entry_id>/")

@@ -4,7 +4,7 @@ import operator
 
 from sqlalchemy import Select, func, or_, select
 
-from taskapp.models import Priority, Status, Task, TaskCounter, User
+from taskapp.models import Priority, Role, Status, Task, TaskChange, TaskCounter, User
 from taskapp.visibility import limit_to_owner, visible_tasks
 from taskapp.web.ordering import order_by_keys
 
@@ -30,6 +30,8 @@ FILTERS = {
     "search",
 }
 """Every query argument that narrows a listing (see apply_filters)."""
+NULLABLE_KEYS = ("due_date",)
+"""Ordering fields that may be null (nulls last ascending, first descending)."""
 COUNTER_FILTERS = {"status", "priority", "assigned_to"}
 """Filters that task_counter can answer a count for."""
 
@@ -78,8 +80,29 @@ def counter_count(user: User, args: dict) -> Select | None:
     return query
 
 
+def change_stamp(user: User) -> Select:
+    """A number that grows with every change to a task ``user`` can list: an INTERN's own
+    counter (bumped by changes to their tasks, reassignments to and away from them
+    included), for an ADMIN the sum of every assignee's (each counter only grows, so
+    the sum moves whenever any of them does; no single hot row for all writers)."""
+    if user.role == Role.ADMIN:
+        return select(func.coalesce(func.sum(TaskChange.n), 0))
+    return select(func.coalesce(func.max(TaskChange.n), 0)).where(
+        TaskChange.assigned_to_id == user.id
+    )
+
+
+def task_count(user: User, args: dict, filtered: Select) -> Select:
+    """The listing's count: from task_counter where it can answer, else COUNT(*) over
+    ``filtered`` (the task rows alone, before the join that fetches usernames)."""
+    from_counters = counter_count(user, args)
+    if from_counters is not None:
+        return from_counters
+    return filtered.with_only_columns(func.count(), maintain_column_froms=True)
+
+
 def apply_ordering(query: Select, keys: list[tuple[str, bool]]) -> Select:
-    return order_by_keys(query, Task, keys, nullable=("due_date",))
+    return order_by_keys(query, Task, keys, nullable=NULLABLE_KEYS)
 
 
 def stats(session, user: User) -> dict:

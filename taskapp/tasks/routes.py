@@ -3,17 +3,18 @@
 from flask import current_app, url_for
 from flask.views import MethodView
 from flask_jwt_extended import current_user
-from sqlalchemy.orm import joinedload
 
 from taskapp import overdue
 from taskapp.extensions import db
-from taskapp.models import Task
+from taskapp.models import Task, task_etag
 from taskapp.tasks import service
 from taskapp.tasks.queries import (
+    NULLABLE_KEYS,
     apply_filters,
     apply_ordering,
-    counter_count,
+    change_stamp,
     stats,
+    task_count,
 )
 from taskapp.tasks.schemas import (
     TaskPageSchema,
@@ -25,36 +26,63 @@ from taskapp.tasks.schemas import (
 )
 from taskapp.visibility import visible_tasks
 from taskapp.web.api import ETAG_HEADER, ID_IN_PATH, Blueprint, check_if_match
-from taskapp.web.paging import paginate
+from taskapp.web.conditional import ListTag, not_modified
+from taskapp.web.dumps import compile_dump, json_response
+from taskapp.web.paging import Keyset, cursor_paginate, paginate, rows
 
 blp = Blueprint("tasks", __name__, url_prefix="/api/tasks", description="Tasks")
 NOT_VISIBLE = "No such task, or not the caller's"
+LIST_ETAG_HEADER = {
+    "ETag": {
+        "description": "Version of this listing for this caller, for If-None-Match",
+        "schema": {"type": "string"},
+    }
+}
 
 
 def _today():
     return overdue.today(current_app.config)
 
 
+DUMP_TASK = compile_dump(TaskSchema())
+"""The task answer, generated from TaskSchema (the one definition; see web/dumps.py)."""
+
+
 def _with_etag(task: Task, status: int = 200, **headers):
-    return task, status, {"ETag": task.etag, **headers}
+    return json_response(DUMP_TASK(task), status, {"ETag": task.etag, **headers})
+
+
+def _task_page(page: dict, tag: ListTag):
+    page["results"] = [DUMP_TASK(row) for row in page["results"]]
+    return json_response(page, 200, {"ETag": tag.etag})
 
 
 @blp.route("/")
 class Tasks(MethodView):
     @blp.auth_required(scope="tasks:read")
-    @blp.arguments(TaskQueryArgsSchema, location="query")
-    @blp.response(200, TaskPageSchema)
+    @blp.arguments(TaskQueryArgsSchema(), location="query")
+    @blp.response(200, TaskPageSchema, headers=LIST_ETAG_HEADER)
+    @blp.alt_response(304, description="Not modified: If-None-Match holds the current ETag")
     @blp.alt_response(404, schema="Error", description="Page past the end")
     def get(self, args):
         """List the tasks the caller may see, filtered, ordered and paginated"""
-        query = apply_ordering(apply_filters(visible_tasks(current_user), args), args["ordering"])
-        options = [joinedload(Task.assigned_to, innerjoin=True)]
-        count = counter_count(current_user, args)
-        return paginate(query, args["page"], args["page_size"], options=options, count_query=count)
+        tag = ListTag(change_stamp(current_user), current_user)
+        if unchanged := tag.not_modified():
+            return unchanged
+        filtered = apply_filters(visible_tasks(current_user), args)
+        query, size = service.as_rows(filtered), args["page_size"]
+        if "cursor" in args:
+            keyset = Keyset(Task, args["ordering"], nullable=NULLABLE_KEYS)
+            page = cursor_paginate(query, keyset, args["cursor"], size, tag=tag, fetch=rows)
+        else:
+            query = apply_ordering(query, args["ordering"])
+            count = task_count(current_user, args, filtered)
+            page = paginate(query, args["page"], size, count_query=count, tag=tag, fetch=rows)
+        return _task_page(page, tag)
 
     @blp.auth_required(scope="tasks:write")
     @blp.idempotent()
-    @blp.arguments(TaskWriteSchema)
+    @blp.arguments(TaskWriteSchema())
     @blp.response(
         201, TaskSchema, headers={**ETAG_HEADER, "Location": {"schema": {"type": "string"}}}
     )
@@ -71,10 +99,13 @@ class Tasks(MethodView):
 class TaskById(MethodView):
     @blp.auth_required(scope="tasks:read")
     @blp.response(200, TaskSchema, headers=ETAG_HEADER)
+    @blp.alt_response(304, description="Not modified: If-None-Match holds the current ETag")
     @blp.not_found(NOT_VISIBLE)
     def get(self, task_id):
-        """One task"""
-        return _with_etag(service.get_visible_task(db.session, current_user, task_id))
+        """One task (304 to an If-None-Match holding its current ETag)"""
+        row = service.get_visible_row(db.session, current_user, task_id)
+        etag = task_etag(row.id, row.version)
+        return not_modified(etag) or json_response(DUMP_TASK(row), 200, {"ETag": etag})
 
     @blp.auth_required(scope="tasks:write")
     @blp.arguments(TaskPatchSchema(partial=True), required=False)
@@ -86,7 +117,7 @@ class TaskById(MethodView):
         return self._update(task_id, data)
 
     @blp.auth_required(scope="tasks:write")
-    @blp.arguments(TaskWriteSchema)
+    @blp.arguments(TaskWriteSchema())
     @blp.if_match()
     @blp.response(200, TaskSchema, headers=ETAG_HEADER)
     @blp.not_found(NOT_VISIBLE)

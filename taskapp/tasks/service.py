@@ -3,8 +3,9 @@ commits; the caller does, once."""
 
 from datetime import date
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session, joinedload, make_transient_to_detached
+from sqlalchemy.orm.util import identity_key
 
 from taskapp import recurrence
 from taskapp.errors import InvalidField, NotFound, PermissionDenied
@@ -32,11 +33,28 @@ def get_visible_task(
     return task
 
 
+def as_rows(query: Select) -> Select:
+    """``query`` (a select of tasks) as plain rows: the task's columns and its assignee's
+    username (one join), what the task answer shows, with no ORM entity built."""
+    columns = (*Task.__table__.c, User.username.label("assigned_to_username"))
+    return query.with_only_columns(*columns).join(User, User.id == Task.assigned_to_id)
+
+
+def get_visible_row(session: Session, user: User, task_id: int):
+    """The task as a row of its columns and ``assigned_to_username`` (no ORM entity),
+    if ``user`` may see it; NotFound otherwise."""
+    query = as_rows(visible_tasks(user).where(Task.id == task_id))
+    row = session.connection().execute(query).first()
+    if row is None:
+        raise NotFound("Task")
+    return row
+
+
 def resolve_assignee(session: Session, user: User, assignee_id: int | None) -> User:
     """The user a task goes to: the caller by default; an INTERN may name only
     themselves (PermissionDenied); an ADMIN any active user (InvalidField otherwise)."""
     if assignee_id is None or assignee_id == user.id:
-        return user
+        return _entity(session, user)
     if user.role != Role.ADMIN:
         raise PermissionDenied()
     assignee = session.execute(
@@ -46,6 +64,24 @@ def resolve_assignee(session: Session, user: User, assignee_id: int | None) -> U
         message = f'Invalid pk "{assignee_id}" - object does not exist.'
         raise InvalidField("assigned_to", message)
     return assignee
+
+
+def _entity(session: Session, user) -> User:
+    """The ORM ``User`` for the caller, who the token check read as a plain record: built
+    from the values already read and attached as loaded (no SELECT), so that a task can
+    point at it."""
+    if isinstance(user, User):
+        return user
+    entity = session.identity_map.get(identity_key(User, user.id))
+    if entity is None:
+        values = {name: getattr(user, name) for name in AUTH_FIELDS}
+        entity = User(**values)
+        make_transient_to_detached(entity)
+        session.add(entity)
+    return entity
+
+
+AUTH_FIELDS = ("id", "username", "email", "role", "is_active", "date_joined", "token_version")
 
 
 def create_task(session: Session, user: User, data: dict, today: date) -> Task:

@@ -245,12 +245,26 @@ class PageArgsSchema(BaseSchema):
         validate=ma.validate.Range(min=1),
         metadata={"description": "Default 20; values above 100 are cut to 100."},
     )
+    cursor = ma.fields.String(
+        validate=ma.validate.Length(max=2000),
+        metadata={
+            "description": (
+                "Page by keyset instead of page numbers: empty for the first page, then "
+                "the opaque value from next/previous. The answer has no count."
+            )
+        },
+    )
 
 
 class PageSchema(ma.Schema):
     """DRF's page envelope; subclasses set ``results``."""
 
-    count = ma.fields.Integer(metadata={"description": "Matching items on all pages."})
+    count = ma.fields.Integer(
+        metadata={
+            "optional": True,
+            "description": "Matching items on all pages; absent when paging by cursor.",
+        }
+    )
     next = ma.fields.String(
         allow_none=True,
         metadata={"description": "URL of the next page; null on the last page."},
