@@ -136,3 +136,11 @@ def test_behind_a_trusted_proxy_links_and_client_address_follow_it(make_app):
     assert client.post("/api/auth/login/", json=wrong, headers=FORWARDED).status_code == 429
     other_client = {**FORWARDED, "X-Forwarded-For": "198.51.100.9"}
     assert client.post("/api/auth/login/", json=wrong, headers=other_client).status_code == 401
+
+
+def test_messages_of_list_items_are_strings_naming_the_item(client, intern):
+    body = {"name": "bot", "scopes": ["tasks:read", "AAA"]}
+    response = client.post("/api/auth/tokens/", json=body, headers=intern.headers)
+    assert response.status_code == 400
+    [message] = response.get_json()["scopes"]
+    assert message.startswith("1: ") and "tasks:read" in message

@@ -263,3 +263,10 @@ def test_cli_lists_webhooks_and_deliveries_and_redelivers(client, runner, intern
     assert [d["msg_id"] for d in page.get_json()["results"]] == [ping["msg_id"]] * 2
     assert runner.invoke(args=["webhooks", "redeliver", "999"]).exit_code != 0
     assert runner.invoke(args=["webhooks", "deliveries", "999"]).exit_code != 0
+
+
+def test_patch_without_a_body_changes_nothing(client, intern):
+    hook = register(client, intern, description="chat").get_json()
+    response = client.patch(f"/api/webhooks/{hook['id']}/", headers=intern.headers)
+    assert response.status_code == 200
+    assert response.get_json()["description"] == "chat"

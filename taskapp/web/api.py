@@ -82,10 +82,24 @@ def flatten_messages(messages_by_location) -> dict:
         if isinstance(per_location, dict):
             for field, errors in per_location.items():
                 key = NON_FIELD_ERRORS if field == "_schema" else field
-                flat.setdefault(key, []).extend(errors if isinstance(errors, list) else [errors])
+                flat.setdefault(key, []).extend(_messages(errors))
         else:
             flat.setdefault(NON_FIELD_ERRORS, []).extend(per_location)
     return flat
+
+
+def _messages(errors, prefix: str = "") -> list[str]:
+    """A field's messages as a flat list of strings; those of a list's items or a
+    nested object name where they apply (``"2: Must be one of: ..."``)."""
+    if isinstance(errors, dict):
+        return [
+            message
+            for where, nested in errors.items()
+            for message in _messages(nested, f"{prefix}{where}: ")
+        ]
+    if isinstance(errors, list):
+        return [message for item in errors for message in _messages(item, prefix)]
+    return [f"{prefix}{errors}"]
 
 
 def field_error(field: str, message: str):

@@ -65,7 +65,7 @@ class WebhookById(MethodView):
         return service.get_visible(db.session, current_user, webhook_id)
 
     @blp.auth_required(scope="webhooks:write")
-    @blp.arguments(WebhookPatchSchema(partial=True))
+    @blp.arguments(WebhookPatchSchema(partial=True), required=False)
     @blp.response(200, WebhookSchema)
     @blp.not_found(NOT_VISIBLE)
     def patch(self, data, webhook_id):
