@@ -327,3 +327,19 @@ def test_two_workers_a_thousand_changes(
     assert all(len(msg_ids) == 1 for msg_ids in per_task.values())
     assert len({r.msg_id for r in got}) == 1000
     assert "deliver_webhook" in second.log.read_text()  # both workers sent
+
+
+def test_a_reminder_that_comes_due_is_announced_as_task_reminder(
+    client, runner, start_worker, redis_broker, receiver, intern, make_task
+):
+    register(client, intern, receiver, "/mine", events=["task.reminder"])
+    worker = start_worker(redis_broker)
+    task = make_task(intern, title="call the bank", remind_at="2026-01-01T09:00:00Z")
+    assert "announced 1 reminder(s)" in runner.invoke(args=["tasks", "remind"]).output
+    assert wait_for(lambda: receiver.at("/mine"), 20), worker.log.read_text()[-3000:]
+    [got] = receiver.at("/mine")
+    assert got.verified_with and got.json["type"] == "task.reminder"
+    data = got.json["data"]
+    assert data["task"]["id"] == task["id"] and data["task"]["remind_at"] == task["remind_at"]
+    assert data["actor"] is None and data["source"] == "system"
+    assert list(data["changes"]) == ["reminded_at"]
