@@ -111,6 +111,17 @@ def test_every_timestamp_the_api_writes_ends_in_z(client, admin, make_task):
     stamps += [entry["created_at"] for entry in entries]
     completed_change = next(e for e in entries if "completed_at" in e["changes"])
     stamps.append(completed_change["changes"]["completed_at"]["to"])
+    hook = client.post(
+        "/api/webhooks/", json={"url": "https://hooks.example.com/in"}, headers=admin.headers
+    ).get_json()
+    stamps.append(hook["created_at"])
+    client.post(f"/api/webhooks/{hook['id']}/ping/", headers=admin.headers)
+    deliveries = client.get(f"/api/webhooks/{hook['id']}/deliveries/", headers=admin.headers)
+    stamps += [delivery["created_at"] for delivery in deliveries.get_json()["results"]]
+    tokens = client.post(
+        "/api/auth/tokens/", json={"name": "t", "scopes": ["tasks:read"]}, headers=admin.headers
+    ).get_json()
+    stamps.append(tokens["created_at"])
     for stamp in stamps:
         assert DRF_TIMESTAMP.match(stamp), stamp
 

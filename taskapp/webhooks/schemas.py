@@ -2,7 +2,7 @@ import marshmallow as ma
 
 from taskapp.models import DeliveryStatus
 from taskapp.outbox import TASK_EVENTS
-from taskapp.web.schemas import BaseSchema, PageArgsSchema, Text, page_schema
+from taskapp.web.schemas import BaseSchema, Boolean, DateTime, PageArgsSchema, Text, page_schema
 
 URL_MAX = 2000
 
@@ -15,7 +15,7 @@ class WebhookSchema(ma.Schema):
     is_active = ma.fields.Boolean()
     disabled_reason = ma.fields.String(allow_none=True)
     owner = ma.fields.Integer(attribute="owner_id")
-    created_at = ma.fields.DateTime()
+    created_at = DateTime()
 
 
 class WebhookWithSecretSchema(WebhookSchema):
@@ -45,7 +45,7 @@ class WebhookWriteSchema(BaseSchema):
 
 
 class WebhookPatchSchema(WebhookWriteSchema):
-    is_active = ma.fields.Boolean(
+    is_active = Boolean(
         metadata={"description": "true re-enables a disabled webhook (clears its reason)"}
     )
 
@@ -58,8 +58,8 @@ class DeliverySchema(ma.Schema):
     attempts = ma.fields.Integer()
     last_status_code = ma.fields.Integer(allow_none=True)
     last_error = ma.fields.String(allow_none=True)
-    next_attempt_at = ma.fields.DateTime(allow_none=True)
-    created_at = ma.fields.DateTime()
+    next_attempt_at = DateTime(allow_none=True)
+    created_at = DateTime()
 
 
 class ListArgsSchema(PageArgsSchema):
