@@ -9,7 +9,7 @@ from helpers import PASSWORD
 
 def feed_url(client, person) -> str:
     response = client.post("/api/auth/calendar-feed/", headers=person.headers)
-    assert response.status_code == 201, response.get_json()
+    assert response.status_code == 200, response.get_json()
     url = response.get_json()["url"]
     assert url.startswith("http://localhost/api/auth/calendar-feed/") and url.endswith(".ics")
     return url.removeprefix("http://localhost")

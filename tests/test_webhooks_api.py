@@ -114,6 +114,7 @@ def test_a_literal_internal_address_is_refused(make_app, make_person, url, sql):
         ({"url": RECEIVER, "secret": "whsec_mine"}, "secret"),
         ({"url": RECEIVER, "owner": 1}, "owner"),
         ({"url": "http://hooks.example.com:99999/"}, "url"),
+        ({"url": "https://\u00cf/"}, "url"),
     ],
 )
 def test_bad_registrations_are_400_on_the_field(client, intern, body, field, sql):

@@ -190,7 +190,7 @@ CALENDAR_RESPONSE = {
 @blp.route("/calendar-feed/")
 class CalendarFeedUrl(MethodView):
     @blp.auth_required(personal_tokens=False)
-    @blp.response(201, CalendarFeedSchema)
+    @blp.response(200, CalendarFeedSchema)
     def post(self):
         """Get a new secret calendar feed URL; the previous one stops working"""
         secret = calendar_feed.rotate(db.session, current_user)

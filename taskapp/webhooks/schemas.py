@@ -5,6 +5,10 @@ from taskapp.outbox import TASK_EVENTS
 from taskapp.web.schemas import BaseSchema, Boolean, DateTime, PageArgsSchema, Text, page_schema
 
 URL_MAX = 2000
+ASCII_URL = ma.validate.Regexp(
+    r"^https?://[\x21-\x7e]+$",
+    error="Enter the URL in ASCII: an internationalised host name in its xn-- form.",
+)
 
 
 class WebhookSchema(ma.Schema):
@@ -29,11 +33,14 @@ class WebhookWriteSchema(BaseSchema):
         required=True,
         schemes={"http", "https"},
         require_tld=False,
-        validate=ma.validate.Length(max=URL_MAX),
+        validate=[ma.validate.Length(max=URL_MAX), ASCII_URL],
         metadata={
             "format": "uri",
-            "pattern": "^https?://",
-            "description": "http or https; a literal internal address is refused (400)",
+            "pattern": ASCII_URL.regex.pattern,
+            "description": (
+                "http or https, in ASCII (an internationalised host name in its punycode "
+                "form, xn--...); a literal internal address is refused (400)"
+            ),
         },
     )
     events = ma.fields.List(
