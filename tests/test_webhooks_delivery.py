@@ -65,8 +65,13 @@ def start_worker(database_url, tmp_path):
         command += ["--pool=solo", "--loglevel=INFO", "--without-gossip", "--without-mingle"]
         command += [f"--hostname=w{len(processes)}@%h"] + (["--beat"] if beat else [])
         with log.open("w") as out:
-            process = subprocess.Popen(
-                command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+            process = subprocess.Popen(  # its own group: beat runs in a child process
+                command,
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         process.log = log
         processes.append(process)
@@ -266,7 +271,7 @@ def test_a_worker_killed_mid_delivery_leaves_the_message_to_be_sent_again(
     worker = start_worker(redis_broker, WEBHOOK_TIMEOUT_SECONDS="2")
     make_task(admin, title="interrupted")
     assert receiver.started.wait(20), worker.log.read_text()
-    os.kill(worker.pid, signal.SIGKILL)
+    os.killpg(worker.pid, signal.SIGKILL)  # the worker and its beat child, as a lost machine
     worker.wait(10)
     held = wait_for(lambda: receiver.at("/slow"), 5)  # the held request finished unheard
     assert len(held) == 1
