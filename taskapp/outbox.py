@@ -17,6 +17,7 @@ assignee, not the previous one. Owners that are deactivated hear nothing.
 import json
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from types import SimpleNamespace
 
@@ -65,16 +66,25 @@ def body(event: str, timestamp: datetime, data: dict) -> str:
     return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
 
 
-def relay(session: Session, now: datetime, render_task: RenderTask) -> tuple[int, int]:
-    """Turn up to RELAY_BATCH new entries into deliveries; returns how many entries were
-    claimed and how many deliveries written. The caller commits (the claim and the
-    deliveries are one transaction)."""
+@dataclass
+class Relayed:
+    """What one :func:`relay` did: entries claimed, deliveries written (their ids), and
+    which of those go to a webhook with no failing streak (worth a first try at once)."""
+
+    claimed: int = 0
+    created: list[int] = field(default_factory=list)
+    to_healthy: list[int] = field(default_factory=list)
+
+
+def relay(session: Session, now: datetime, render_task: RenderTask) -> Relayed:
+    """Turn up to RELAY_BATCH new entries into deliveries. The caller commits (the claim
+    and the deliveries are one transaction)."""
     entry_ids = _claim_outbox(session)
     if not entry_ids:
-        return 0, 0
+        return Relayed()
     hooks = _active_webhooks(session)
     if not hooks:
-        return len(entry_ids), 0
+        return Relayed(claimed=len(entry_ids))
     entries = session.execute(
         select(
             ActivityLog.id,
@@ -92,7 +102,7 @@ def relay(session: Session, now: datetime, render_task: RenderTask) -> tuple[int
         .order_by(ActivityLog.id)
     ).all()
     tasks = _task_payloads(session, entries, render_task)
-    rows = []
+    rows, healthy = [], []
     for entry in entries:
         event = EVENT_OF_ACTION.get(entry.action)
         if event is None:
@@ -107,10 +117,15 @@ def relay(session: Session, now: datetime, render_task: RenderTask) -> tuple[int
         for hook, role in hooks:
             if event in hook.events and (role == Role.ADMIN or entry.assignee_id == hook.owner_id):
                 rows.append(_delivery(hook.id, event, message, now, entry_id=entry.id))
+                healthy.append(hook.failing_since is None)
     if rows:
         session.add_all(rows)
         session.flush()
-    return len(entry_ids), len(rows)
+    return Relayed(
+        claimed=len(entry_ids),
+        created=[row.id for row in rows],
+        to_healthy=[row.id for row, ok in zip(rows, healthy, strict=True) if ok],
+    )
 
 
 def ping(session: Session, webhook: Webhook, now: datetime) -> WebhookDelivery:

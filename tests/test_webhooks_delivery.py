@@ -65,8 +65,13 @@ def start_worker(database_url, tmp_path):
         command += ["--pool=solo", "--loglevel=INFO", "--without-gossip", "--without-mingle"]
         command += [f"--hostname=w{len(processes)}@%h"] + (["--beat"] if beat else [])
         with log.open("w") as out:
-            process = subprocess.Popen(
-                command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+            process = subprocess.Popen(  # its own group: beat runs in a child process
+                command,
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         process.log = log
         processes.append(process)
@@ -150,6 +155,7 @@ def test_each_committed_change_arrives_once_signed_with_its_data(
         lambda: len(receiver.at("/admin")) >= 8 and len(receiver.at("/intern")) >= 5, 30
     )
     assert done, worker.log.read_text()[-3000:]
+    assert "(first try, from the tick)" in worker.log.read_text()  # one queue hop, not two
     admin_got, intern_got = receiver.at("/admin"), receiver.at("/intern")
     assert Counter(events(admin_got)) == Counter(expected_admin)
     assert Counter(events(intern_got)) == Counter(expected_intern)
@@ -199,8 +205,11 @@ def test_retries_same_id_new_timestamps_410_disables_redirects_fail(
     stamps = [int(t.headers["webhook-timestamp"]) for t in tries]
     assert stamps == sorted(stamps) and len(set(stamps)) == 3
     assert all(t.verified_with for t in tries)
+    # the receiver sees the request before the worker records its answer
+    assert wait_for(lambda: deliveries(client, admin, flaky)[0]["status"] == "succeeded", 10)
     [log] = deliveries(client, admin, flaky)
     assert (log["status"], log["attempts"], log["last_status_code"]) == ("succeeded", 3, 200)
+    assert "taskapp.deliver_webhook" in worker.log.read_text()  # retries go through the queue
 
     assert wait_for(lambda: len(receiver.at("/moved")) == 3, 20), worker.log.read_text()
     assert wait_for(lambda: deliveries(client, admin, moved)[0]["status"] == "failed", 10)
@@ -262,7 +271,7 @@ def test_a_worker_killed_mid_delivery_leaves_the_message_to_be_sent_again(
     worker = start_worker(redis_broker, WEBHOOK_TIMEOUT_SECONDS="2")
     make_task(admin, title="interrupted")
     assert receiver.started.wait(20), worker.log.read_text()
-    os.kill(worker.pid, signal.SIGKILL)
+    os.killpg(worker.pid, signal.SIGKILL)  # the worker and its beat child, as a lost machine
     worker.wait(10)
     held = wait_for(lambda: receiver.at("/slow"), 5)  # the held request finished unheard
     assert len(held) == 1
@@ -326,7 +335,7 @@ def test_two_workers_a_thousand_changes(
     assert sorted(per_task) == ids
     assert all(len(msg_ids) == 1 for msg_ids in per_task.values())
     assert len({r.msg_id for r in got}) == 1000
-    assert "deliver_webhook" in second.log.read_text()  # both workers sent
+    assert "webhook delivery" in second.log.read_text()  # both workers sent (tick or message)
 
 
 def test_a_reminder_that_comes_due_is_announced_as_task_reminder(
