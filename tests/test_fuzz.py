@@ -43,8 +43,11 @@ def explained_by_the_docs(failure, response) -> bool:
     literal address the SSRF rules refuse (400 on ``url``), a recurrence that is not a
     supported RRULE or a recurring task without a due date (400 on ``recurrence`` or
     ``due_date``: a grammar and a rule no schema expresses), a cursor the server did not
-    sign (400 on ``cursor``), a stale If-Match (412), and an Idempotency-Key reused with
-    another body (422)."""
+    sign (400 on ``cursor``), a stale If-Match (412), an Idempotency-Key reused with
+    another body (422), and a calendar feed URL that a later POST rotated away (404: one
+    feed per user, asking again kills the previous URL)."""
+    if failure.title == "Created resource not found":
+        return "/api/auth/calendar-feed/" in str(response.request.url)
     if failure.title != "Schema-valid request rejected":
         return False
     if response.status_code in (412, 422):
