@@ -144,7 +144,7 @@ def vtodo(task, uid_suffix: bytes) -> bytes:
     ``vDatetime``/``vDate`` format instants and dates, ``vRecur`` the rule), and every
     line that can reach 75 octets goes through :func:`content_line`, which folds it
     with icalendar's ``Contentline``. Only the ``Component`` tree is skipped: building
-    a ``Todo`` and its ``to_ical`` cost ~150-300 µs per task, this ~25 µs.
+    a ``Todo`` and its ``to_ical`` cost ~150-300 µs per task, this 25-40 µs.
 
     The UID is ``task-<id>@<domain>``: the domain's escaped form (``uid_suffix``) is
     computed once per feed, and ``task-<digits>`` has nothing to escape."""
