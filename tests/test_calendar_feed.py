@@ -172,6 +172,7 @@ def test_long_text_with_escapes_and_non_ascii_round_trips_exactly(client, intern
 
     response = client.get(feed_url(client, intern))
     lines = response.get_data().split(b"\r\n")
+    assert b"DUE;VALUE=DATE:20260301" in lines  # a DATE where DATE-TIME is the default
     assert max(len(line) for line in lines) <= 75
     assert sum(line.startswith(b" ") for line in lines) > 20  # it was folded
     for line in lines:
