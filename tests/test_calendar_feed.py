@@ -156,3 +156,27 @@ def test_the_feed_dies_with_deactivation_role_or_password_change(
         assert client.get(url).status_code == 200
         user_patch(person, change)
         assert client.get(url).status_code == 404, change
+
+
+def test_long_text_with_escapes_and_non_ascii_round_trips_exactly(client, intern, make_task):
+    """Folding and TEXT escaping: every physical line fits in 75 octets, a fold never
+    splits a UTF-8 character or an escape, and vobject reads back the exact text."""
+    paragraph = (
+        "Réunion: café, crème; naïve \\ déjà-vu — 日本語のメモ, ✓ done; 🙂 emoji,\n"
+        'second line; with, commas and "quotes"\n\n'
+    )
+    description = paragraph * 12
+    title = "Ünïcödé title; with, separators — " + "ß" * 40
+    task = make_task(intern, title=title, description=description, due_date="2026-03-01")
+    assert task["description"] == description
+
+    response = client.get(feed_url(client, intern))
+    lines = response.get_data().split(b"\r\n")
+    assert b"DUE;VALUE=DATE:20260301" in lines  # a DATE where DATE-TIME is the default
+    assert max(len(line) for line in lines) <= 75
+    assert sum(line.startswith(b" ") for line in lines) > 20  # it was folded
+    for line in lines:
+        line.decode()  # no line ends inside a UTF-8 sequence
+    todo = parse(response)[f"task-{task['id']}@localhost"]
+    assert todo.description.value == description
+    assert todo.summary.value == title
