@@ -16,7 +16,10 @@ statement, plus the BEGIN/COMMIT/ROLLBACK that frame them.
     RATELIMIT_STORAGE_URI=redis://127.0.0.1:6379/10 python -m bench.pat_vs_jwt   # limit in Redis
 
 The database is migrated (``flask db upgrade``) and given one user, a few tasks and one
-token; nothing else is touched.
+token; nothing else is touched: the databases of the tests and of the main benchmark
+(``test``, ``taskapp``, ``taskapp_test``, ``taskapp_bench``, ``taskapp_bench_smoke``) are
+refused, the Celery broker is in memory (no file written in ``instance/``), and in Redis
+only the token's counter key is written.
 """
 
 import os
@@ -34,15 +37,27 @@ REQUESTS = int(os.environ.get("REQUESTS", "300"))
 PASSWORD = "bench password long enough"
 
 
+REFUSED_DATABASES = {"test", "taskapp", "taskapp_test", "taskapp_bench", "taskapp_bench_smoke"}
+
+
+def database_url() -> str:
+    from sqlalchemy.engine import make_url
+
+    url = os.environ.get("DATABASE_URL") or f"sqlite:///{tempfile.mkdtemp()}/pat.sqlite"
+    if make_url(url).get_backend_name() != "sqlite" and make_url(url).database in REFUSED_DATABASES:
+        sys.exit(f"refusing {make_url(url).database}: use a database of this benchmark's own")
+    return url
+
+
 def make_app():
     from flask_migrate import upgrade
 
     from taskapp import create_app
 
-    url = os.environ.get("DATABASE_URL") or f"sqlite:///{tempfile.mkdtemp()}/pat.sqlite"
     app = create_app(
         {
-            "SQLALCHEMY_DATABASE_URI": url,
+            "SQLALCHEMY_DATABASE_URI": database_url(),
+            "CELERY": {"broker_url": "memory://", "task_ignore_result": True},
             "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI", "memory://"),
             "PAT_RATE_LIMIT": "1000000 per minute",
             "PASSWORD_HASH_TIME_COST": 1,
@@ -127,7 +142,8 @@ def time_round(client, headers: dict) -> float:
 
 def time_check(app, headers: dict) -> float:
     """Seconds per token check alone (``web.permissions.authenticate``: the JWT decode
-    and its query, or the token's HMAC and its query), without the view or the limiter."""
+    and its query, or the token's HMAC, its query and, for ``pat``, its rate-limit count),
+    without the view."""
     from taskapp.extensions import db
     from taskapp.web.permissions import authenticate
 
