@@ -5,9 +5,11 @@ alone, without the view.
 
 In process (Flask test client), so that the difference between the two checks is not
 drowned by HTTP: the token check is what differs, everything else is the same view.
-The two kinds are interleaved in rounds and the best round of each is kept (the
-machine's speed drifts). Round trips are counted with SQLAlchemy events: every
-statement, plus the BEGIN/COMMIT/ROLLBACK that frame them.
+The kinds are interleaved in rounds; the ratio is given between the best rounds and as
+the median of each round's own ratio (both kinds ran within a second or two of each
+other, so a round's ratio is less exposed to the machine's drift than its times).
+Round trips are counted with SQLAlchemy events: every statement, plus the
+BEGIN/COMMIT/ROLLBACK that frame them.
 
     python -m bench.pat_vs_jwt                         # SQLite file in a temp dir
     DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1/taskapp_bench_pat \\
@@ -155,6 +157,24 @@ def time_check(app, headers: dict) -> float:
         return (time.perf_counter() - start) / REQUESTS
 
 
+def time_count(app, headers: dict) -> float:
+    """Seconds per rate-limit count alone (``web.ratelimit.check_personal_token``)."""
+    from flask_jwt_extended import get_jwt
+
+    from taskapp.extensions import db
+    from taskapp.web import ratelimit
+    from taskapp.web.permissions import authenticate
+
+    with app.test_request_context(URL, headers=headers):
+        authenticate()
+        token_id = get_jwt()["pat"]
+        db.session.rollback()
+        start = time.perf_counter()
+        for _ in range(REQUESTS):
+            ratelimit.check_personal_token(token_id)
+        return (time.perf_counter() - start) / REQUESTS
+
+
 def main() -> None:
     app = make_app()
     headers = credentials(app)
@@ -173,11 +193,13 @@ def main() -> None:
         trips[kind] = counts
     times: dict[str, list[float]] = {kind: [] for kind in KINDS}
     checks: dict[str, list[float]] = {kind: [] for kind in KINDS}
+    counts: list[float] = []
     for _ in range(ROUNDS):
         for kind in KINDS:
             with without_rate_limit(kind == "pat-unlimited"):
                 times[kind].append(time_round(client, headers[kind]))
                 checks[kind].append(time_check(app, headers[kind]))
+        counts.append(time_count(app, headers["pat"]))
     best = {kind: min(values) for kind, values in times.items()}
     best_check = {kind: min(values) for kind, values in checks.items()}
     storage = app.config["RATELIMIT_STORAGE_URI"].split("://")[0]
@@ -194,9 +216,15 @@ def main() -> None:
             f"{trips[kind[:3]]['commits_rollbacks']} commit/rollback per request; "
             f"check alone {best_check[kind] * 1e3:.3f} ms"
         )
+    print(
+        f"rate-limit count alone: best {min(counts) * 1e3:.3f} ms "
+        f"(median {statistics.median(counts) * 1e3:.3f})"
+    )
     for kind in ("pat", "pat-unlimited"):
+        paired = statistics.median(t / j for t, j in zip(times[kind], times["jwt"], strict=True))
         print(
-            f"{kind}/jwt ratio: whole request {best[kind] / best['jwt']:.3f}, "
+            f"{kind}/jwt ratio: whole request {best[kind] / best['jwt']:.3f} "
+            f"(median of the rounds' ratios {paired:.3f}), "
             f"check alone {best_check[kind] / best_check['jwt']:.3f}"
         )
 
