@@ -5,9 +5,11 @@ alone, without the view.
 
 In process (Flask test client), so that the difference between the two checks is not
 drowned by HTTP: the token check is what differs, everything else is the same view.
-The two kinds are interleaved in rounds and the best round of each is kept (the
-machine's speed drifts). Round trips are counted with SQLAlchemy events: every
-statement, plus the BEGIN/COMMIT/ROLLBACK that frame them.
+The kinds are interleaved in rounds; the ratio is given between the best rounds and as
+the median of each round's own ratio (both kinds ran within a second or two of each
+other, so a round's ratio is less exposed to the machine's drift than its times).
+Round trips are counted with SQLAlchemy events: every statement, plus the
+BEGIN/COMMIT/ROLLBACK that frame them.
 
     python -m bench.pat_vs_jwt                         # SQLite file in a temp dir
     DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1/taskapp_bench_pat \\
@@ -16,7 +18,10 @@ statement, plus the BEGIN/COMMIT/ROLLBACK that frame them.
     RATELIMIT_STORAGE_URI=redis://127.0.0.1:6379/10 python -m bench.pat_vs_jwt   # limit in Redis
 
 The database is migrated (``flask db upgrade``) and given one user, a few tasks and one
-token; nothing else is touched.
+token; nothing else is touched: the databases of the tests and of the main benchmark
+(``test``, ``taskapp``, ``taskapp_test``, ``taskapp_bench``, ``taskapp_bench_smoke``) are
+refused, the Celery broker is in memory (no file written in ``instance/``), and in Redis
+only the token's counter key is written.
 """
 
 import os
@@ -34,15 +39,27 @@ REQUESTS = int(os.environ.get("REQUESTS", "300"))
 PASSWORD = "bench password long enough"
 
 
+REFUSED_DATABASES = {"test", "taskapp", "taskapp_test", "taskapp_bench", "taskapp_bench_smoke"}
+
+
+def database_url() -> str:
+    from sqlalchemy.engine import make_url
+
+    url = os.environ.get("DATABASE_URL") or f"sqlite:///{tempfile.mkdtemp()}/pat.sqlite"
+    if make_url(url).get_backend_name() != "sqlite" and make_url(url).database in REFUSED_DATABASES:
+        sys.exit(f"refusing {make_url(url).database}: use a database of this benchmark's own")
+    return url
+
+
 def make_app():
     from flask_migrate import upgrade
 
     from taskapp import create_app
 
-    url = os.environ.get("DATABASE_URL") or f"sqlite:///{tempfile.mkdtemp()}/pat.sqlite"
     app = create_app(
         {
-            "SQLALCHEMY_DATABASE_URI": url,
+            "SQLALCHEMY_DATABASE_URI": database_url(),
+            "CELERY": {"broker_url": "memory://", "task_ignore_result": True},
             "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI", "memory://"),
             "PAT_RATE_LIMIT": "1000000 per minute",
             "PASSWORD_HASH_TIME_COST": 1,
@@ -127,7 +144,8 @@ def time_round(client, headers: dict) -> float:
 
 def time_check(app, headers: dict) -> float:
     """Seconds per token check alone (``web.permissions.authenticate``: the JWT decode
-    and its query, or the token's HMAC and its query), without the view or the limiter."""
+    and its query, or the token's HMAC, its query and, for ``pat``, its rate-limit count),
+    without the view."""
     from taskapp.extensions import db
     from taskapp.web.permissions import authenticate
 
@@ -136,6 +154,24 @@ def time_check(app, headers: dict) -> float:
         for _ in range(REQUESTS):
             authenticate()
             db.session.rollback()
+        return (time.perf_counter() - start) / REQUESTS
+
+
+def time_count(app, headers: dict) -> float:
+    """Seconds per rate-limit count alone (``web.ratelimit.check_personal_token``)."""
+    from flask_jwt_extended import get_jwt
+
+    from taskapp.extensions import db
+    from taskapp.web import ratelimit
+    from taskapp.web.permissions import authenticate
+
+    with app.test_request_context(URL, headers=headers):
+        authenticate()
+        token_id = get_jwt()["pat"]
+        db.session.rollback()
+        start = time.perf_counter()
+        for _ in range(REQUESTS):
+            ratelimit.check_personal_token(token_id)
         return (time.perf_counter() - start) / REQUESTS
 
 
@@ -157,11 +193,13 @@ def main() -> None:
         trips[kind] = counts
     times: dict[str, list[float]] = {kind: [] for kind in KINDS}
     checks: dict[str, list[float]] = {kind: [] for kind in KINDS}
+    counts: list[float] = []
     for _ in range(ROUNDS):
         for kind in KINDS:
             with without_rate_limit(kind == "pat-unlimited"):
                 times[kind].append(time_round(client, headers[kind]))
                 checks[kind].append(time_check(app, headers[kind]))
+        counts.append(time_count(app, headers["pat"]))
     best = {kind: min(values) for kind, values in times.items()}
     best_check = {kind: min(values) for kind, values in checks.items()}
     storage = app.config["RATELIMIT_STORAGE_URI"].split("://")[0]
@@ -178,9 +216,15 @@ def main() -> None:
             f"{trips[kind[:3]]['commits_rollbacks']} commit/rollback per request; "
             f"check alone {best_check[kind] * 1e3:.3f} ms"
         )
+    print(
+        f"rate-limit count alone: best {min(counts) * 1e3:.3f} ms "
+        f"(median {statistics.median(counts) * 1e3:.3f})"
+    )
     for kind in ("pat", "pat-unlimited"):
+        paired = statistics.median(t / j for t, j in zip(times[kind], times["jwt"], strict=True))
         print(
-            f"{kind}/jwt ratio: whole request {best[kind] / best['jwt']:.3f}, "
+            f"{kind}/jwt ratio: whole request {best[kind] / best['jwt']:.3f} "
+            f"(median of the rounds' ratios {paired:.3f}), "
             f"check alone {best_check[kind] / best_check['jwt']:.3f}"
         )
 

@@ -1,9 +1,11 @@
 """Personal access tokens through the HTTP API and the CLI: creation, scopes, revocation,
 ending with the owner, hash-only storage, last_used_at, the per-token rate limit."""
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import redis
 from helpers import PASSWORD
 
 from taskapp.models import Role
@@ -319,6 +321,26 @@ def test_rate_limit_counts_in_redis(make_app, redis_url):
     token = make_token(client, person, ["tasks:read"])
     statuses = [client.get("/api/tasks/", headers=bearer(token)).status_code for _ in range(3)]
     assert statuses == [200, 200, 429]
+    counters = redis.Redis.from_url(redis_url).keys("*personal-token*")
+    assert len(counters) == 1  # one fixed-window counter for the token, shared by processes
+
+
+def test_token_is_served_again_after_retry_after(make_app):
+    """A fixed window: once it ends (``Retry-After`` says when), the token is counted
+    afresh; the counter in process memory expires without a timer thread."""
+    from helpers import Person, create_user
+
+    app = make_app(PAT_RATE_LIMIT="1 per second")
+    client = app.test_client()
+    person = Person(client, create_user(app, "bot"), "bot", Role.INTERN)
+    token = make_token(client, person, ["tasks:read"])
+    for _ in range(3):  # three windows in a row
+        while (answer := client.get("/api/tasks/", headers=bearer(token))).status_code == 200:
+            pass
+        assert answer.status_code == 429
+        assert answer.headers["Retry-After"] == "1"
+        time.sleep(1.05)
+        assert client.get("/api/tasks/", headers=bearer(token)).status_code == 200
 
 
 def test_cli_lists_and_revokes_tokens(client, runner, intern, admin):
@@ -397,12 +419,10 @@ def test_openapi_states_the_scope_of_every_operation(client):
 def test_rate_limit_falls_back_to_memory_when_redis_is_down(make_app, caplog):
     from helpers import Person, create_user
 
-    from taskapp.extensions import limiter
-
     app = make_app(PAT_RATE_LIMIT="2 per minute", RATELIMIT_STORAGE_URI="redis://127.0.0.1:1/0")
     client = app.test_client()
     person = Person(client, create_user(app, "bot"), "bot", Role.INTERN)
     token = make_token(client, person, ["tasks:read"])
-    limiter._storage_dead = False  # the limiter is process-global; start from "alive"
     statuses = [client.get("/api/tasks/", headers=bearer(token)).status_code for _ in range(3)]
     assert statuses == [200, 200, 429]
+    assert "counting personal tokens in memory" in caplog.text
