@@ -3,6 +3,7 @@ Fixtures live in conftest.py; test modules import these from here."""
 
 import os
 import threading
+import time
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
@@ -81,3 +82,14 @@ def serve(app):
     finally:
         server.shutdown()
         thread.join()
+
+
+def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05):
+    """Poll until ``predicate()`` is truthy or the deadline passes; returns its value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    return predicate()

@@ -127,14 +127,3 @@ class Receiver:
     def __exit__(self, *exc):
         self.server.shutdown()
         self.server.server_close()
-
-
-def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05):
-    """Poll until ``predicate()`` is truthy or the deadline passes; returns its value."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    return predicate()

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 import test_jobs
 from aiosmtpd.controller import Controller
-from helpers import only_postgresql
+from helpers import only_postgresql, wait_for
 
 from taskapp import reminders
 from taskapp.extensions import db
@@ -18,7 +18,6 @@ from taskapp.extensions import db
 PAST = "2026-01-01T08:00:00Z"
 broker = test_jobs.broker
 start_worker = test_jobs.start_worker
-wait_for = test_jobs.wait_for
 
 
 class Inbox:

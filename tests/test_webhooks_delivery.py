@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import redis
 from celery import Celery
-from helpers import only_postgresql
-from receiver import Receiver, wait_for
+from helpers import only_postgresql, wait_for
+from receiver import Receiver
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.services
