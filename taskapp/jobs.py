@@ -228,30 +228,29 @@ def send_reminder_mail(task_id: int) -> bool:
     return reminder is not None
 
 
+def _purged(count: int, what: str) -> int:
+    """Commit a purge the domain function just made, and log how many rows it dropped."""
+    db.session.commit()
+    log.info("purged %d %s", count, what)
+    return count
+
+
 @shared_task(name="taskapp.purge_revoked_tokens", ignore_result=True)
 def purge_revoked_tokens() -> int:
     """Drop revocation rows for tokens that have expired anyway."""
-    purged = revocations.purge_expired(db.session, utcnow())
-    db.session.commit()
-    log.info("purged %d expired token revocation(s)", purged)
-    return purged
+    return _purged(revocations.purge_expired(db.session, utcnow()), "expired revocation(s)")
 
 
 @shared_task(name="taskapp.purge_idempotency_keys", ignore_result=True)
 def purge_idempotency_keys() -> int:
     """Drop Idempotency-Keys older than 24 h (their retries are no longer replayed)."""
-    purged = idempotency.purge(db.session, utcnow())
-    db.session.commit()
-    log.info("purged %d idempotency key(s)", purged)
-    return purged
+    return _purged(idempotency.purge(db.session, utcnow()), "idempotency key(s)")
 
 
 @shared_task(name="taskapp.purge_dead_personal_tokens", ignore_result=True)
 def purge_dead_personal_tokens() -> int:
     """Drop personal access tokens that expired or were ended by an owner change."""
-    purged = personal_tokens.purge_dead(db.session, utcnow())
-    db.session.commit()
-    log.info("purged %d dead personal access token(s)", purged)
+    return _purged(personal_tokens.purge_dead(db.session, utcnow()), "dead personal token(s)")
 
 
 QUEUE_LEASE_SECONDS = 60
@@ -346,7 +345,4 @@ def deliver_webhook(delivery_id: int) -> None:
 def purge_webhook_deliveries() -> int:
     """Drop finished deliveries older than WEBHOOK_DELIVERY_RETENTION_DAYS."""
     days = current_app.config["WEBHOOK_DELIVERY_RETENTION_DAYS"]
-    purged = outbox.purge(db.session, utcnow() - timedelta(days=days))
-    db.session.commit()
-    log.info("purged %d webhook delivery(ies)", purged)
-    return purged
+    return _purged(outbox.purge(db.session, utcnow() - timedelta(days=days)), "delivery(ies)")
