@@ -45,6 +45,11 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+SQLITE_AUTOINCREMENT = {"sqlite_autoincrement": True}
+"""On every table whose ids are exposed: SQLite then never hands out a deleted row's id
+again (without it a new row gets ``max(id) + 1``). PostgreSQL sequences never do."""
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -134,6 +139,7 @@ def _enum_column(enum_cls: type[enum.Enum], length: int = 20) -> Enum:
 
 class User(Base):
     __tablename__ = "user_account"
+    __table_args__ = SQLITE_AUTOINCREMENT
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(150))
     email: Mapped[str] = mapped_column(String(254), default="")
@@ -206,6 +212,7 @@ class Task(Base):
         Index("ix_task_updated", "updated_at", "id"),
         Index("ix_task_status", "status", "id"),
         CheckConstraint("priority BETWEEN 1 AND 3", name="priority_rank"),
+        SQLITE_AUTOINCREMENT,
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -307,6 +314,7 @@ class ActivityLog(Base):
         Index("ix_activity_log_assignee_created", "assignee_id", "created_at"),
         Index("ix_activity_log_created", "created_at", "id"),
         Index("ix_activity_log_actor_created", "actor_id", "created_at"),
+        SQLITE_AUTOINCREMENT,
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -342,6 +350,7 @@ class PersonalAccessToken(Base):
     """
 
     __tablename__ = "personal_access_token"
+    __table_args__ = SQLITE_AUTOINCREMENT
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"), index=True)
@@ -371,7 +380,7 @@ class TokenEvent(Base):
     ``token_id`` is deliberately not a foreign key: events outlive their token."""
 
     __tablename__ = "token_event"
-    __table_args__ = (Index("ix_token_event_created", "created_at", "id"),)
+    __table_args__ = (Index("ix_token_event_created", "created_at", "id"), SQLITE_AUTOINCREMENT)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     token_id: Mapped[int] = mapped_column(Integer)
@@ -393,7 +402,10 @@ class IdempotencyKey(Base):
     """
 
     __tablename__ = "idempotency_key"
-    __table_args__ = (UniqueConstraint("user_id", "key", name="uq_idempotency_key_user_key"),)
+    __table_args__ = (
+        UniqueConstraint("user_id", "key", name="uq_idempotency_key_user_key"),
+        SQLITE_AUTOINCREMENT,
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
@@ -420,6 +432,7 @@ class Webhook(Base):
     ``previous_secret_expires_at``."""
 
     __tablename__ = "webhook"
+    __table_args__ = SQLITE_AUTOINCREMENT
 
     id: Mapped[int] = mapped_column(primary_key=True)
     owner_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"), index=True)
@@ -445,6 +458,7 @@ class WebhookOutbox(Base):
     deliveries."""
 
     __tablename__ = "webhook_outbox"
+    __table_args__ = SQLITE_AUTOINCREMENT
 
     id: Mapped[int] = mapped_column(primary_key=True)
     entry_id: Mapped[int] = mapped_column(Integer)
@@ -459,6 +473,7 @@ class WebhookDelivery(Base):
         Index("ix_webhook_delivery_webhook_created", "webhook_id", "created_at", "id"),
         Index("ix_webhook_delivery_due", "status", "next_attempt_at"),
         Index("ix_webhook_delivery_created", "created_at"),
+        SQLITE_AUTOINCREMENT,
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -487,6 +502,7 @@ class WebhookAttempt(Base):
     """One HTTP attempt of a delivery: what the receiver answered and how long it took."""
 
     __tablename__ = "webhook_attempt"
+    __table_args__ = SQLITE_AUTOINCREMENT
 
     id: Mapped[int] = mapped_column(primary_key=True)
     delivery_id: Mapped[int] = mapped_column(
