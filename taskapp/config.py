@@ -38,6 +38,16 @@ def _trusted_hosts(env: str) -> list[str]:
     return _env_list("TRUSTED_HOSTS") or ([] if env == "production" else list(EMBEDDED_HOSTS))
 
 
+def _calendar_uid_domain(trusted_hosts: list[str]) -> str:
+    """CALENDAR_UID_DOMAIN: the domain of the calendar feed's UIDs (``task-<id>@...``);
+    unset: the first trusted host (a name this installation answers to). Never the
+    request's Host: one task has one UID whatever name the feed is fetched by."""
+    explicit = os.environ.get("CALENDAR_UID_DOMAIN", "").strip()
+    if explicit:
+        return explicit
+    return trusted_hosts[0].lstrip(".") if trusted_hosts else "localhost"
+
+
 def forwarded_allow_ips() -> list[str]:
     """FORWARDED_ALLOW_IPS: the proxies (addresses or networks, comma-separated) allowed
     to set the scheme, host and client address through X-Forwarded-* headers. Read by
@@ -98,9 +108,11 @@ def load_config() -> dict:
     broker_url = _broker_url(redis_url)
     jwt_secret = os.environ.get("JWT_SECRET_KEY", DEV_JWT_SECRET)
     env = os.environ.get("TASKAPP_ENV", "development")
+    trusted_hosts = _trusted_hosts(env)
     return {
         "TASKAPP_ENV": env,
-        "TRUSTED_HOSTS": _trusted_hosts(env),
+        "TRUSTED_HOSTS": trusted_hosts,
+        "CALENDAR_UID_DOMAIN": _calendar_uid_domain(trusted_hosts),
         "TASKAPP_TIMEZONE": os.environ.get("TASKAPP_TIMEZONE", "UTC"),
         "SQLALCHEMY_DATABASE_URI": os.environ.get("DATABASE_URL", _sqlite_url("taskapp.sqlite")),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},

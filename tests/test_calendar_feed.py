@@ -1,7 +1,7 @@
 """The secret calendar feed: parsed with vobject (independent of the icalendar package
 that builds it), every field checked; auth by secret; ETag and 304."""
 
-from datetime import date, datetime
+from datetime import date, datetime, time
 
 import vobject
 from helpers import PASSWORD
@@ -29,7 +29,7 @@ def parse(response) -> dict:
 
 
 def test_feed_has_one_vtodo_per_visible_task_with_every_field(
-    client, admin, intern, other_intern, make_task
+    app, client, admin, intern, other_intern, make_task
 ):
     weekly = make_task(
         admin,
@@ -61,14 +61,21 @@ def test_feed_has_one_vtodo_per_visible_task_with_every_field(
     }
 
     todos = parse(client.get(feed_url(client, intern)))
+    domain = app.config["CALENDAR_UID_DOMAIN"]
     with_due = {tid: task for tid, task in tasks.items() if task["due_date"]}
-    assert set(todos) == {f"task-{tid}@localhost" for tid in with_due}
+    assert set(todos) == {f"task-{tid}@{domain}" for tid in with_due}
     for task_id, task in with_due.items():
-        todo = todos[f"task-{task_id}@localhost"]
+        todo = todos[f"task-{task_id}@{domain}"]
         assert todo.summary.value == task["title"]
         assert todo.description.value == task["description"]
-        assert todo.due.value == date.fromisoformat(task["due_date"])
-        assert not isinstance(todo.due.value, datetime)
+        due = date.fromisoformat(task["due_date"])
+        if task["recurrence"] and not task["completed_at"]:
+            # An open occurrence: the rule, on a floating span of its due day.
+            assert todo.due.value == datetime.combine(due, time(23, 59, 59))
+            assert todo.dtstart.value == datetime.combine(due, time())
+        else:
+            assert todo.due.value == due
+            assert not isinstance(todo.due.value, datetime)
         expected_status = {"PENDING": "NEEDS-ACTION", "IN_PROGRESS": "IN-PROCESS"}
         assert todo.status.value == expected_status.get(task["status"], task["status"])
         assert todo.priority.value == {"HIGH": "1", "MEDIUM": "5", "LOW": "9"}[task["priority"]]
@@ -79,21 +86,23 @@ def test_feed_has_one_vtodo_per_visible_task_with_every_field(
             assert todo.completed.value == instant(task["completed_at"])
         else:
             assert not hasattr(todo, "completed")
-        if task["recurrence"]:
+        if task["recurrence"] and not task["completed_at"]:
             assert todo.rrule.value.startswith("FREQ=WEEKLY")
         else:
             assert not hasattr(todo, "rrule")
-    first = todos[f"task-{weekly['id']}@localhost"]
-    assert "COUNT=4" in first.rrule.value and "BYDAY=MO" in first.rrule.value
+    first = todos[f"task-{weekly['id']}@{domain}"]
+    assert not hasattr(first, "rrule")  # completed: the next occurrence carries the rule
     second_id = next(t for t in with_due if t != weekly["id"] and tasks[t]["series"])
-    second = todos[f"task-{second_id}@localhost"]
+    second = todos[f"task-{second_id}@{domain}"]
     assert "COUNT=3" in second.rrule.value  # the occurrences left from this one
-    assert second.due.value == date(2026, 1, 12)
-    assert todos[f"task-{done['id']}@localhost"].status.value == "COMPLETED"
+    assert "BYDAY=MO" in second.rrule.value
+    assert second.due.value.date() == date(2026, 1, 12)
+    assert todos[f"task-{done['id']}@{domain}"].status.value == "COMPLETED"
     # The rule expands the same way as the API's series does (vobject uses dateutil too).
-    assert [d.date() for d in first.getrruleset(addRDate=True)][:2] == [
-        date(2026, 1, 5),
+    assert [d.date() for d in second.getrruleset(addRDate=True)] == [
         date(2026, 1, 12),
+        date(2026, 1, 19),
+        date(2026, 1, 26),
     ]
 
 
@@ -158,7 +167,7 @@ def test_the_feed_dies_with_deactivation_role_or_password_change(
         assert client.get(url).status_code == 404, change
 
 
-def test_long_text_with_escapes_and_non_ascii_round_trips_exactly(client, intern, make_task):
+def test_long_text_with_escapes_and_non_ascii_round_trips_exactly(app, client, intern, make_task):
     """Folding and TEXT escaping: every physical line fits in 75 octets, a fold never
     splits a UTF-8 character or an escape, and vobject reads back the exact text."""
     paragraph = (
@@ -177,6 +186,6 @@ def test_long_text_with_escapes_and_non_ascii_round_trips_exactly(client, intern
     assert sum(line.startswith(b" ") for line in lines) > 20  # it was folded
     for line in lines:
         line.decode()  # no line ends inside a UTF-8 sequence
-    todo = parse(response)[f"task-{task['id']}@localhost"]
+    todo = parse(response)[f"task-{task['id']}@{app.config['CALENDAR_UID_DOMAIN']}"]
     assert todo.description.value == description
     assert todo.summary.value == title

@@ -11,6 +11,7 @@ from taskapp import calendar_feed, personal_tokens
 from taskapp.auth import tokens
 from taskapp.auth.queries import listed_tokens, token_events
 from taskapp.auth.schemas import (
+    CalendarFeedArgsSchema,
     CalendarFeedSchema,
     LoginSchema,
     NewTokenSchema,
@@ -181,7 +182,8 @@ class TokenEvents(MethodView):
 
 FEED_NOT_FOUND = "No such calendar feed (rotated, or its owner's credentials changed)."
 CALENDAR_RESPONSE = {
-    "description": "iCalendar (RFC 5545): one VTODO per visible task with a due date",
+    "description": "iCalendar (RFC 5545): one VTODO (or, with `as=events`, one all-day "
+    "VEVENT) per visible task with a due date",
     "content": {"text/calendar": {"schema": {"type": "string"}}},
     "headers": {"ETag": {"schema": {"type": "string"}}},
 }
@@ -200,19 +202,21 @@ class CalendarFeedUrl(MethodView):
 
 @blp.route("/calendar-feed/<secret>.ics")
 class CalendarFeedBody(MethodView):
+    @blp.arguments(CalendarFeedArgsSchema, location="query", as_kwargs=True)
     @blp.doc(responses={"200": CALENDAR_RESPONSE})
     @blp.alt_response(304, description="Unchanged since the ETag sent in If-None-Match")
     @blp.not_found(FEED_NOT_FOUND)
-    def get(self, secret):
+    def get(self, secret, form):
         """The caller's tasks as an iCalendar feed (the secret URL is the credential)"""
-        state = calendar_feed.feed_state(db.session, secret)
+        domain = current_app.config["CALENDAR_UID_DOMAIN"]
+        state = calendar_feed.feed_state(db.session, secret, form, domain)
         if state is None:
             abort(404, FEED_NOT_FOUND)
         user, etag = state
         headers = {"ETag": f'"{etag}"', "Cache-Control": "private, no-cache"}
         if request.if_none_match.contains(etag):
             return Response(status=304, headers=headers)
-        chunks = calendar_feed.feed_chunks(db.session, user, request.host.split(":")[0])
+        chunks = calendar_feed.feed_chunks(db.session, user, domain, form)
         return Response(
             stream_with_context(chunks),
             mimetype="text/calendar",

@@ -1,5 +1,6 @@
 import marshmallow as ma
 
+from taskapp.calendar_feed import EVENTS, FORMS, TODOS
 from taskapp.models import Source, TokenAction
 from taskapp.personal_tokens import SCOPES
 from taskapp.web.schemas import (
@@ -118,5 +119,21 @@ class CalendarFeedSchema(ma.Schema):
             "keep it private. Asking again rotates it: the old URL stops working.",
             "example": "https://tasks.example.com/api/auth/calendar-feed/"
             "Xq3v9mLw0cV2dT1yqS8pZkR4uN6bH5eJ7aGfD0iWlQo.ics",
+        },
+    )
+
+
+class CalendarFeedArgsSchema(ma.Schema):
+    class Meta:
+        unknown = ma.EXCLUDE  # calendar apps may add their own cache-busting parameters
+
+    form = ma.fields.String(
+        data_key="as",
+        load_default=TODOS,
+        validate=ma.validate.OneOf(FORMS),
+        metadata={
+            "description": f"`{TODOS}`: one VTODO per task (to-do apps); `{EVENTS}`: one "
+            "all-day VEVENT on each due date, for calendar apps that show only events "
+            "(Google Calendar, Apple Calendar)."
         },
     )
