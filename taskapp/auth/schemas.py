@@ -16,14 +16,21 @@ from taskapp.web.schemas import (
 TOKEN_EXAMPLE = {"example": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIyIn0.c2lnbmF0dXJl"}
 
 
+DEMO_LOGIN = {"username": "admin", "password": "taskapp-demo"}
+"""The ADMIN that ``flask demo seed`` (run by ./scripts/run) creates: Swagger UI's login
+example, so "Try it out" logs in as shipped and every other example may then run."""
+
+
 class LoginSchema(BaseSchema):
     username = Text(
-        required=True, validate=ma.validate.Length(max=150), metadata={"example": "intern"}
+        required=True,
+        validate=ma.validate.Length(max=150),
+        metadata={"example": DEMO_LOGIN["username"]},
     )
     password = Text(
         required=True,
         validate=ma.validate.Length(max=1024),
-        metadata={"example": "correct horse battery"},
+        metadata={"example": DEMO_LOGIN["password"]},
     )
 
 
@@ -40,7 +47,8 @@ class Instant(ma.fields.Field):
     """An ISO 8601 datetime with any offset (UTC if none), as the task filters read it."""
 
     def __init__(self, **kwargs):
-        super().__init__(metadata={"type": "string", "format": "date-time"}, **kwargs)
+        metadata = {"type": "string", "format": "date-time", **kwargs.pop("metadata", {})}
+        super().__init__(metadata=metadata, **kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
         if not isinstance(value, str):
@@ -68,14 +76,24 @@ class NewTokenSchema(TokenSchema):
 
 
 class TokenCreateSchema(BaseSchema):
-    name = Text(required=True, validate=ma.validate.Length(min=1, max=100))
+    name = Text(
+        required=True,
+        validate=ma.validate.Length(min=1, max=100),
+        metadata={"example": "nightly export"},
+    )
     scopes = ma.fields.List(
         ma.fields.String(validate=ma.validate.OneOf(SCOPES)),
         required=True,
         validate=ma.validate.Length(min=1, max=len(SCOPES)),
-        metadata={"uniqueItems": True},
+        metadata={"uniqueItems": True, "example": ["tasks:read", "logs:read"]},
     )
-    expires_at = Instant(allow_none=True)
+    expires_at = Instant(
+        allow_none=True,
+        metadata={
+            "example": "2030-01-01T00:00:00Z",
+            "description": "Must be in the future; null or left out: never expires.",
+        },
+    )
 
     @ma.validates("scopes")
     def _no_repeats(self, value, **_kwargs):

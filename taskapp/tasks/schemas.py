@@ -165,7 +165,9 @@ class TaskPatchSchema(TaskWriteSchema):
 
 
 def _due_date(description: str) -> ma.fields.Date:
-    return ma.fields.Date(metadata={"description": description, "example": "2026-12-01"})
+    """A date filter, without an example: Swagger UI pre-fills a parameter's example and
+    sends it on Execute, so an example date would narrow every listing tried there."""
+    return ma.fields.Date(metadata={"description": f"{description} `YYYY-MM-DD`."})
 
 
 class TaskQueryArgsSchema(PageArgsSchema):

@@ -9,6 +9,7 @@ from taskapp.models import Role, User
 from taskapp.users import service
 from taskapp.users.queries import filtered_users
 from taskapp.users.schemas import (
+    UPDATE_EXAMPLE,
     UserCreateSchema,
     UserPageSchema,
     UserQueryArgsSchema,
@@ -61,7 +62,7 @@ class UserById(MethodView):
         return _get_user(user_id)
 
     @blp.auth_required(ADMIN, scope="users:write")
-    @blp.arguments(UserUpdateSchema, required=False)
+    @blp.arguments(UserUpdateSchema, required=False, example=UPDATE_EXAMPLE)
     @blp.response(200, UserSchema)
     @blp.not_found("No such user")
     @blp.alt_response(403, schema="Error", description="Not an ADMIN, or locking yourself out")

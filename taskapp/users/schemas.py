@@ -53,6 +53,11 @@ class UserUpdateSchema(BaseSchema):
     password = Text(load_only=True, validate=PASSWORD, metadata=PASSWORD_EXAMPLE)
 
 
+UPDATE_EXAMPLE = {"email": "intern@example.com", "is_active": True}
+"""The body Swagger UI pre-fills for PATCH: a harmless change (its sample of every field
+would make the user an ADMIN, deactivate them and set their password)."""
+
+
 class UserQueryArgsSchema(PageArgsSchema):
     role = ma.fields.Enum(Role, metadata={"description": "Only users with this role."})
     is_active = ma.fields.Boolean(

@@ -41,19 +41,28 @@ class WebhookWriteSchema(BaseSchema):
                 "http or https, in ASCII (an internationalised host name in its punycode "
                 "form, xn--...); a literal internal address is refused (400)"
             ),
+            "example": "https://hooks.example.com/taskapp",
         },
     )
     events = ma.fields.List(
         ma.fields.String(validate=ma.validate.OneOf(TASK_EVENTS)),
         validate=ma.validate.Length(min=1),
-        metadata={"description": "Defaults to every task event."},
+        metadata={
+            "description": "Defaults to every task event.",
+            "example": ["task.created", "task.updated"],
+        },
     )
-    description = Text(validate=ma.validate.Length(max=500))
+    description = Text(
+        validate=ma.validate.Length(max=500), metadata={"example": "Team chat notifier"}
+    )
 
 
 class WebhookPatchSchema(WebhookWriteSchema):
     is_active = Boolean(
-        metadata={"description": "true re-enables a disabled webhook (clears its reason)"}
+        metadata={
+            "description": "true re-enables a disabled webhook (clears its reason)",
+            "example": True,
+        }
     )
 
 
