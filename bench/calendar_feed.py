@@ -1,6 +1,6 @@
 """Calendar feed: time to the full body of a 10,000-task feed, and to a 304.
 
-    .venv/bin/python -m bench.calendar_feed [--tasks 10000] [--rounds 5]
+    .venv/bin/python -m bench.calendar_feed [--tasks 10000] [--rounds 5] [--as events]
 
 Runs in-process (Flask's test client reads the streamed body to its end) against a
 SQLite file and, when reachable, its own PostgreSQL database ``taskapp_bench_calendar``
@@ -8,7 +8,8 @@ on 127.0.0.1 (dropped and re-created; nothing else is touched). One user owns ev
 task; one in ten is recurring. Prints the median of ``--rounds`` of: a cold feed (the
 first request of a freshly created app: new engine, connection pool and SQL compile
 cache), a warm one (the same app's second request), and a 304; and the ratio to the
-one-second budget. Every request renders every VTODO: nothing is cached between them.
+one-second budget. Every request renders every VTODO (or, with ``--as events``, every
+all-day VEVENT of the ``?as=events`` form): nothing is cached between them.
 Each figure also gives the benchmark process's CPU time (``time.process_time``: the
 app, the test client and SQLite, not the PostgreSQL server), which a busy shared
 machine inflates less than the wall time.
@@ -82,7 +83,7 @@ def feed_path(app) -> str:
     return url.removeprefix("http://localhost")
 
 
-def measure(database_url: str, path: str, rounds: int) -> dict:
+def measure(database_url: str, path: str, rounds: int, form: str) -> dict:
     timings = {"cold": [], "warm": [], "not_modified": [], "cold_cpu": [], "warm_cpu": []}
     for _ in range(rounds):
         app = create_app({**CONFIG, "SQLALCHEMY_DATABASE_URI": database_url})
@@ -100,7 +101,8 @@ def measure(database_url: str, path: str, rounds: int) -> dict:
         timings["not_modified"].append(time.perf_counter() - start)
         dispose(app)
     result = {kind: statistics.median(values) for kind, values in timings.items()}
-    return {**result, "bytes": len(body), "vtodos": body.count(b"BEGIN:VTODO")}
+    component = b"BEGIN:VEVENT" if form == "events" else b"BEGIN:VTODO"
+    return {**result, "bytes": len(body), "components": body.count(component), "form": form}
 
 
 def dispose(app) -> None:
@@ -109,8 +111,9 @@ def dispose(app) -> None:
 
 
 def report(name: str, result: dict) -> None:
-    n = result["vtodos"]
-    parts = [f"{name:10} {n} VTODOs, {result['bytes'] / 1e6:.1f} MB:"]
+    n = result["components"]
+    kind = "VEVENTs" if result["form"] == "events" else "VTODOs"
+    parts = [f"{name:10} {n} {kind}, {result['bytes'] / 1e6:.1f} MB:"]
     for kind in ("cold", "warm"):
         took = result[kind]
         per_task = took / n * 1e6
@@ -137,6 +140,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--as", dest="form", choices=("todos", "events"), default="todos")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         targets = {"sqlite": f"sqlite:///{Path(tmp) / 'feed.sqlite'}"}
@@ -146,9 +150,9 @@ def main() -> None:
         for name, url in targets.items():
             app = create_app({**CONFIG, "SQLALCHEMY_DATABASE_URI": url})
             seed(app, args.tasks)
-            path = feed_path(app)
+            path = feed_path(app) + ("?as=events" if args.form == "events" else "")
             dispose(app)
-            report(name, measure(url, path, args.rounds))
+            report(name, measure(url, path, args.rounds, args.form))
     if pg:
         with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{PG_DB}" WITH (FORCE)')
