@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from helpers import create_user, login
 
 from taskapp.extensions import db
-from taskapp.models import Role
+from taskapp.models import Base, Role
 
 
 def _log_of(client, person, task_id: int) -> list[dict]:
@@ -99,3 +99,22 @@ def test_a_database_from_the_previous_head_keeps_its_rows_and_stops_reusing_ids(
         db.session.execute(sa.text("DELETE FROM activity_log"))
     # The models and the upgraded database agree.
     assert runner.invoke(args=["db", "check"]).exit_code == 0
+
+
+def test_every_table_with_an_integer_id_autoincrements(app, backend):
+    """A table added later joins the rule: its model declares ``SQLITE_AUTOINCREMENT``
+    and its migration creates it so on SQLite."""
+    tables = [
+        table
+        for table in Base.metadata.sorted_tables
+        if [column.name for column in table.primary_key] == ["id"]
+        and isinstance(table.c.id.type, sa.Integer)
+    ]
+    assert {"task", "user_account", "activity_log", "webhook"} <= {t.name for t in tables}
+    for table in tables:
+        assert table.dialect_options["sqlite"]["autoincrement"], table.name
+    if backend == "sqlite":
+        with app.app_context():
+            created = dict(db.session.execute(sa.text("SELECT name, sql FROM sqlite_master")).all())
+        for table in tables:
+            assert "AUTOINCREMENT" in created[table.name], table.name
