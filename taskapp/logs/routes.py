@@ -1,7 +1,6 @@
 """Read-only access to the activity log."""
 
 from flask.views import MethodView
-from flask_jwt_extended import current_user
 from sqlalchemy.orm import joinedload
 
 from taskapp.errors import NotFound
@@ -13,10 +12,11 @@ from taskapp.logs.schemas import (
     ActivityLogSchema,
 )
 from taskapp.models import ActivityLog
+from taskapp.ordering import order_by_keys
 from taskapp.visibility import visible_entries
 from taskapp.web.api import ID_IN_PATH, Blueprint
-from taskapp.web.ordering import order_by_keys
 from taskapp.web.paging import Keyset, cursor_paginate, paginate
+from taskapp.web.permissions import current_user
 
 blp = Blueprint(
     "activity_logs", __name__, url_prefix="/api/activity-logs", description="Audit trail"

@@ -5,8 +5,8 @@ import operator
 from sqlalchemy import Select, func, or_, select
 
 from taskapp.models import Priority, Role, Status, Task, TaskChange, TaskCounter, User
+from taskapp.ordering import order_by_keys
 from taskapp.visibility import limit_to_owner, visible_tasks
-from taskapp.web.ordering import order_by_keys
 
 COMPARISONS = {
     "due_date": (Task.due_date, operator.eq),

@@ -2,13 +2,13 @@
 
 from flask import current_app
 from flask.views import MethodView
-from flask_jwt_extended import current_user
 
 from taskapp.extensions import db
 from taskapp.models import utcnow
 from taskapp.visibility import visible_webhooks
 from taskapp.web.api import ID_IN_PATH, Blueprint
 from taskapp.web.paging import paginate
+from taskapp.web.permissions import current_user
 from taskapp.webhooks import service
 from taskapp.webhooks.queries import deliveries_of
 from taskapp.webhooks.schemas import (

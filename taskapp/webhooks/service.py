@@ -6,10 +6,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from taskapp import outbox, signing, targets
 from taskapp.errors import InvalidField, NotFound
 from taskapp.models import User, Webhook, WebhookDelivery
 from taskapp.visibility import visible_webhooks
+from taskapp.webhooks import outbox, signing, targets
 
 
 def get_visible(session: Session, user: User, webhook_id: int) -> Webhook:

@@ -24,8 +24,8 @@ import urllib3
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from taskapp import signing, targets
 from taskapp.models import DeliveryStatus, Webhook, WebhookAttempt, WebhookDelivery, utcnow
+from taskapp.webhooks import signing, targets
 
 LEASE_MARGIN_SECONDS = 15
 MAX_RETRY_AFTER_SECONDS = 86400
