@@ -54,10 +54,11 @@ def json_option(command: Callable) -> Callable:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(command)
 
 
-def print_rows(rows: Iterable[dict], as_json: bool, empty: str) -> None:
+def print_rows(rows: Iterable[dict], as_json: bool, empty: str, blank: str = "-") -> None:
     """A list command's answer: a header line and one tab-separated line per row (the
-    header names are the JSON keys, upper-cased), ``empty`` when there is none, or
-    with ``--json`` the rows as a JSON array (``[]`` when empty)."""
+    header names are the JSON keys, upper-cased; a missing value reads ``blank``),
+    ``empty`` when there is none, or with ``--json`` the rows as a JSON array (``[]``
+    when empty, ``null`` for a missing value)."""
     rows = list(rows)
     if as_json:
         click.echo(json.dumps(rows, default=str))
@@ -67,12 +68,12 @@ def print_rows(rows: Iterable[dict], as_json: bool, empty: str) -> None:
         return
     click.echo("\t".join(name.upper() for name in rows[0]))
     for row in rows:
-        click.echo("\t".join("-" if value is None else str(value) for value in row.values()))
+        click.echo("\t".join(blank if value is None else str(value) for value in row.values()))
 
 
-def when(moment, never: str = "never") -> str | None:
-    """A timestamp as the API writes it (UTC, ``Z``); ``never`` for none."""
-    return moment.isoformat(timespec="seconds").replace("+00:00", "Z") if moment else never
+def when(moment) -> str | None:
+    """A timestamp as the API writes it (UTC, ``Z``), or None."""
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z") if moment else None
 
 
 def validated(schema: ma.Schema, data: dict, what: str = "user") -> dict:

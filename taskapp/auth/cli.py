@@ -31,7 +31,7 @@ def list_tokens(username: str, as_json: bool) -> None:
         }
         for token in db.session.execute(query).scalars()
     )
-    print_rows(rows, as_json, f"{user.username} has no personal access tokens")
+    print_rows(rows, as_json, f"{user.username} has no personal access tokens", "never")
 
 
 @users_cli.command("revoke-token")

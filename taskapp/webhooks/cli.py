@@ -52,8 +52,8 @@ def list_deliveries(webhook_id: int, limit: int, as_json: bool) -> None:
             "event": d.event,
             "status": d.status.value,
             "attempts": d.attempts,
-            "last": d.last_status_code or d.last_error or "-",
-            "created": when(d.created_at, "-"),
+            "last": d.last_status_code or d.last_error,
+            "created": when(d.created_at),
         }
         for d in db.session.execute(query).scalars()
     )

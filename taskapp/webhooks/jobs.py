@@ -21,6 +21,7 @@ from taskapp.jobs import purged as _purged
 from taskapp.models import Task as TaskRow
 from taskapp.models import utcnow
 from taskapp.webhooks import delivery, outbox
+from taskapp.webhooks.settings import WebhookSettings
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +149,7 @@ def send_first_tries(ids: list[int]) -> int:
     sender at a time; what the budget leaves is queued by the same tick, and a tick
     killed mid-send leaves a lease that expires like a worker's. Returns how many were
     attempted."""
-    config = current_app.config
+    config = WebhookSettings.of(current_app)
     deadline = time.monotonic() + FIRST_TRY_BUDGET_SECONDS
     attempted = 0
     for delivery_id in ids:
@@ -188,7 +189,7 @@ def queue_due() -> int:
 def deliver_webhook(delivery_id: int) -> None:
     """Send one delivery (claimed with a lease, so one worker at a time)."""
     try:
-        outcome = delivery.deliver(db.session, delivery_id, current_app.config)
+        outcome = delivery.deliver(db.session, delivery_id, WebhookSettings.of(current_app))
     except Exception:
         db.session.rollback()
         raise
@@ -199,5 +200,5 @@ def deliver_webhook(delivery_id: int) -> None:
 @shared_task(name="taskapp.purge_webhook_deliveries", ignore_result=True)
 def purge_webhook_deliveries() -> int:
     """Drop finished deliveries older than WEBHOOK_DELIVERY_RETENTION_DAYS."""
-    days = current_app.config["WEBHOOK_DELIVERY_RETENTION_DAYS"]
+    days = WebhookSettings.of(current_app).delivery_retention_days
     return _purged(outbox.purge(db.session, utcnow() - timedelta(days=days)), "delivery(ies)")
