@@ -1,8 +1,8 @@
 import marshmallow as ma
 
-from taskapp.calendar_feed import EVENTS, FORMS, TODOS
+from taskapp.auth.personal_tokens import SCOPES
 from taskapp.models import Source, TokenAction
-from taskapp.personal_tokens import SCOPES
+from taskapp.tasks.calendar_feed import EVENTS, FORMS, TODOS
 from taskapp.web.schemas import (
     BaseSchema,
     DateTime,
