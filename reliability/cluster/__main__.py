@@ -36,13 +36,13 @@ class Timings:
     """How long each fault lasts; --quick shortens the outages, never skips one."""
 
     def __init__(self, quick: bool):
-        self.warmup = 4 if quick else 10
-        self.gap = 4 if quick else 10
-        self.restart_after = 3 if quick else 5
-        self.link_down = 8 if quick else 20
-        self.redis_down = 6 if quick else 15
-        self.drain = 45 if quick else 90
-        self.clients = 4 if quick else 8
+        self.warmup = 3 if quick else 10
+        self.gap = 3 if quick else 10
+        self.restart_after = 2 if quick else 5
+        self.link_down = 6 if quick else 20
+        self.redis_down = 5 if quick else 15
+        self.drain = 60 if quick else 120
+        self.clients = 3 if quick else 6
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,12 +84,17 @@ def run(cluster: Cluster, timing: Timings) -> bool:
     say("api1: migrate (db upgrade, grant-app-role) as the owner")
     cluster.migrate()
     cluster.flask("users", "create", ADMIN, "--role", "ADMIN", "--password", PASSWORD)
-    say("hooks, api1, api2, worker1, worker2, beat, edge")
-    cluster.hooks()
-    start_parallel(cluster.api, ["api1", "api2"])
-    start_parallel(cluster.worker, ["worker1", "worker2"])
-    cluster.beat()
-    cluster.edge()
+    say("hooks, api1, api2, worker1, worker2, beat, edge (side by side)")
+    together(
+        cluster.hooks,
+        lambda: cluster.api("api1"),
+        lambda: cluster.api("api2"),
+        lambda: cluster.worker("worker1"),
+        lambda: cluster.worker("worker2"),
+        cluster.beat,
+        cluster.edge,
+    )
+    say("every host is up")
 
     load = Load(timing.clients)
     admin = setup_users_and_webhook(load)
@@ -113,23 +118,38 @@ def run(cluster: Cluster, timing: Timings) -> bool:
     return reconcile(cluster, load, seeder.seeded, faults, session_checks, admin, timing.drain)
 
 
-def start_parallel(start, hosts: list[str]) -> None:
-    """Boot hosts of the same kind side by side (imports take seconds each)."""
+def together(*steps) -> None:
+    """Run the steps side by side (booting hosts: imports take seconds each); the first
+    error is raised here, in the main thread."""
     errors = []
 
-    def boot(host):
+    def step(function):
         try:
-            start(host)
-        except Exception as error:  # re-raised below, in the main thread
+            function()
+        except Exception as error:
             errors.append(error)
 
-    threads = [threading.Thread(target=boot, args=(h,)) for h in hosts]
+    threads = [threading.Thread(target=step, args=(s,)) for s in steps]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     if errors:
         raise errors[0]
+
+
+def restart_later(fault: Fault, delay: float, start) -> threading.Thread:
+    """What `restart: unless-stopped` does: start the host again after ``delay``; the
+    fault's window ends when it is ready. Runs beside the next faults."""
+
+    def restart():
+        time.sleep(delay)
+        start()
+        fault.end = time.monotonic()
+
+    thread = threading.Thread(target=restart, daemon=True)
+    thread.start()
+    return thread
 
 
 def setup_users_and_webhook(load: Load) -> dict:
@@ -220,7 +240,7 @@ def logout_across_hosts() -> dict:
     return {"ok": ok, "figures": f"me {before}; logout on api2 {out}; me on api1, api2 {after}"}
 
 
-def inject_faults(cluster: Cluster, timing: Timings) -> list[Fault]:  # noqa: PLR0915 (a script)
+def inject_faults(cluster: Cluster, timing: Timings) -> list[Fault]:
     faults = []
 
     def window(name: str):
@@ -229,21 +249,18 @@ def inject_faults(cluster: Cluster, timing: Timings) -> list[Fault]:  # noqa: PL
         say(f"fault: {name}")
         return fault
 
+    restarts = []
     time.sleep(timing.gap)
     fault = window("api1 SIGKILL mid-burst")
     cluster.kill("api1")
-    time.sleep(timing.restart_after)
-    cluster.api("api1")  # restart: unless-stopped
-    fault.end = time.monotonic()
+    restarts.append(restart_later(fault, timing.restart_after, lambda: cluster.api("api1")))
 
     time.sleep(timing.gap)
     in_flight = wait_for_delivery_from("worker1", 30)
     fault = window("worker1 SIGKILL mid-delivery")
     fault.note = "a delivery was in flight" if in_flight else "no delivery caught in flight"
     cluster.kill("worker1")
-    time.sleep(timing.restart_after)
-    cluster.worker("worker1")
-    fault.end = time.monotonic()
+    restarts.append(restart_later(fault, timing.restart_after, lambda: cluster.worker("worker1")))
 
     time.sleep(timing.gap)
     fault = window(f"worker2 link down {timing.link_down} s")
@@ -268,9 +285,9 @@ def inject_faults(cluster: Cluster, timing: Timings) -> list[Fault]:  # noqa: PL
     time.sleep(timing.gap)
     fault = window("beat SIGKILL and restart")
     cluster.kill("beat")
-    time.sleep(timing.restart_after)
-    cluster.beat()
-    fault.end = time.monotonic()
+    restarts.append(restart_later(fault, timing.restart_after, cluster.beat))
+    for thread in restarts:
+        thread.join(timeout=120)
     return faults
 
 

@@ -91,7 +91,7 @@ def handler(state: State):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--listen", required=True, help="HOST:PORT")
-    parser.add_argument("--hold", type=float, default=0.2, help="seconds before answering")
+    parser.add_argument("--hold", type=float, default=0.05, help="seconds before answering")
     args = parser.parse_args()
     host, port = args.listen.rsplit(":", 1)
     server = ThreadingHTTPServer((host, int(port)), handler(State(args.hold)))

@@ -191,7 +191,9 @@ class Cluster:
                 f"{net.address('edge')}:80", "--upstream", f"{net.address('api1')}:8000",
                 "--upstream", f"{net.address('api2')}:8000"]  # fmt: skip
         proc = self.start("edge", "edge", argv, dict(os.environ))
-        wait_until(lambda: httpx.get(f"{EDGE}/healthz", timeout=2).status_code == 200, 30, "edge")
+        wait_until(
+            lambda: httpx.get(f"{EDGE}/healthz", timeout=2).status_code == 200, 180, "edge + api"
+        )
         return proc
 
     def hooks(self) -> Proc:

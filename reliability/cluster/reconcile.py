@@ -33,7 +33,9 @@ class Row:
 
 
 def reconcile(cluster: Cluster, load: Load, seeded: int, faults, sessions, admin, drain) -> bool:
+    started = time.monotonic()
     drained = wait_drained(cluster, admin["webhook"], drain)
+    drain_seconds = time.monotonic() - started
     with cluster.pg_connect() as conn:
         entries = conn.execute(
             "SELECT id, task_id, task_title, action, changes FROM activity_log ORDER BY id"
@@ -50,7 +52,13 @@ def reconcile(cluster: Cluster, load: Load, seeded: int, faults, sessions, admin
         ).fetchall()
     received = httpx.get(f"{HOOKS}/_records", timeout=10).json()
 
-    rows = [Row("drained (outbox empty, deliveries done, sweeps done)", drained, "")]
+    rows = [
+        Row(
+            "drained: outbox empty, every delivery succeeded, every overdue task swept",
+            drained,
+            f"{drain_seconds:.0f} s after the load stopped (limit {drain} s)",
+        )
+    ]
     rows += writes_rows(load, entries, tasks)
     rows += webhook_rows(entries, deliveries, received)
     rows += overdue_rows(overdue, seeded)
@@ -186,7 +194,7 @@ def window_rows(requests: list[Request], faults) -> list[Row]:
     for fault in faults:
         hit = [r for r in requests if fault.covers(r)]
         inside.update(id(r) for r in hit)
-        failed = Counter(r.status for r in hit if r.failed)
+        failed = Counter(f"{r.status} {r.kind}" for r in hit if r.failed)
         seconds = fault.end - fault.start
         rows.append(
             Row(
@@ -197,7 +205,7 @@ def window_rows(requests: list[Request], faults) -> list[Row]:
             )
         )
     calm = [r for r in requests if id(r) not in inside]
-    failed = Counter(r.status for r in calm if r.failed)
+    failed = Counter(f"{r.status} {r.kind}" for r in calm if r.failed)
     times = sorted((r.ended - r.started) * 1000 for r in calm if not r.failed)
     p50 = times[len(times) // 2] if times else 0
     p99 = times[min(len(times) - 1, int(len(times) * 0.99))] if times else 0
