@@ -4,7 +4,12 @@ nothing the app no longer reads, and only the edge publishes a port. (The full c
 with the Compose Specification schema, is `scripts/check_compose.py`.)"""
 
 import importlib.util
+import os
+import shutil
+import subprocess
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -44,3 +49,27 @@ def test_the_directives_quoted_in_the_docs_are_the_template_s():
     lines = [line.strip() for line in template.splitlines()]
     for quoted in block.strip().splitlines():
         assert quoted.strip() in lines, f"not in the template: {quoted}"
+
+
+@pytest.mark.skipif(shutil.which("perl") is None, reason="needs perl")
+def test_the_image_renders_the_edge_template_as_reliability_edge_does():
+    """The official nginx image substitutes templates with this perl line (its
+    20-envsubst-on-templates.sh) and NGINX_ENVSUBST_FILTER from docker-compose.yml; the
+    result must be what `python -m reliability.edge` renders for the tests and the
+    cluster, so both run the same edge."""
+    from reliability.edge import TEMPLATE, render_template
+
+    document = _check_compose().load_yaml(ROOT / "docker-compose.yml")
+    env = document["services"]["nginx"]["environment"]
+    values = {k: v for k, v in env.items() if k.startswith("EDGE_")}
+    script = r"s|\$(\{)?($ENV{NGINX_ENVSUBST_FILTER}\w*)(?(1)\})|$ENV{$2} // $&|ge"
+    image = subprocess.run(
+        ["perl", "-pe", script],
+        input=TEMPLATE.read_text(),
+        env={**os.environ, **values, "NGINX_ENVSUBST_FILTER": env["NGINX_ENVSUBST_FILTER"]},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert image == render_template(values)
+    assert "${" not in image

@@ -81,12 +81,11 @@ def run(cluster: Cluster, timing: Timings) -> bool:
     say("db: PostgreSQL and Redis")
     cluster.postgres_init()
     cluster.redis_start()
-    say("api1: migrate (db upgrade, grant-app-role) as the owner")
-    cluster.migrate()
-    cluster.flask("users", "create", ADMIN, "--role", "ADMIN", "--password", PASSWORD)
-    say("hooks, api1, api2, worker1, worker2, beat, edge (side by side)")
+    say("api1: migrate (db upgrade, grant-app-role) as the owner; hooks")
+    together(cluster.migrate, cluster.hooks)
+    say("api1, api2, worker1, worker2, beat, edge (side by side); the first admin")
     together(
-        cluster.hooks,
+        lambda: cluster.flask("users", "create", ADMIN, "--role", "ADMIN", "--password", PASSWORD),
         lambda: cluster.api("api1"),
         lambda: cluster.api("api2"),
         lambda: cluster.worker("worker1"),
