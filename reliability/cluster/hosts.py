@@ -208,8 +208,12 @@ class Cluster:
         self.procs.pop(name).kill()
 
     def shutdown(self) -> None:
-        for name in reversed(list(self.procs)):
-            self.procs.pop(name).stop(timeout=5)
+        """Everything at once, SIGKILL: the run's data is thrown away anyway."""
+        procs = [self.procs.pop(name) for name in list(self.procs)]
+        for proc in procs:
+            proc.signal_group(signal.SIGKILL)
+        for proc in procs:
+            proc.stop(timeout=5)
         if (self.pg_dir / "data").exists():
             self.postgres_stop("immediate")
 
