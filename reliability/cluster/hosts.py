@@ -208,11 +208,15 @@ class Cluster:
         self.procs.pop(name).kill()
 
     def shutdown(self) -> None:
-        """Everything at once, SIGKILL: the run's data is thrown away anyway."""
+        """Everything at once: SIGTERM (the edge removes its temp dir), 3 s, SIGKILL."""
         procs = [self.procs.pop(name) for name in list(self.procs)]
         for proc in procs:
-            proc.signal_group(signal.SIGKILL)
+            proc.signal_group(signal.SIGTERM)
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline and any(proc.alive() for proc in procs):
+            time.sleep(0.1)
         for proc in procs:
+            proc.signal_group(signal.SIGKILL)
             proc.stop(timeout=5)
         if (self.pg_dir / "data").exists():
             self.postgres_stop("immediate")
