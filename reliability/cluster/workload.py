@@ -41,6 +41,7 @@ class Write:
     title: str  # create: the title; rename: the new title; delete: the task's title
     task_id: int | None
     outcome: str  # ack, refused, unknown
+    last: Request | None = None  # the last HTTP request of this write
 
 
 @dataclass
@@ -140,7 +141,7 @@ class Load:
         if result == "refused" and "unknown" in seen:
             result = "unknown"  # an earlier try may have been applied
         task_id = body.json().get("id") if result == "ack" else None
-        client.writes.append(Write("create", title, task_id, result))
+        client.writes.append(Write("create", title, task_id, result, client.requests[-1]))
         if result == "ack":
             client.live.append((task_id, title))
 
@@ -153,7 +154,7 @@ class Load:
             http, client, "rename", "PATCH", f"/api/tasks/{task_id}/", json={"title": title}
         )
         result = outcome(status)
-        client.writes.append(Write("rename", title, task_id, result))
+        client.writes.append(Write("rename", title, task_id, result, client.requests[-1]))
         if result == "ack":
             client.live[index] = (task_id, title)
 
@@ -161,7 +162,7 @@ class Load:
         task_id, title = client.live.pop(rng.randrange(len(client.live)))
         status, _ = self._call(http, client, "delete", "DELETE", f"/api/tasks/{task_id}/")
         result = outcome(status)
-        client.writes.append(Write("delete", title, task_id, result))
+        client.writes.append(Write("delete", title, task_id, result, client.requests[-1]))
         if result == "refused":
             client.live.append((task_id, title))
 
