@@ -41,7 +41,7 @@ class Timings:
         self.restart_after = 2 if quick else 5
         self.link_down = 6 if quick else 20
         self.redis_down = 5 if quick else 15
-        self.drain = 60 if quick else 120
+        self.drain = 120  # a delivery a cut-off worker held is queued again after 60 s
         self.clients = 3 if quick else 6
 
 
