@@ -5,13 +5,25 @@ default command). Every value can still be overridden on the command line.
   addresses in FORWARDED_ALLOW_IPS, the same setting the app uses before it believes
   X-Forwarded-For/-Host (see taskapp/web/policy.py). Unset, nobody is trusted; gunicorn's
   own default would trust loopback.
-- Request limits: gunicorn answers requests past these limits itself, with a small HTML
-  400 that the app never sees. They are set at gunicorn's maximum, far beyond what a
-  legitimate client sends (a request line of 8190 bytes, 200 header fields of 8190 bytes
-  each); bodies are limited by the app (1 MiB, 413 in JSON).
+- Request limits: gunicorn answers requests past these limits itself (414, 431, in JSON,
+  see below) and the app never sees them. They are gunicorn's maximum: 200 header
+  fields of 8190 bytes each, and a request line of 8190 bytes when it runs alone
+  (TRUSTED_PROXY_COUNT=0); behind the edge the request line is limited by the edge only
+  (64 KiB). Bodies are limited by the app (1 MiB, 413 in JSON).
+- gunicorn's own error answers (a malformed request line or header, a control character
+  in a header value, a limit above) are JSON ``{"detail": ...}`` like the app's, not its
+  built-in HTML page: :func:`_json_error` replaces ``gunicorn.util.write_error``. nginx
+  passes control characters in header values through, so this matters behind the edge
+  too (tests/test_edge.py).
+- Slow clients: a sync worker is held by a client until its request has arrived, up to
+  ``timeout`` (30 s, then the worker is killed and replaced). That is why production runs
+  behind the edge (deploy/nginx), which buffers every request before passing it on.
 """
 
+import json
 import os
+
+from gunicorn import util
 
 from taskapp.config import forwarded_allow_ips
 
@@ -23,6 +35,23 @@ worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 control_socket_disable = True
 
 forwarded_allow_ips = ",".join(forwarded_allow_ips())
-limit_request_line = 8190
+# Behind the edge (deploy/nginx), which refuses request lines over 64 KiB in JSON,
+# gunicorn must pass on the longest request line the spec allows (26,982 bytes, see
+# docs/production.md), so it sets none (0); alone, it keeps its maximum of 8190.
+behind_proxy = int(os.environ.get("TRUSTED_PROXY_COUNT") or 0) > 0
+limit_request_line = 0 if behind_proxy else 8190
 limit_request_fields = 200
-limit_request_field_size = 8190
+limit_request_field_size = 8190  # gunicorn's maximum; the spec's largest header is 255
+
+
+def _json_error(sock, status_int: int, reason: str, mesg: str) -> None:
+    """gunicorn's error answer in the contract's shape (replaces its HTML page)."""
+    body = json.dumps({"detail": f"{reason}: {mesg}" if mesg else reason}).encode()
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    util.write_nonblock(sock, head.encode("latin-1") + body)
+
+
+util.write_error = _json_error

@@ -8,7 +8,13 @@
 3. Check the project's own rules: no obsolete `version:` key, no `container_name` (so every
    service scales), every `depends_on` target exists, every app service gets the shared
    environment, only migrate connects as the schema owner, one beat only, a healthcheck on
-   every long-running service.
+   every long-running service, nginx (deploy/nginx) the only service publishing a port,
+   bound to TASKAPP_BIND_ADDRESS.
+4. Check that the settings the app reads and the settings compose passes cannot drift:
+   the names are parsed from taskapp/config.py (every ``os.environ.get("X")``,
+   ``os.environ["X"]`` and ``_env_*("X", ...)``) and from click's ``envvar="X"`` in
+   taskapp/, never listed by hand; every one must be in each app service's environment,
+   and compose must pass nothing the app no longer reads.
 
 It needs `jsonschema`, a YAML parser and the schema, none of which are runtime
 dependencies. The schema is the copy vendored by check-jsonschema, so use a throwaway venv:
@@ -22,6 +28,7 @@ Exit status 0 when every check passes, 1 when one fails, 2 when a dependency is 
 from __future__ import annotations
 
 import argparse
+import ast
 import copy
 import json
 import re
@@ -30,7 +37,12 @@ from importlib import resources
 from pathlib import Path
 
 APP_SERVICES = ("migrate", "web", "worker", "beat")
-LONG_RUNNING = ("postgres", "redis", "web", "worker", "beat")
+LONG_RUNNING = ("nginx", "postgres", "redis", "web", "worker", "beat")
+ROOT = Path(__file__).resolve().parent.parent
+NOT_FROM_COMPOSE = {
+    "TASKAPP_APP_DB_PASSWORD": "migrate only (`db grant-app-role`), set on that service",
+}
+"""Settings the app reads that compose deliberately passes to some services only."""
 REQUIRED_VARS = (
     "JWT_SECRET_KEY",
     "WEBHOOK_SECRET_KEY",
@@ -149,12 +161,65 @@ def schema_errors(document, schema: dict) -> list[str]:
     return [f"{e.json_path}: {e.message}" for e in errors]
 
 
+def _setting_name(call: ast.Call) -> str | None:
+    """The variable name when ``call`` reads the environment, else None."""
+    func = call.func
+    reads = (
+        isinstance(func, ast.Attribute)
+        and func.attr == "get"
+        and ast.unparse(func.value) == "os.environ"
+    ) or (isinstance(func, ast.Name) and func.id.startswith("_env"))
+    if reads and call.args and isinstance(call.args[0], ast.Constant):
+        return call.args[0].value
+    for keyword in call.keywords:
+        if keyword.arg == "envvar" and isinstance(keyword.value, ast.Constant):
+            return keyword.value.value
+    return None
+
+
+def app_settings(root: Path = ROOT) -> set[str]:
+    """Every environment variable the app reads, parsed from its source."""
+    names: set[str] = set()
+    for path in sorted((root / "taskapp").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and (name := _setting_name(node)):
+                names.add(name)
+            elif (
+                isinstance(node, ast.Subscript)
+                and ast.unparse(node.value) == "os.environ"
+                and isinstance(node.slice, ast.Constant)
+            ):
+                names.add(node.slice.value)
+    return names
+
+
+def drift_errors(doc: dict, reads: set[str]) -> list[str]:
+    problems: list[str] = []
+    services = doc.get("services") or {}
+    for name in APP_SERVICES:
+        env = (services.get(name) or {}).get("environment") or {}
+        if not isinstance(env, dict):
+            continue
+        expected = reads - set(NOT_FROM_COMPOSE)
+        missing = sorted(expected - set(env))
+        if missing:
+            problems.append(f"{name}: the app reads these, compose never passes them: {missing}")
+    shared = set((services.get("web") or {}).get("environment") or {}) - {"WEB_CONCURRENCY"}
+    stale = sorted(shared - reads)
+    if stale:
+        problems.append(f"compose passes settings the app no longer reads: {stale}")
+    if not reads:
+        problems.append("found no settings in taskapp/ (is the parser still right?)")
+    return problems
+
+
 def project_errors(doc: dict) -> list[str]:
     problems: list[str] = []
     services = doc.get("services") or {}
     if "version" in doc:
         problems.append("top-level `version:` is obsolete in the Compose Specification")
-    for name in (*APP_SERVICES, "postgres", "redis"):
+    for name in (*APP_SERVICES, "nginx", "postgres", "redis"):
         if name not in services:
             problems.append(f"service {name} is missing")
     for name, service in services.items():
@@ -189,8 +254,17 @@ def project_errors(doc: dict) -> list[str]:
     if (beat.get("deploy") or {}).get("replicas", 1) != 1 or beat.get("scale", 1) != 1:
         problems.append("beat: must run exactly one replica")
     published = [name for name, service in services.items() if service.get("ports")]
-    if published != ["web"]:
-        problems.append(f"only web should publish a port; these do: {published}")
+    if published != ["nginx"]:
+        problems.append(f"only nginx should publish a port; these do: {published}")
+    nginx = services.get("nginx") or {}
+    for port in nginx.get("ports") or []:
+        if not str(port).startswith("${TASKAPP_BIND_ADDRESS:-127.0.0.1}:"):
+            problems.append(f"nginx: port {port} is not bound to TASKAPP_BIND_ADDRESS")
+    mounts = " ".join(str(v) for v in nginx.get("volumes") or [])
+    if "./deploy/nginx/templates:" not in mounts or "./deploy/nginx/nginx.conf:" not in mounts:
+        problems.append("nginx: must mount deploy/nginx (nginx.conf and templates/)")
+    if (doc.get("x-env") or {}).get("TRUSTED_PROXY_COUNT") != "${TRUSTED_PROXY_COUNT:-1}":
+        problems.append("x-env: TRUSTED_PROXY_COUNT must default to 1 (the nginx hop)")
     migrate_dep = ((services.get("web") or {}).get("depends_on") or {}).get("migrate") or {}
     if migrate_dep.get("condition") != "service_completed_successfully":
         problems.append("web: must wait for migrate to complete successfully")
@@ -245,8 +319,13 @@ def main(argv: list[str] | None = None) -> int:
                 report(f"refuses to interpolate with {variable} {state}", ["it did not refuse"])
 
     report(
-        "project rules (no version, no container_name, env, healthchecks, one beat)",
+        "project rules (no version, no container_name, env, healthchecks, one beat, edge)",
         project_errors(document),
+    )
+    reads = app_settings()
+    report(
+        f"the {len(reads)} settings taskapp/ reads and those compose passes match",
+        drift_errors(document, reads),
     )
 
     print("all checks passed" if not failures else f"{failures} check(s) failed")
