@@ -17,10 +17,12 @@ from datetime import UTC, datetime
 import flask_smorest
 from flask import current_app, g, request
 from flask_jwt_extended import JWTManager, create_access_token, create_refresh_token, decode_token
+from flask_jwt_extended.exceptions import JWTExtendedException
 from jwt import PyJWTError
 from sqlalchemy import exists, false, select
 
 from taskapp import audit, personal_tokens, revocations
+from taskapp.auth.claims import well_formed
 from taskapp.extensions import db
 from taskapp.models import RevokedSession, RevokedToken, Role, Source, User, utcnow
 from taskapp.web.api import MAX_ID, UNAUTHENTICATED_HEADERS
@@ -78,19 +80,18 @@ def new_sid() -> str:
 
 
 def session_id_of(payload: dict) -> str | None:
-    """The ``sid`` claim; None for tokens minted before sessions existed."""
-    sid = payload.get("sid")
-    return sid if isinstance(sid, str) and 0 < len(sid) <= 64 else None
+    """The ``sid`` claim (checked by :func:`well_formed`); None for tokens minted
+    before sessions existed."""
+    return payload.get("sid")
 
 
 def _token_state(payload: dict) -> tuple[AuthUser | None, bool]:
     """The token's user if the token is still good (else None), and whether the token
     itself was revoked while its session is still live (a replayed refresh token)."""
     user_id = user_id_of(payload)
-    jti = payload.get("jti")
-    if user_id is None or not isinstance(jti, str):
+    if user_id is None or not well_formed(payload):
         return None, False
-    token_revoked = exists().where(RevokedToken.jti == jti)
+    token_revoked = exists().where(RevokedToken.jti == payload["jti"])
     sid = session_id_of(payload)
     session_ended = exists().where(RevokedSession.sid == sid) if sid else false()
     query = select(*AUTH_COLUMNS, token_revoked, session_ended).where(User.id == user_id)
@@ -122,7 +123,7 @@ def decode_refresh_token(token: str) -> tuple[dict, User]:
     pair (the thief or the owner) is logged out too."""
     try:
         payload = decode_token(token)
-    except PyJWTError:
+    except (PyJWTError, JWTExtendedException):  # the latter: a claim it needs is missing
         refresh_not_valid()
     if payload.get("type") != "refresh":
         refresh_not_valid()

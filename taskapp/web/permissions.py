@@ -7,6 +7,9 @@ checked, the request looks to every view exactly as a JWT request does:
 ``flask_jwt_extended.current_user`` is the owner and ``get_jwt()`` holds claims with the
 owner's ``role`` plus ``type: "personal"`` and the token's ``scopes``.
 
+The role that decides is the one stored in the database (``current_user.role``, read by
+the token check's one query), never a token's ``role`` claim.
+
 Roles and scopes: a JWT session has every scope its role allows; a personal access
 token has the scopes it was created with (never more than its owner's role allows).
 """
@@ -14,9 +17,8 @@ token has the scopes it was created with (never more than its owner's role allow
 from functools import wraps
 
 from flask import abort, current_app, g, request
-from flask_jwt_extended import get_jwt, verify_jwt_in_request
+from flask_jwt_extended import current_user, get_jwt, verify_jwt_in_request
 
-from taskapp.models import Role
 from taskapp.personal_tokens import PREFIX, scopes_for_role
 from taskapp.web.messages import PERMISSION_DENIED
 from taskapp.web.ratelimit import check_personal_token
@@ -31,7 +33,7 @@ def personal_token_loader(app, callback) -> None:
 
 
 def current_role() -> str:
-    return get_jwt()["role"]
+    return current_user.role.value
 
 
 def is_personal_token() -> bool:
@@ -42,7 +44,7 @@ def current_scopes() -> frozenset[str]:
     claims = get_jwt()
     if claims.get("type") == PERSONAL:
         return frozenset(claims["scopes"])
-    return scopes_for_role(Role(claims["role"]))
+    return scopes_for_role(current_user.role)
 
 
 def forbid_personal_token() -> None:
