@@ -35,6 +35,20 @@ class TokenPairSchema(ma.Schema):
     refresh = ma.fields.String(metadata=TOKEN_EXAMPLE)
 
 
+class RefreshedSchema(ma.Schema):
+    """The answer of refresh: a pair, or only ``access`` when rotation is off."""
+
+    access = ma.fields.String(metadata=TOKEN_EXAMPLE)
+    refresh = ma.fields.String(
+        metadata={
+            **TOKEN_EXAMPLE,
+            "optional": True,
+            "description": "The next refresh token; absent when JWT_ROTATE_REFRESH_TOKENS "
+            "is false (the one sent stays good until it expires).",
+        }
+    )
+
+
 class Instant(ma.fields.Field):
     """An ISO 8601 datetime with any offset (UTC if none), as the task filters read it."""
 
