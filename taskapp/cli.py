@@ -184,7 +184,8 @@ def revoke_token(token_id: int) -> None:
 
 
 def _when(moment) -> str:
-    return moment.isoformat(timespec="seconds") if moment else "never"
+    """A token's time, ``never`` if none (no expiry, never used)."""
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z") if moment else "never"
 
 
 @tasks_cli.command("mark-overdue")
@@ -338,7 +339,8 @@ def grant_app_role(role: str, password: str) -> None:
     click.echo(f"role {role}: may read and write the tables, and only append to activity_log")
 
 
-def _when(moment) -> str:
+def _stamp(moment) -> str:
+    """A delivery's time (``-`` if none); not ``_when``, which the token listing uses."""
     return moment.isoformat(timespec="seconds").replace("+00:00", "Z") if moment else "-"
 
 
@@ -367,7 +369,7 @@ def list_deliveries(webhook_id: int, limit: int) -> None:
     for d in db.session.execute(query).scalars():
         click.echo(
             f"{d.id}\t{d.msg_id}\t{d.event}\t{d.status.value}\tattempts={d.attempts}\t"
-            f"last={d.last_status_code or d.last_error or '-'}\t{_when(d.created_at)}"
+            f"last={d.last_status_code or d.last_error or '-'}\t{_stamp(d.created_at)}"
         )
 
 

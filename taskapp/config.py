@@ -50,9 +50,11 @@ def _env_list(name: str) -> list[str]:
 
 
 def _trusted_hosts(env: str) -> list[str]:
-    """TRUSTED_HOSTS, comma-separated; unset: the embedded hosts, except in production,
+    """TRUSTED_HOSTS, comma-separated, in lower case (host names are case-insensitive;
+    requests' Host is lower-cased too); unset: the embedded hosts, except in production,
     where it must be set (an empty list trusts nothing; check_production refuses it)."""
-    return _env_list("TRUSTED_HOSTS") or ([] if env == "production" else list(EMBEDDED_HOSTS))
+    hosts = [host.lower() for host in _env_list("TRUSTED_HOSTS")]
+    return hosts or ([] if env == "production" else list(EMBEDDED_HOSTS))
 
 
 def forwarded_allow_ips() -> list[str]:

@@ -6,6 +6,7 @@ from taskapp.web.schemas import (
     BaseSchema,
     DateTime,
     Id,
+    OutOfRange,
     PageArgsSchema,
     Text,
     page_schema,
@@ -50,7 +51,8 @@ class RefreshedSchema(ma.Schema):
 
 
 class Instant(ma.fields.Field):
-    """An ISO 8601 datetime with any offset (UTC if none), as the task filters read it."""
+    """An ISO 8601 datetime with any offset (UTC if none), as the task filters read it,
+    but never clamped: outside years 1..9999 in UTC it is a 400."""
 
     def __init__(self, **kwargs):
         super().__init__(metadata={"type": "string", "format": "date-time"}, **kwargs)
@@ -59,7 +61,9 @@ class Instant(ma.fields.Field):
         if not isinstance(value, str):
             raise ma.ValidationError("Not a valid datetime.")
         try:
-            return parse_datetime(value)
+            return parse_datetime(value, clamp=False)
+        except OutOfRange as error:
+            raise ma.ValidationError(str(error)) from None
         except (ValueError, OverflowError):
             raise ma.ValidationError("Enter a valid date/time.") from None
 
