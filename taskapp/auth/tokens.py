@@ -1,7 +1,8 @@
 """JWT issuing and the flask-jwt-extended callbacks that verify tokens, and the check of
 personal access tokens.
 
-A JWT is accepted only if its user exists, is active, still has the token version the
+A JWT is accepted only if its claims have the types and ranges this app mints them with
+(:func:`well_formed`), its user exists, is active, still has the token version the
 token was minted with (role, password or activation changes bump it), its ``jti`` is not
 revoked and its session (``sid``, shared by every token of one login, whatever refresh
 rotation minted it) has not ended. All of that is one SQL query per request, against the
@@ -10,6 +11,8 @@ token is accepted only if its hash is stored, it has not expired, and its owner 
 active and still has the token version the token was made with: one query too.
 """
 
+import math
+import re
 import secrets
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
@@ -22,7 +25,6 @@ from jwt import PyJWTError
 from sqlalchemy import exists, false, select
 
 from taskapp import audit, personal_tokens, revocations
-from taskapp.auth.claims import well_formed
 from taskapp.extensions import db
 from taskapp.models import RevokedSession, RevokedToken, Role, Source, User, utcnow
 from taskapp.web.api import MAX_ID, UNAUTHENTICATED_HEADERS
@@ -73,6 +75,51 @@ class AuthUser:
 
 
 AUTH_COLUMNS = [getattr(User.__table__.c, field.name) for field in fields(AuthUser)]
+
+
+# What the claims of a JWT this app minted look like, checked before anything reads
+# them: a token signed with our key but holding odd claims (a list for ``role``, a NUL
+# in ``sid``, a string ``ver``, an ``exp`` past year 9999...) is simply not valid, and
+# never reaches the database or a comparison with a wild value.
+ROLES = tuple(role.value for role in Role)
+TYPES = ("access", "refresh")
+"""Tuples, not sets: a claim may be a list or an object, which a set cannot hash."""
+TOKEN_ID = re.compile(r"[\x21-\x7e]{1,64}")
+"""``jti`` and ``sid``: printable ASCII, as long as their columns hold (64)."""
+MAX_TIMESTAMP = 253_402_300_799
+"""9999-12-31T23:59:59Z: the last instant a datetime (and so a revocation) can hold."""
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
+
+
+def _is_token_id(value) -> bool:
+    return isinstance(value, str) and TOKEN_ID.fullmatch(value) is not None
+
+
+def _is_timestamp(value) -> bool:
+    return _is_number(value) and 0 <= value <= MAX_TIMESTAMP
+
+
+def well_formed(payload: dict) -> bool:
+    """True if every claim the app relies on has the type and range it mints. ``sid`` may
+    be absent (tokens minted before sessions existed); ``sub`` is checked by the caller
+    (it becomes the user id)."""
+    return (
+        payload.get("type") in TYPES
+        and payload.get("role") in ROLES
+        and _is_int(payload.get("ver"))
+        and _is_token_id(payload.get("jti"))
+        and ("sid" not in payload or _is_token_id(payload["sid"]))
+        and _is_timestamp(payload.get("exp"))
+        and all(_is_timestamp(payload[name]) for name in ("iat", "nbf") if name in payload)
+        and (isinstance(payload.get("fresh", False), bool) or _is_number(payload["fresh"]))
+    )
 
 
 def user_id_of(payload: dict) -> int | None:
