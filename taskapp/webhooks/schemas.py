@@ -3,7 +3,6 @@ from urllib.parse import urlsplit
 import marshmallow as ma
 
 from taskapp.models import DeliveryStatus
-from taskapp.outbox import TASK_EVENTS
 from taskapp.web.schemas import (
     BaseSchema,
     Boolean,
@@ -12,6 +11,7 @@ from taskapp.web.schemas import (
     PlainText,
     page_schema,
 )
+from taskapp.webhooks.outbox import TASK_EVENTS
 
 URL_MAX = 2000
 URL_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]?://[\x21-\x7e]+$"
