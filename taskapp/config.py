@@ -28,14 +28,33 @@ def _env_int(name: str, default: int) -> int:
     return int(os.environ.get(name, default))
 
 
+def _env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name, "").strip().lower()
+    if not value:
+        return default
+    if value not in {"true", "false", "1", "0", "yes", "no"}:
+        raise ValueError(f"{name} must be true or false, not {value!r}")
+    return value in {"true", "1", "yes"}
+
+
+def _env_seconds(name: str, default: int) -> int:
+    """A whole number of seconds, 0 or more; anything else stops the app, naming it."""
+    value = os.environ.get(name, "").strip() or str(default)
+    if not value.isascii() or not value.isdigit():
+        raise ValueError(f"{name} must be a whole number of seconds (0 or more), not {value!r}")
+    return int(value)
+
+
 def _env_list(name: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
 
 
 def _trusted_hosts(env: str) -> list[str]:
-    """TRUSTED_HOSTS, comma-separated; unset: the embedded hosts, except in production,
+    """TRUSTED_HOSTS, comma-separated, in lower case (host names are case-insensitive;
+    requests' Host is lower-cased too); unset: the embedded hosts, except in production,
     where it must be set (an empty list trusts nothing; check_production refuses it)."""
-    return _env_list("TRUSTED_HOSTS") or ([] if env == "production" else list(EMBEDDED_HOSTS))
+    hosts = [host.lower() for host in _env_list("TRUSTED_HOSTS")]
+    return hosts or ([] if env == "production" else list(EMBEDDED_HOSTS))
 
 
 def _calendar_uid_domain(trusted_hosts: list[str]) -> str:
@@ -146,6 +165,8 @@ def _auth_settings(jwt_secret: str) -> dict:
         "JWT_REFRESH_TOKEN_EXPIRES": timedelta(
             seconds=_env_int("JWT_REFRESH_TOKEN_LIFETIME_SECONDS", 24 * 60 * 60)
         ),
+        "JWT_ROTATE_REFRESH_TOKENS": _env_bool("JWT_ROTATE_REFRESH_TOKENS", True),
+        "JWT_REFRESH_REUSE_GRACE_SECONDS": _env_seconds("JWT_REFRESH_REUSE_GRACE_SECONDS", 30),
         "JWT_ALGORITHM": "HS256",
         "JWT_DECODE_ALGORITHMS": ["HS256"],
         "JWT_TOKEN_LOCATION": ["headers"],

@@ -169,6 +169,9 @@ class RevokedToken(Base):
 
     jti: Mapped[str] = mapped_column(String(64), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    """When it was revoked (NULL for rows older than the column): a refresh token used
+    again within JWT_REFRESH_REUSE_GRACE_SECONDS of it still answers."""
 
 
 OPEN_TASKS = "status IN ('PENDING', 'IN_PROGRESS')"

@@ -72,9 +72,11 @@ def test_refresh_rotates_and_old_refresh_stops_working(client, intern):
     assert client.post("/api/auth/refresh/", json={"refresh": pair["refresh"]}).status_code == 200
 
 
-def test_replayed_refresh_token_ends_the_whole_session(client, intern):
+def test_replayed_refresh_token_ends_the_whole_session(make_app, intern):
     """Reuse of a rotated refresh token means it leaked: the session ends for whoever
-    holds its newer tokens too (OAuth 2.0 Security BCP, refresh token rotation)."""
+    holds its newer tokens too (OAuth 2.0 Security BCP, refresh token rotation). (Past
+    the reuse grace, here none: tests/test_hardening_refresh.py covers the grace.)"""
+    client = make_app(JWT_REFRESH_REUSE_GRACE_SECONDS=0).test_client()
     old = intern.tokens["refresh"]
     pair = client.post("/api/auth/refresh/", json={"refresh": old}).get_json()
     newer = client.post("/api/auth/refresh/", json={"refresh": pair["refresh"]}).get_json()

@@ -42,7 +42,9 @@ def explained_by_the_docs(failure, response) -> bool:
     INTERN (403) or an expiry already past (400 on ``expires_at``), a webhook URL whose
     literal address the SSRF rules refuse (400 on ``url``), a recurrence that is not a
     supported RRULE or a recurring task without a due date (400 on ``recurrence`` or
-    ``due_date``: a grammar and a rule no schema expresses), a cursor the server did not
+    ``due_date``: a grammar and a rule no schema expresses), a reminder outside years
+    1..9999 once in UTC or one the series' next occurrence could not carry (400 on
+    ``remind_at``), a cursor the server did not
     sign (400 on ``cursor``), a stale If-Match (412), an Idempotency-Key reused with
     another body (422), and a calendar feed URL that a later POST rotated away (404: one
     feed per user, asking again kills the previous URL)."""
@@ -56,7 +58,15 @@ def explained_by_the_docs(failure, response) -> bool:
     if response.status_code == 403 and b"assigned_to" not in response.content:
         return "assigned_to" in sent or "users:" in sent
     body = response.json() if response.status_code == 400 else None
-    state_dependent = {"assigned_to", "expires_at", "url", "recurrence", "due_date", "cursor"}
+    state_dependent = {
+        "assigned_to",
+        "expires_at",
+        "url",
+        "recurrence",
+        "due_date",
+        "remind_at",
+        "cursor",
+    }
     return isinstance(body, dict) and bool(body) and set(body) <= state_dependent
 
 

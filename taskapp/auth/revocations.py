@@ -12,13 +12,13 @@ from sqlalchemy.orm import Session
 from taskapp.models import RevokedSession, RevokedToken
 
 
-def revoke(session: Session, *payloads: dict) -> bool:
-    """Record the tokens' ids as revoked; False if one was revoked already (a refresh
-    token replayed concurrently loses this race at the primary key), and then nothing
-    is recorded."""
+def revoke(session: Session, now: datetime, *payloads: dict) -> bool:
+    """Record the tokens' ids as revoked at ``now``; False if one was revoked already (a
+    refresh token used concurrently loses this race at the primary key), and then
+    nothing is recorded."""
     for payload in payloads:
         expires_at = datetime.fromtimestamp(payload["exp"], UTC)
-        session.add(RevokedToken(jti=payload["jti"], expires_at=expires_at))
+        session.add(RevokedToken(jti=payload["jti"], expires_at=expires_at, revoked_at=now))
     try:
         session.flush()
     except IntegrityError:

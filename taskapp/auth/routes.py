@@ -13,6 +13,7 @@ from taskapp.auth.schemas import (
     CalendarFeedSchema,
     LoginSchema,
     NewTokenSchema,
+    RefreshedSchema,
     RefreshSchema,
     TokenCreateSchema,
     TokenEventPageSchema,
@@ -97,13 +98,22 @@ class Login(MethodView):
 @blp.route("/refresh/")
 class Refresh(MethodView):
     @blp.arguments(RefreshSchema)
-    @blp.response(200, TokenPairSchema)
+    @blp.response(200, RefreshedSchema)
     @blp.alt_response(401, schema="Error", description="Refresh token revoked or expired")
     def post(self, body):
-        """Trade a refresh token for a new pair; the old refresh token stops working"""
-        payload, user = tokens.decode_refresh_token(body["refresh"])
-        tokens.revoke(payload)
-        pair = tokens.issue_tokens(user, sid=tokens.session_id_of(payload))
+        """Trade a refresh token for a new pair (or, without rotation, a new access token)
+
+        With rotation (the default) the refresh token used stops working; used again
+        within JWT_REFRESH_REUSE_GRACE_SECONDS it answers another pair of the same
+        session, later it ends the session. With JWT_ROTATE_REFRESH_TOKENS=false the
+        answer is `{"access"}` only and the refresh token works until it expires."""
+        payload, user, used = tokens.decode_refresh_token(body["refresh"])
+        sid = tokens.session_id_of(payload)
+        if not tokens.rotates():
+            return tokens.issue_access(user, sid)
+        if not used:
+            tokens.revoke(payload)
+        pair = tokens.issue_tokens(user, sid=sid)
         db.session.commit()
         return pair
 
@@ -115,10 +125,10 @@ class Logout(MethodView):
     @blp.response(204)
     def post(self, body):
         """End the session: every access and refresh token of this login stops working"""
-        refresh_payload, owner = tokens.decode_refresh_token(body["refresh"])
+        refresh_payload, owner, used = tokens.decode_refresh_token(body["refresh"])
         if owner.id != current_user.id:
             tokens.refresh_not_valid()
-        tokens.revoke(get_jwt(), refresh_payload)
+        tokens.revoke(get_jwt(), *([] if used else [refresh_payload]))
         tokens.end_session(get_jwt())
         tokens.end_session(refresh_payload)
         db.session.commit()

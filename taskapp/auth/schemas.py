@@ -7,6 +7,7 @@ from taskapp.web.schemas import (
     BaseSchema,
     DateTime,
     Id,
+    OutOfRange,
     PageArgsSchema,
     Text,
     page_schema,
@@ -43,8 +44,23 @@ class TokenPairSchema(ma.Schema):
     refresh = ma.fields.String(metadata=TOKEN_EXAMPLE)
 
 
+class RefreshedSchema(ma.Schema):
+    """The answer of refresh: a pair, or only ``access`` when rotation is off."""
+
+    access = ma.fields.String(metadata=TOKEN_EXAMPLE)
+    refresh = ma.fields.String(
+        metadata={
+            **TOKEN_EXAMPLE,
+            "optional": True,
+            "description": "The next refresh token; absent when JWT_ROTATE_REFRESH_TOKENS "
+            "is false (the one sent stays good until it expires).",
+        }
+    )
+
+
 class Instant(ma.fields.Field):
-    """An ISO 8601 datetime with any offset (UTC if none), as the task filters read it."""
+    """An ISO 8601 datetime with any offset (UTC if none), as the task filters read it,
+    but never clamped: outside years 1..9999 in UTC it is a 400."""
 
     def __init__(self, **kwargs):
         metadata = {"type": "string", "format": "date-time", **kwargs.pop("metadata", {})}
@@ -54,7 +70,9 @@ class Instant(ma.fields.Field):
         if not isinstance(value, str):
             raise ma.ValidationError("Not a valid datetime.")
         try:
-            return parse_datetime(value)
+            return parse_datetime(value, clamp=False)
+        except OutOfRange as error:
+            raise ma.ValidationError(str(error)) from None
         except (ValueError, OverflowError):
             raise ma.ValidationError("Enter a valid date/time.") from None
 

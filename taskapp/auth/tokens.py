@@ -1,7 +1,8 @@
 """JWT issuing and the flask-jwt-extended callbacks that verify tokens, and the check of
 personal access tokens.
 
-A JWT is accepted only if its user exists, is active, still has the token version the
+A JWT is accepted only if its claims have the types and ranges this app mints them with
+(:func:`well_formed`), its user exists, is active, still has the token version the
 token was minted with (role, password or activation changes bump it), its ``jti`` is not
 revoked and its session (``sid``, shared by every token of one login, whatever refresh
 rotation minted it) has not ended. All of that is one SQL query per request, against the
@@ -10,13 +11,16 @@ token is accepted only if its hash is stored, it has not expired, and its owner 
 active and still has the token version the token was made with: one query too.
 """
 
+import math
+import re
 import secrets
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import flask_smorest
 from flask import current_app, g, request
 from flask_jwt_extended import JWTManager, create_access_token, create_refresh_token, decode_token
+from flask_jwt_extended.exceptions import JWTExtendedException
 from jwt import PyJWTError
 from sqlalchemy import exists, false, select
 
@@ -37,12 +41,22 @@ from taskapp.web.permissions import PERSONAL, PersonalTokens, personal_token_loa
 
 def issue_tokens(user: User, sid: str | None = None) -> dict[str, str]:
     """A new pair; ``sid`` continues a login (refresh), None starts one (login)."""
-    claims = {"role": user.role.value, "ver": user.token_version, "sid": sid or new_sid()}
-    identity = str(user.id)
+    claims = _claims(user, sid or new_sid())
     return {
-        "access": create_access_token(identity=identity, additional_claims=claims),
-        "refresh": create_refresh_token(identity=identity, additional_claims=claims),
+        "access": create_access_token(identity=str(user.id), additional_claims=claims),
+        "refresh": create_refresh_token(identity=str(user.id), additional_claims=claims),
     }
+
+
+def issue_access(user: User, sid: str | None) -> dict[str, str]:
+    """An access token of the login ``sid`` (refresh without rotation)."""
+    claims = _claims(user, sid)
+    return {"access": create_access_token(identity=str(user.id), additional_claims=claims)}
+
+
+def _claims(user: User, sid: str | None) -> dict:
+    claims = {"role": user.role.value, "ver": user.token_version}
+    return claims if sid is None else {**claims, "sid": sid}
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +77,51 @@ class AuthUser:
 AUTH_COLUMNS = [getattr(User.__table__.c, field.name) for field in fields(AuthUser)]
 
 
+# What the claims of a JWT this app minted look like, checked before anything reads
+# them: a token signed with our key but holding odd claims (a list for ``role``, a NUL
+# in ``sid``, a string ``ver``, an ``exp`` past year 9999...) is simply not valid, and
+# never reaches the database or a comparison with a wild value.
+ROLES = tuple(role.value for role in Role)
+TYPES = ("access", "refresh")
+"""Tuples, not sets: a claim may be a list or an object, which a set cannot hash."""
+TOKEN_ID = re.compile(r"[\x21-\x7e]{1,64}")
+"""``jti`` and ``sid``: printable ASCII, as long as their columns hold (64)."""
+MAX_TIMESTAMP = 253_402_300_799
+"""9999-12-31T23:59:59Z: the last instant a datetime (and so a revocation) can hold."""
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
+
+
+def _is_token_id(value) -> bool:
+    return isinstance(value, str) and TOKEN_ID.fullmatch(value) is not None
+
+
+def _is_timestamp(value) -> bool:
+    return _is_number(value) and 0 <= value <= MAX_TIMESTAMP
+
+
+def well_formed(payload: dict) -> bool:
+    """True if every claim the app relies on has the type and range it mints. ``sid`` may
+    be absent (tokens minted before sessions existed); ``sub`` is checked by the caller
+    (it becomes the user id)."""
+    return (
+        payload.get("type") in TYPES
+        and payload.get("role") in ROLES
+        and _is_int(payload.get("ver"))
+        and _is_token_id(payload.get("jti"))
+        and ("sid" not in payload or _is_token_id(payload["sid"]))
+        and _is_timestamp(payload.get("exp"))
+        and all(_is_timestamp(payload[name]) for name in ("iat", "nbf") if name in payload)
+        and (isinstance(payload.get("fresh", False), bool) or _is_number(payload["fresh"]))
+    )
+
+
 def user_id_of(payload: dict) -> int | None:
     """The ``sub`` claim as a user id, or None if it cannot be one (a token signed with
     our key but minted by hand must not reach the database with a wild value)."""
@@ -78,37 +137,53 @@ def new_sid() -> str:
 
 
 def session_id_of(payload: dict) -> str | None:
-    """The ``sid`` claim; None for tokens minted before sessions existed."""
-    sid = payload.get("sid")
-    return sid if isinstance(sid, str) and 0 < len(sid) <= 64 else None
+    """The ``sid`` claim (checked by :func:`well_formed`); None for tokens minted
+    before sessions existed."""
+    return payload.get("sid")
 
 
-def _token_state(payload: dict) -> tuple[AuthUser | None, bool]:
-    """The token's user if the token is still good (else None), and whether the token
-    itself was revoked while its session is still live (a replayed refresh token)."""
+@dataclass(frozen=True, slots=True)
+class TokenState:
+    """What the one token query found: the token's user if everything but the token's
+    own revocation holds (user active, token version, session live), and when the token
+    was revoked (None if it was not; ``datetime.min`` for rows older than the column)."""
+
+    user: AuthUser | None
+    revoked_at: datetime | None
+
+
+REFUSED = TokenState(None, None)
+LONG_AGO = datetime.min.replace(tzinfo=UTC)
+
+
+def _token_state(payload: dict) -> TokenState:
     user_id = user_id_of(payload)
-    jti = payload.get("jti")
-    if user_id is None or not isinstance(jti, str):
-        return None, False
-    token_revoked = exists().where(RevokedToken.jti == jti)
+    if user_id is None or not well_formed(payload):
+        return REFUSED
     sid = session_id_of(payload)
     session_ended = exists().where(RevokedSession.sid == sid) if sid else false()
-    query = select(*AUTH_COLUMNS, token_revoked, session_ended).where(User.id == user_id)
+    query = (
+        select(*AUTH_COLUMNS, RevokedToken.jti, RevokedToken.revoked_at, session_ended)
+        .select_from(User)
+        .outerjoin(RevokedToken, RevokedToken.jti == payload["jti"])
+        .where(User.id == user_id)
+    )
     row = db.session.connection().execute(query).first()
     if row is None:
-        return None, False
-    *values, is_revoked, has_ended = row
+        return REFUSED
+    *values, revoked_jti, revoked_at, has_ended = row
     user = AuthUser(*values)
-    if has_ended or not user.is_active or user.token_version != payload.get("ver"):
-        return None, False
-    if is_revoked:
-        return None, True
-    return user, False
+    if has_ended or not user.is_active or user.token_version != payload["ver"]:
+        return REFUSED
+    if revoked_jti is not None:
+        return TokenState(user, revoked_at or LONG_AGO)
+    return TokenState(user, None)
 
 
 def load_token_user(payload: dict) -> AuthUser | None:
     """The token's user if the token is still good, else None (one SELECT)."""
-    return _token_state(payload)[0]
+    state = _token_state(payload)
+    return state.user if state.revoked_at is None else None
 
 
 def refresh_not_valid():
@@ -116,28 +191,44 @@ def refresh_not_valid():
     flask_smorest.abort(401, message=INVALID_REFRESH, code=TOKEN_NOT_VALID)
 
 
-def decode_refresh_token(token: str) -> tuple[dict, User]:
-    """Decode a refresh token from a request body; 401 unless it is valid and live. A
-    refresh token used a second time ends its whole session: whoever holds the newer
-    pair (the thief or the owner) is logged out too."""
+def rotates() -> bool:
+    """JWT_ROTATE_REFRESH_TOKENS: refresh answers a new pair and the refresh token used
+    is revoked (the default); off, refresh answers an access token only and the refresh
+    token stays good until it expires or its session ends (SimpleJWT's defaults)."""
+    return current_app.config["JWT_ROTATE_REFRESH_TOKENS"]
+
+
+def _reuse_grace() -> timedelta:
+    return timedelta(seconds=current_app.config["JWT_REFRESH_REUSE_GRACE_SECONDS"])
+
+
+def decode_refresh_token(token: str) -> tuple[dict, User, bool]:
+    """Decode a refresh token from a request body; 401 unless it is valid and live.
+    Returns its claims, its user, and whether it was used (rotated away) already: within
+    JWT_REFRESH_REUSE_GRACE_SECONDS of that first use it still answers (racing tabs,
+    retried requests); later, a second use means it leaked, and ends its whole session
+    (whoever holds the newer pair, the thief or the owner, is logged out too)."""
     try:
         payload = decode_token(token)
-    except PyJWTError:
+    except (PyJWTError, JWTExtendedException):  # the latter: a claim it needs is missing
         refresh_not_valid()
     if payload.get("type") != "refresh":
         refresh_not_valid()
-    user, replayed = _token_state(payload)
-    if replayed:
-        end_session_and_refuse(payload)
-    if user is None:
+    state = _token_state(payload)
+    if state.user is None:
         refresh_not_valid()
-    return payload, user
+    used = state.revoked_at is not None
+    if used and utcnow() - state.revoked_at > _reuse_grace():
+        end_session_and_refuse(payload)
+    return payload, state.user, used
 
 
 def revoke(*payloads: dict) -> None:
-    """Revoke the tokens; a refresh token revoked meanwhile (replayed concurrently)
-    ends its session and answers 401."""
-    if not revocations.revoke(db.session, *payloads):
+    """Revoke the tokens; a refresh token revoked meanwhile (used concurrently) ends its
+    session and answers 401, unless a reuse grace is set: then the concurrent use is,
+    by definition, within it, and nothing more is recorded."""
+    revoked = revocations.revoke(db.session, utcnow(), *payloads)
+    if not revoked and _reuse_grace() <= timedelta(0):
         end_session_and_refuse(payloads[-1])
 
 

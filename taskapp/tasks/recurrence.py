@@ -8,11 +8,14 @@ instance even when it does not match the rule, which dateutil does not), ``UNTIL
 dateutil itself.
 
 Only the parts a task list needs are accepted: ``FREQ`` (DAILY, WEEKLY, MONTHLY,
-YEARLY), ``INTERVAL``, ``BYDAY``, ``BYMONTHDAY``, ``COUNT``, ``UNTIL``. Month ends are
+YEARLY), ``INTERVAL``, ``BYDAY``, ``BYMONTHDAY``, ``COUNT``, ``UNTIL``, combined as RFC
+5545 allows (no numbered ``BYDAY`` in a daily or weekly rule, never ``COUNT`` with
+``UNTIL``, no ``BYMONTHDAY`` in a weekly rule). Month ends are
 dateutil's, which follow the RFC: ``BYMONTHDAY=31`` skips months without a 31st,
 ``BYMONTHDAY=-1`` is the last day of every month.
 """
 
+import re
 from datetime import UTC, date, datetime, time
 
 from dateutil.rrule import DAILY, MONTHLY, WEEKLY, YEARLY, rrule, rrulestr
@@ -24,6 +27,7 @@ MAX_INTERVAL = 1000
 MAX_COUNT = 10_000
 HORIZON_YEARS = 50
 NEEDS_DUE_DATE = "A recurring task needs a due_date."
+NUMBERED_DAY = re.compile(r"[+-]?[0-9]+[A-Z]{2}")
 
 
 class InvalidRule(ValueError):
@@ -36,6 +40,7 @@ def validate(rule: str, due_date: date | None) -> str:
     if due_date is None:
         raise InvalidRule(NEEDS_DUE_DATE)
     text = _canonical(rule)
+    _check_rfc_5545(text)
     parsed = _parse(text, due_date)
     if not 1 <= parsed._interval <= MAX_INTERVAL:
         raise InvalidRule(f"INTERVAL must be between 1 and {MAX_INTERVAL}.")
@@ -82,6 +87,24 @@ def _canonical(rule: str) -> str:
     if len(set(names)) != len(names):
         raise InvalidRule("Each rule part may appear only once.")
     return text
+
+
+def _check_rfc_5545(text: str) -> None:
+    """The RFC's MUST NOTs that dateutil lets through (it drops the number of a
+    ``BYDAY=1MO`` in a weekly rule and lets ``COUNT`` and ``UNTIL`` both bound it): a
+    rule a calendar app would read differently is refused, not stored."""
+    parts = dict(part.partition("=")[::2] for part in text.split(";"))
+    if "COUNT" in parts and "UNTIL" in parts:
+        raise InvalidRule("COUNT and UNTIL cannot be used together (RFC 5545): give one.")
+    frequency = parts.get("FREQ")
+    days = parts.get("BYDAY", "").split(",")
+    if frequency in {"DAILY", "WEEKLY"} and any(NUMBERED_DAY.fullmatch(day) for day in days):
+        raise InvalidRule(
+            "BYDAY with a number (e.g. 1MO, -1FR) needs FREQ=MONTHLY or FREQ=YEARLY "
+            "(RFC 5545); with FREQ=" + frequency + " give plain days (MO, FR)."
+        )
+    if frequency == "WEEKLY" and "BYMONTHDAY" in parts:
+        raise InvalidRule("BYMONTHDAY cannot be used with FREQ=WEEKLY (RFC 5545).")
 
 
 def _parse(text: str, start: date) -> rrule:

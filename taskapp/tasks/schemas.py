@@ -4,13 +4,16 @@ import marshmallow as ma
 
 from taskapp.models import Priority, Status
 from taskapp.web.schemas import (
+    CONTROLS,
     BaseSchema,
     CommaSeparatedEnum,
     DateTime,
     DateTimeBound,
     Id,
     Ordering,
+    OutOfRange,
     PageArgsSchema,
+    PlainText,
     Text,
     page_schema,
     parse_datetime,
@@ -41,14 +44,16 @@ REMIND_DESCRIPTION = (
 
 class RemindAt(DateTime):
     """An ISO 8601 datetime with any offset (naive means UTC), answered in UTC with
-    ``Z`` like every timestamp; parsed like the listings' datetime bounds, so no value
-    overflows."""
+    ``Z`` like every timestamp; parsed like the listings' datetime bounds, except that
+    an instant outside years 1..9999 in UTC is a 400, never clamped."""
 
     def _deserialize(self, value, attr, data, **kwargs) -> datetime:
         if not isinstance(value, str):
             raise ma.ValidationError("Not a valid datetime.")
         try:
-            return parse_datetime(value)
+            return parse_datetime(value, clamp=False)
+        except OutOfRange as error:
+            raise ma.ValidationError(str(error)) from None
         except (ValueError, OverflowError):
             raise ma.ValidationError("Not a valid datetime.") from None
 
@@ -93,17 +98,18 @@ class TaskWriteSchema(BaseSchema):
     """Body of POST and PUT. Read-only fields sent back by a client (as DRF allows, e.g.
     a GET body edited and PUT back) are ignored; any other unknown field is refused."""
 
-    title = Text(
+    title = PlainText(
         required=True,
         validate=ma.validate.Length(min=1, max=200),
-        # At least one character that Python's str.strip() keeps: besides \s (as JSON
-        # Schema's regexes read it), strip() also removes \x1c-\x1f and \x85.
+        # No control character (see PlainText), and at least one character that
+        # Python's str.strip() keeps: besides \s (as JSON Schema's regexes read it),
+        # strip() also removes \x1c-\x1f and \x85.
         metadata={
-            "pattern": "^[^\\x00]*[^\\s\\x00\\x1c-\\x1f\\x85][^\\x00]*$",
+            "pattern": f"^[^{CONTROLS}]*[^\\s\\x00-\\x1f\\x7f\\x85][^{CONTROLS}]*$",
             "example": "Write the quarterly report",
         },
     )
-    description = Text(
+    description = PlainText(
         validate=ma.validate.Length(max=10_000),
         metadata=_example("Figures for Q3, two pages at most."),
     )

@@ -142,8 +142,10 @@ def continue_series(session: Session, task: Task) -> Task | None:
 
 
 def _shifted(remind_at, delta):
-    """The next occurrence is reminded as long before its due date as this one was
-    (no reminder if that falls outside the representable years)."""
+    """The next occurrence is reminded as long before its due date as this one was.
+    Writes refuse a rule whose next reminder would overflow (see
+    :func:`_check_next_reminder`); only an occurrence two or more steps on from such a
+    write can still reach past year 9999, and it then has no reminder."""
     if remind_at is None:
         return None
     try:
@@ -161,6 +163,8 @@ def apply_changes(task: Task, data: dict, today: date) -> None:
     for field, value in data.items():
         setattr(task, field, value)
     _check_rule(task, previous_rule)
+    if data.keys() & {"recurrence", "due_date", "remind_at"}:
+        _check_next_reminder(task, previous_rule, previous_remind_at)
     if task.remind_at != previous_remind_at:
         task.reminded_at = None
     if "status" not in data and "due_date" in data and _no_longer_overdue(task, today):
@@ -192,6 +196,33 @@ def _check_rule(task: Task, previous_rule: str | None) -> None:
         task.occurrence = 1
         if task.series_id is None:
             task.series_id = task.id
+
+
+NEXT_REMINDER_OVERFLOWS = (
+    "The next occurrence would be reminded after 9999-12-31 (its reminder keeps the "
+    "same distance to its due date as this one's), which no date can hold."
+)
+
+
+def _check_next_reminder(task: Task, previous_rule: str | None, previous_remind_at) -> None:
+    """Refuse a recurring task whose next occurrence's reminder could not be stored,
+    rather than create that occurrence later without it. The error names the field the
+    write changed: the rule, else the reminder, else the due date."""
+    if task.recurrence is None or task.remind_at is None:
+        return
+    due = recurrence.next_due(task.recurrence, task.series_start, task.due_date, task.occurrence)
+    if due is None:
+        return
+    try:
+        task.remind_at + (due - task.due_date)
+    except OverflowError:
+        if task.recurrence != previous_rule:
+            field = "recurrence"
+        elif task.remind_at != previous_remind_at:
+            field = "remind_at"
+        else:
+            field = "due_date"
+        raise InvalidField(field, NEXT_REMINDER_OVERFLOWS) from None
 
 
 def _no_longer_overdue(task: Task, today: date) -> bool:

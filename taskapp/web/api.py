@@ -9,6 +9,7 @@ import marshmallow as ma
 from flask import abort, request
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter
 
 from taskapp.web import messages, replay
 from taskapp.web.permissions import roles_required
@@ -18,6 +19,17 @@ MAX_ID = 2**31 - 1
 ID_IN_PATH = f"int(min=1, max={MAX_ID})"
 """Converter for ids in URLs: out-of-range ids are 404 before they reach the database
 (PostgreSQL's integer is 32-bit; SQLite cannot bind integers above 64 bits)."""
+
+
+class AsciiIntegerConverter(IntegerConverter):
+    """werkzeug's ``int`` converter matches ``\\d``, which is any script's digits, and
+    ``int()`` reads them: ``/api/tasks/%D9%A1/`` (Arabic-Indic 1) and a full-width 1
+    answered task 1. Ids in paths are ASCII digits; anything else does not match the
+    route (404)."""
+
+    regex = r"[0-9]+"
+
+
 UNAUTHENTICATED_HEADERS = {"WWW-Authenticate": 'Bearer realm="api"'}
 FORM = "application/x-www-form-urlencoded"
 """Accepted wherever a JSON body is, as DRF's default parsers accept it."""
@@ -68,6 +80,14 @@ BAD_REQUEST_COMPONENT = {
     "properties": {"detail": {"type": "string"}},
     "additionalProperties": {"type": "array", "items": {"type": "string"}},
 }
+
+
+def configure_url_map(app) -> None:
+    """Before any route is added: ids in paths are ASCII digits (``int`` converter);
+    ``/api//tasks/`` is no route at all (404), rather than werkzeug's redirect with an
+    HTML body to the path with the slashes merged."""
+    app.url_map.converters["int"] = AsciiIntegerConverter
+    app.url_map.merge_slashes = False
 
 
 def flatten_messages(messages_by_location) -> dict:
@@ -163,6 +183,10 @@ def form_values(form, schema: ma.Schema) -> dict:
 
 class Api(flask_smorest.Api):
     ERROR_SCHEMA = ErrorSchema
+
+    def init_app(self, app, *args, **kwargs):
+        configure_url_map(app)
+        super().init_app(app, *args, **kwargs)
 
     def _register_pagination_header(self):
         """taskapp pages in the body (DRF's envelope), never in a header: no

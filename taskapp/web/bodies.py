@@ -1,4 +1,5 @@
-"""Request bodies are read and parsed once, before anything else looks at them.
+"""Request bodies and query strings are read and parsed once, before anything else
+looks at them.
 
 A JSON body is parsed in a ``before_request`` hook that runs ahead of every other hook
 and of the rate limiter: whatever the parser refuses (bad syntax, nesting deep enough to
@@ -7,15 +8,21 @@ exhaust the recursion limit, an integer literal past Python's 4,300-digit limit)
 MAX_CONTENT_LENGTH is a 413 whether it came with Content-Length or chunked. The parsed
 value is cached on the request, so the argument parser and the login limit's key
 function read the same value and never parse again.
+
+A form-encoded body or a query string whose percent-decoded bytes are not UTF-8
+(``title=%FF%FE``) is a 400 there too: werkzeug would keep such a value as its literal
+text, and the client would find something stored that it never meant.
 """
 
 import io
+from urllib.parse import parse_qsl
 
 from flask import Flask, abort, current_app, request
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import BadRequest
 
-from taskapp.web.messages import JSON_PARSE_ERROR
+from taskapp.web.api import FORM
+from taskapp.web.messages import FORM_PARSE_ERROR, JSON_PARSE_ERROR, QUERY_PARSE_ERROR
 
 BODY_METHODS = {"POST", "PUT", "PATCH"}
 
@@ -50,12 +57,17 @@ def has_body() -> bool:
 
 
 def parse_json_body() -> None:
-    """Read the body (413 past the limit, chunked or not) and parse it if it is JSON."""
+    """Read the body (413 past the limit, chunked or not) and parse it if it is JSON;
+    refuse a query string or form body that does not decode."""
+    if not decodes(request.query_string):
+        abort(400, QUERY_PARSE_ERROR)
     if request.method not in BODY_METHODS or not has_body():
         return
     if request.content_length is None:
         _buffer_streamed_body()
     data = request.get_data(cache=True)  # 413 when Content-Length is past the limit
+    if request.mimetype == FORM and not decodes(data):
+        abort(400, FORM_PARSE_ERROR)
     if not request.is_json or not data:
         return
     try:
@@ -63,6 +75,16 @@ def parse_json_body() -> None:
     except BadRequest as error:
         cause = error.__context__ or error
         abort(400, JSON_PARSE_ERROR.format(error=cause))
+
+
+def decodes(encoded: bytes) -> bool:
+    """True if every name and value of ``application/x-www-form-urlencoded`` data (a
+    form body or a query string) is UTF-8, raw or percent-encoded."""
+    try:
+        parse_qsl(encoded.decode(), keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _buffer_streamed_body() -> None:

@@ -30,6 +30,12 @@ THROTTLED = "Request was throttled. Expected available in {wait} seconds."
 METHOD_NOT_ALLOWED = 'Method "{method}" not allowed.'
 UNSUPPORTED_MEDIA_TYPE = 'Unsupported media type "{mimetype}" in request.'
 JSON_PARSE_ERROR = "JSON parse error - {error}"
+FORM_PARSE_ERROR = (
+    "Form parse error - a field name or value is not valid UTF-8 once percent-decoded."
+)
+QUERY_PARSE_ERROR = (
+    "Query string parse error - a parameter name or value is not valid UTF-8 once percent-decoded."
+)
 IDEMPOTENCY_KEY_LENGTH = "Idempotency-Key must be 1 to 255 characters."
 IDEMPOTENCY_KEY_REUSED = (
     "This Idempotency-Key was already used with a different request; use a new key."

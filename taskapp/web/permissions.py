@@ -11,6 +11,9 @@ API (a personal token's caller is kept in ``g.taskapp_caller``, our own name).
 
 The audit actor is set here, in :func:`authenticate`, once the caller is known.
 
+The role that decides is the one stored in the database (``current_user.role``, read by
+the token check's one query), never a token's ``role`` claim.
+
 Roles and scopes: a JWT session has every scope its role allows; a personal access
 token has the scopes it was created with (never more than its owner's role allows).
 """
@@ -65,7 +68,7 @@ current_user = LocalProxy(_current_user)
 
 
 def current_role() -> str:
-    return get_jwt()["role"]
+    return current_user.role.value
 
 
 def is_personal_token() -> bool:
@@ -76,7 +79,7 @@ def current_scopes() -> frozenset[str]:
     claims = get_jwt()
     if claims.get("type") == PERSONAL:
         return frozenset(claims["scopes"])
-    return current_app.extensions[LOADER_KEY].scopes_for_role(Role(claims["role"]))
+    return current_app.extensions[LOADER_KEY].scopes_for_role(current_user.role)
 
 
 def forbid_personal_token() -> None:

@@ -49,13 +49,29 @@ class TrustedProxyFix:
         return any(address in network for network in self.networks)
 
 
+class LowercaseHost:
+    """Host names are case-insensitive (RFC 9110), werkzeug's trusted-host check is
+    not: the Host header (as the proxy fix left it) is lower-cased before the app reads
+    it, so ``LOCALHOST`` is the trusted ``localhost`` (and page links use one form)."""
+
+    def __init__(self, wsgi_app):
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ, start_response):
+        if "HTTP_HOST" in environ:
+            environ["HTTP_HOST"] = environ["HTTP_HOST"].lower()
+        return self.wsgi_app(environ, start_response)
+
+
 def register(app: Flask) -> None:
     proxies = app.config["TRUSTED_PROXY_COUNT"]
+    app.wsgi_app = LowercaseHost(app.wsgi_app)  # inside the proxy fix: sees its result
     if proxies:
         app.wsgi_app = TrustedProxyFix(app.wsgi_app, proxies, app.config["FORWARDED_ALLOW_IPS"])
     app.before_request(_require_json_body)
     app.before_request(_reads_in_autocommit)
     app.after_request(_security_headers)
+    app.after_request(_options_without_body)
     origins = [o.strip() for o in app.config["CORS_ORIGINS"].split(",") if o.strip()]
     if origins:
         CORS(
@@ -98,6 +114,18 @@ def _reads_in_autocommit() -> None:
         db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
     except DBAPIError:  # the database is down: the view answers that its own way
         rollback_quietly()
+
+
+def _options_without_body(response: Response) -> Response:
+    """Flask answers OPTIONS itself with an empty ``text/html`` 200; taskapp answers
+    204 with the ``Allow`` header (and CORS' headers when a preflight is allowed)."""
+    rule = request.url_rule
+    automatic = rule is not None and getattr(rule, "provide_automatic_options", False)
+    if request.method == "OPTIONS" and automatic and response.status_code == 200:
+        response.status_code = 204
+        response.set_data(b"")
+        response.headers.pop("Content-Type", None)
+    return response
 
 
 def _security_headers(response: Response) -> Response:

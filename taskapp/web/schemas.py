@@ -36,6 +36,33 @@ class Text(ma.fields.String):
         return text
 
 
+CONTROLS = "\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f"
+"""C0 control characters but tab, line feed and carriage return, and DEL (a JSON
+Schema character class body)."""
+NO_CONTROLS = f"^[^{CONTROLS}]*$"
+CONTROL = re.compile(f"[{CONTROLS}]")
+
+
+class PlainText(Text):
+    """:class:`Text` without control characters (but tab, LF and CR): a task's title or
+    description reaches terminals, e-mails and calendar files, where an ESC or a BEL
+    does harm and a client never means one."""
+
+    def __init__(self, **kwargs):
+        metadata = {"pattern": NO_CONTROLS, **kwargs.pop("metadata", {})}
+        super().__init__(metadata=metadata, **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        found = CONTROL.search(text)
+        if found:
+            raise ma.ValidationError(
+                f"Remove the control character U+{ord(found.group()):04X} (at position "
+                f"{found.start() + 1}): only tab, line feed and carriage return are allowed."
+            )
+        return text
+
+
 class Email(Text, ma.fields.Email):
     """An e-mail address that is also :class:`Text` (no NUL, no lone surrogate): every
     text field goes through the same rules before it reaches the database."""
@@ -51,10 +78,24 @@ class FullMatch(ma.validate.Regexp):
         return value
 
 
-def Id(**kwargs) -> ma.fields.Integer:
+class Integer(ma.fields.Integer):
+    """An integer that, given as text (a query string, a form), is written in ASCII
+    digits: marshmallow reads text with ``int()``, which takes any script's digits and
+    underscores (Arabic-Indic ``"\\u0661"`` and ``"1_0"`` would be 1 and 10)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str) and not ASCII_INTEGER.fullmatch(value.strip()):
+            raise self.make_error("invalid", input=value)
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+ASCII_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
+def Id(**kwargs) -> Integer:
     """A positive 32-bit id (the database's integer). Pass ``strict=True`` in JSON
     bodies, where "5" is not an integer; query strings are always text."""
-    return ma.fields.Integer(validate=ID_RANGE, **kwargs)
+    return Integer(validate=ID_RANGE, **kwargs)
 
 
 def _choice_list_pattern(choices) -> str:
@@ -85,16 +126,28 @@ class CommaSeparatedEnum(ma.fields.Field):
             raise ma.ValidationError(f"Select one or more of: {choices}.") from None
 
 
+OUT_OF_RANGE = (
+    "Date/time out of range: in UTC it must fall between 0001-01-01T00:00:00Z and "
+    "9999-12-31T23:59:59.999999Z."
+)
+
+
+class OutOfRange(ValueError):
+    """A datetime whose instant, in UTC, falls outside years 1..9999."""
+
+
 DATETIME = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?"
     r"(?:([Zz])|([+-])(\d{2}):?(\d{2}))?$"
 )
 
 
-def parse_datetime(value: str) -> datetime:
+def parse_datetime(value: str, *, clamp: bool = True) -> datetime:
     """ISO 8601 / RFC 3339 datetime; naive means UTC; a leap second counts as :59;
-    fractions beyond microseconds are cut; a '+' that arrived as a space is '+'; an
-    instant outside years 1..9999 in UTC is clamped to the nearest representable one."""
+    fractions beyond microseconds are cut; a '+' that arrived as a space is '+'. An
+    instant outside years 1..9999 in UTC is clamped to the nearest representable one
+    (a filter bound means the same then), or with ``clamp=False`` (a value to store)
+    raises :class:`OutOfRange`."""
     if len(value) > 16 and value[-6] == " ":
         value = f"{value[:-6]}+{value[-5:]}"
     match = DATETIME.match(value)
@@ -119,6 +172,8 @@ def parse_datetime(value: str) -> datetime:
     try:
         return moment.astimezone(UTC)
     except OverflowError:  # e.g. 0001-01-01T00:00+02:00 is before year 1 in UTC
+        if not clamp:
+            raise OutOfRange(OUT_OF_RANGE) from None
         return (datetime.min if moment.year == 1 else datetime.max).replace(tzinfo=UTC)
 
 
@@ -235,12 +290,12 @@ class BaseSchema(ma.Schema):
 class PageArgsSchema(BaseSchema):
     """``page`` and ``page_size`` as DRF's PageNumberPagination takes them."""
 
-    page = ma.fields.Integer(
+    page = Integer(
         load_default=1,
         validate=ma.validate.Range(min=1),
         metadata={"description": "Page number, from 1; past the last page answers 404."},
     )
-    page_size = ma.fields.Integer(
+    page_size = Integer(
         load_default=20,
         validate=ma.validate.Range(min=1),
         metadata={"description": "Default 20; values above 100 are cut to 100."},

@@ -66,9 +66,11 @@ def check_literal(url: str, allowed: list[str]) -> None:
     port is out of range)."""
     parts = urlsplit(url)
     try:
-        parts.port  # noqa: B018 (urlsplit checks the port only when it is read)
+        port = parts.port  # urlsplit checks the port only when it is read
     except ValueError:
-        raise RefusedTarget("The port is not valid.") from None
+        port = 0
+    if port == 0:
+        raise RefusedTarget("The port must be a number from 1 to 65535.")
     host = parts.hostname or ""
     address = literal_address(host)
     if address is not None and is_refused(address, networks(allowed)):
