@@ -5,7 +5,7 @@ first (racing tabs, a retried request) answers a pair of the same session instea
 ending it; the grace is measured from this column. Rows written before it existed keep
 NULL, which no grace covers.
 
-Revision ID: 0008_hard_inputs
+Revision ID: 0008
 Revises: 0007
 Create Date: 2026-12-03
 """
@@ -13,7 +13,7 @@ Create Date: 2026-12-03
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008_hard_inputs"
+revision = "0008"
 down_revision = "0007"
 branch_labels = None
 depends_on = None

@@ -16,8 +16,8 @@ deleted tasks still named by the activity log and revoked tokens named by their 
 
 PostgreSQL: nothing to do, sequences never hand out a value twice.
 
-Revision ID: 0008_hard_feed
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-03
 """
 
@@ -26,8 +26,8 @@ import warnings
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008_hard_feed"
-down_revision = "0007"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
