@@ -120,8 +120,8 @@ class Client:
             )
         return response.get_json()["access"]
 
-    def request(self, role: str, method: str, url: str, body: dict | None = None):
-        headers = {"Authorization": f"Bearer {self.tokens[role]}"}
+    def request(self, role: str, method: str, url: str, body: dict | None = None, **headers):
+        headers["Authorization"] = f"Bearer {self.tokens[role]}"
         return self.client.open(url, method=method, headers=headers, json=body)
 
 
@@ -129,6 +129,7 @@ def endpoints(intern_task_id: int) -> list[tuple[str, str, str, str, dict | None
     """(label, role, method, url, body, expected status) of the benchmarked requests."""
     return [
         ("INTERN list", "INTERN", "GET", LIST_URL, None, 200),
+        ("INTERN 304", "INTERN", "GET", LIST_URL, None, 304),
         ("ADMIN list", "ADMIN", "GET", LIST_URL, None, 200),
         ("INTERN detail", "INTERN", "GET", f"/api/tasks/{intern_task_id}/", None, 200),
         ("ADMIN detail", "ADMIN", "GET", f"/api/tasks/{intern_task_id}/", None, 200),
@@ -144,9 +145,10 @@ def count_statements(
     rows = []
     for label, role, method, url, body, expected in endpoints(intern_task_id):
         with client.app.app_context():
-            client.request(role, method, url, body)  # warm: compiled caches, pool
+            etag = client.request(role, method, url, body).headers.get("ETag")  # warm
+        headers = {"If-None-Match": etag} if expected == 304 else {}
         with recorder.recording():
-            response = client.request(role, method, url, body)
+            response = client.request(role, method, url, body, **headers)
         if response.status_code != expected:
             raise RuntimeError(
                 f"{label}: {response.status_code} {response.get_data(as_text=True)[:300]}"
@@ -155,7 +157,7 @@ def count_statements(
         n = timed if method == "GET" else max(1, int(timed / 2.5))
         start = time.perf_counter()
         for _ in range(n):
-            client.request(role, method, url, body)
+            client.request(role, method, url, body, **headers)
         summary["in_process_ms"] = (time.perf_counter() - start) / n * 1000
         rows.append(
             {
@@ -175,7 +177,7 @@ def profile(client: Client, intern_task_id: int, out_dir, seconds: float = 4.0) 
 
     reports = {}
     for label, role, method, url, body, _ in endpoints(intern_task_id):
-        if label == "ADMIN detail":
+        if label in ("ADMIN detail", "INTERN 304"):
             continue
         profiler = Profiler(interval=0.0005)
         profiler.start()

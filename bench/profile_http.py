@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from bench.common import RESULTS_DIR, VENV_BIN, app_env
-from bench.http_bench import LIST_PATH, Gunicorn, bench_users, cleanup_writes, login, wrk
+from bench.http_bench import LIST_PATH, Server, bench_users, cleanup_writes, login, wrk
 
 GROUPS = [
     ("taskapp", "(taskapp/"),
@@ -41,13 +41,6 @@ def _group(frame: str) -> str:
         if any(n in frame for n in needles):
             return name
     return "other"
-
-
-def worker_pids(master: int) -> list[int]:
-    out = subprocess.run(
-        ["ps", "-o", "pid=", "--ppid", str(master)], capture_output=True, text=True
-    )
-    return [int(p) for p in out.stdout.split()]
 
 
 def analyse(collapsed_files: list, top: int = 40) -> dict:
@@ -139,14 +132,14 @@ def record(pid: int, seconds: int, path: Path) -> subprocess.Popen:
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def profile_under_load(server: Gunicorn, scenario: str, seconds: int, url: str, env: dict):
+def profile_under_load(server: Server, scenario: str, seconds: int, url: str, env: dict):
     """wrk drives ``url`` while py-spy samples every worker; (per-worker files, wrk result)."""
     wrk(url, 2, 8, **env)  # warm-up
     result: dict = {}
     load = threading.Thread(target=lambda: result.update(wrk(url, seconds + 4, 8, **env)))
     load.start()
     time.sleep(2)
-    pids = worker_pids(server.proc.pid)
+    pids = [pid for pid in server.pids() if pid != server.proc.pid]
     files = [RESULTS_DIR / f"pyspy-{scenario}-{pid}.txt" for pid in pids]
     spies = [record(pid, seconds, path) for pid, path in zip(pids, files, strict=True)]
     for spy in spies:
@@ -169,7 +162,7 @@ def run(scenario: str, seconds: int) -> dict:
     ids_file = RESULTS_DIR / "intern_task_ids.txt"
     ids_file.write_text("\n".join(map(str, users["intern_task_ids"])) + "\n")
     try:
-        with Gunicorn("wsgi:app", app_env(), "profile") as server:
+        with Server("gunicorn", "wsgi:app", app_env(), "profile") as server:
             server.wait_ready("/healthz")
             tokens = {role: login(server.base, users[role]) for role in ("admin", "intern")}
             url, env = wrk_target(scenario, server.base, tokens, ids_file)
