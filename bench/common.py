@@ -31,6 +31,9 @@ FULL_DATABASE = "taskapp_bench"
 SMOKE_DATABASE = "taskapp_bench_smoke"
 
 ADMIN_DSN = f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/postgres"
+FAST_HASHING = {"PASSWORD_HASH_TIME_COST": 1, "PASSWORD_HASH_MEMORY_KIB": 8}
+FAST_HASHING["PASSWORD_HASH_PARALLELISM"] = 1
+"""Cheap argon2 settings for the benches that create their users on each run."""
 
 PASSWORD = "bench-password-not-secret"
 JWT_SECRET = "bench-only-jwt-secret-0123456789-abcdefghijklmnop"
@@ -89,6 +92,18 @@ def use_app_env() -> None:
     os.environ.update(app_env())
 
 
+def scratch_database(name: str) -> str | None:
+    """Drop and re-create ``name`` (a bench's own); its SQLAlchemy URL, or None when
+    PostgreSQL is not there."""
+    try:
+        with connect(ADMIN_DSN, autocommit=True, connect_timeout=3) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError:
+        return None
+    return f"postgresql+psycopg://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
+
+
 def connect(url: str | None = None, **kwargs) -> psycopg.Connection:
     """A connection to ``url``, by default to the bench database in use."""
     return psycopg.connect(url or dsn(), **kwargs)
@@ -136,45 +151,25 @@ def ensure_database() -> bool:
 
 def machine_info() -> dict:
     def run(*cmd: str) -> str:
-        try:
-            return subprocess.run(cmd, capture_output=True, text=True, check=False).stdout
-        except OSError:
-            return ""
+        return subprocess.run(cmd, capture_output=True, text=True, check=False).stdout.strip()
 
-    cpu = ""
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    mem_line = run("free", "-h").splitlines()
+    cpus = [x for x in Path("/proc/cpuinfo").read_text().splitlines() if x.startswith("model name")]
     with connect() as conn:
         pg_version = conn.execute("SHOW server_version").fetchone()[0]
-        settings = dict(
-            conn.execute(
-                "SELECT name, current_setting(name) FROM pg_settings WHERE name IN "
-                "('shared_buffers', 'work_mem', 'max_parallel_workers_per_gather', "
-                "'synchronous_commit', 'random_page_cost', 'effective_cache_size')"
-            ).fetchall()
-        )
+        settings = conn.execute(
+            "SELECT name, current_setting(name) FROM pg_settings WHERE name IN "
+            "('shared_buffers', 'work_mem', 'max_parallel_workers_per_gather', "
+            "'synchronous_commit', 'random_page_cost', 'effective_cache_size')"
+        ).fetchall()
     return {
-        "nproc": run("nproc").strip(),
-        "cpu": cpu,
-        "memory": mem_line[1].split()[1] if len(mem_line) > 1 else "",
+        "nproc": run("nproc"),
+        "cpu": cpus[0].split(":", 1)[1].strip() if cpus else "",
+        "memory": "".join((run("free", "-h").split("Mem:")[1:] or [""])[0].split()[:1]),
         "postgresql": pg_version,
-        "pg_settings": settings,
+        "pg_settings": dict(settings),
         "python": sys.version.split()[0],
-        "kernel": run("uname", "-r").strip(),
+        "kernel": run("uname", "-r"),
     }
-
-
-@contextmanager
-def timed(label: str, sink: dict | None = None):
-    start = time.perf_counter()
-    yield
-    elapsed = time.perf_counter() - start
-    if sink is not None:
-        sink[label] = elapsed
-    print(f"  {label}: {elapsed:.2f} s", flush=True)
 
 
 def table(rows: list[list], headers: list[str]) -> str:

@@ -303,13 +303,12 @@ def cleanup_writes(max_task_id: int) -> None:
         try:
             with connect() as conn:
                 conn.execute("SET lock_timeout = '20s'")
-                conn.execute(
-                    "LOCK TABLE task, activity_log, revoked_token, webhook_outbox "
-                    "IN ACCESS EXCLUSIVE MODE"
-                )
+                tables = "task, activity_log, revoked_token, webhook_outbox, personal_access_token"
+                conn.execute(f"LOCK TABLE {tables} IN ACCESS EXCLUSIVE MODE")
                 conn.execute("DELETE FROM task WHERE id > %s", [max_task_id])
                 conn.execute("ALTER TABLE activity_log DISABLE TRIGGER activity_log_no_truncate")
-                conn.execute("TRUNCATE activity_log, revoked_token, webhook_outbox")
+                conn.execute("TRUNCATE activity_log, revoked_token, webhook_outbox, token_event")
+                conn.execute("DELETE FROM personal_access_token")
                 conn.execute("ALTER TABLE activity_log ENABLE TRIGGER activity_log_no_truncate")
                 conn.commit()
             break
@@ -346,10 +345,14 @@ def prepare(base: str, users: dict) -> dict:
     }
 
 
+def list_etag(base: str, token: str) -> str:
+    """The ETag taskapp answers now for the INTERN list (for the 304 scenarios)."""
+    return expect(200, "GET", base + LIST_PATH, token=token)[1]["ETag"]
+
+
 def run_round(plan: dict, servers: dict, timing: dict, connections: int) -> dict:
     """Every scenario once, in ORDER; the 304s send the ETag taskapp answers now."""
-    etag = expect(200, "GET", servers["app"].base + LIST_PATH, token=plan["tokens"]["intern"])
-    etag = etag[1]["ETag"]
+    etag = list_etag(servers["app"].base, plan["tokens"]["intern"])
     out = {}
     for key in ORDER:
         label, kind = (LADDER.get(key) or APP[key])[:2]

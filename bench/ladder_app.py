@@ -98,46 +98,34 @@ def _listing(args, with_count: bool) -> Response:
         return _page(conn, user, args, count)
 
 
-@app.get("/a/api/tasks/")
-def step_a():
+def _page_as_built() -> Response:
     return Response(PAGE, mimetype="application/json")
 
 
-@app.get("/b/api/tasks/")
-@jwt_required()
-def step_b():
-    return Response(PAGE, mimetype="application/json")
-
-
-@app.get("/c/api/tasks/")
-@jwt_required()
-def step_c():
+def _user_then_page() -> Response:
     with ENGINE.connect() as conn:
         _user(conn)
-    return Response(PAGE, mimetype="application/json")
+    return _page_as_built()
 
 
-@app.get("/d/api/tasks/")
-@jwt_required()
-def step_d():
-    return _listing(DEFAULT_ARGS, with_count=False)
-
-
-@app.get("/e/api/tasks/")
-@jwt_required()
-def step_e():
-    return _listing(DEFAULT_ARGS, with_count=True)
-
-
-@app.get("/f/api/tasks/")
-@jwt_required()
-def step_f():
+def _parsed_listing() -> Response:
     args = parser.parse(TaskQueryArgsSchema(), location="query")
     return _listing(_status_values(args), with_count=True)
 
 
 def _status_values(args: dict) -> dict:
     return {**args, "status": [s.value for s in args.get("status", ())] or ["PENDING"]}
+
+
+for _step, _view in (
+    ("a", _page_as_built),
+    ("b", jwt_required()(_page_as_built)),
+    ("c", jwt_required()(_user_then_page)),
+    ("d", jwt_required()(lambda: _listing(DEFAULT_ARGS, with_count=False))),
+    ("e", jwt_required()(lambda: _listing(DEFAULT_ARGS, with_count=True))),
+    ("f", jwt_required()(_parsed_listing)),
+):
+    app.add_url_rule(f"/{_step}/api/tasks/", f"step_{_step}", _view)
 
 
 @blp.route("/g/api/tasks/")
