@@ -24,6 +24,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 from bench import explain, http_bench, inprocess, seed, sweep_bench
 from bench.common import (
@@ -87,6 +88,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--sweep-million", action="store_true", help="also sweep every task due")
     parser.add_argument("--profile", action="store_true", help="py-spy of the HTTP scenarios")
     parser.add_argument("--server", choices=sorted(http_bench.SERVERS), default="gunicorn")
+    parser.add_argument("--before", type=Path, help="a checkout to compare with (HTTP stage)")
     return parser.parse_args(argv)
 
 
@@ -152,6 +154,7 @@ def stage_http(run: Run) -> None:
         rounds=sizes["rounds"],
         patience=sizes["patience"],
         kind=run.args.server,
+        before=run.args.before,
     )
     cfg = h["config"]
     intro = (

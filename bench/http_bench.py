@@ -17,9 +17,12 @@ import signal
 import socket
 import statistics
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
+from contextlib import ExitStack
+from pathlib import Path
 
 import psycopg
 
@@ -82,13 +85,13 @@ def server_argv(kind: str, app_spec: str, port: int) -> list[str]:
 class Server:
     """A server (gunicorn or granian) in its own process group, stopped on exit."""
 
-    def __init__(self, kind: str, app_spec: str, env: dict, label: str):
+    def __init__(self, kind: str, app_spec: str, env: dict, label: str, cwd: Path = ROOT):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = open(RESULTS_DIR / f"{kind}-{label}.log", "w")  # noqa: SIM115
         self.proc = subprocess.Popen(
             server_argv(kind, app_spec, self.port),
-            cwd=ROOT,
+            cwd=cwd,
             env=env,
             stdout=self.log,
             stderr=subprocess.STDOUT,
@@ -350,17 +353,30 @@ def list_etag(base: str, token: str) -> str:
     return expect(200, "GET", base + LIST_PATH, token=token)[1]["ETag"]
 
 
+def describe(key: str) -> tuple[str, str, str]:
+    """(label, request kind, server) of a scenario; ``before_*``: taskapp's baseline."""
+    if key in LADDER:
+        return *LADDER[key], "ladder"
+    label, kind = APP[key.removeprefix("before_")][:2]
+    return (
+        (f"{label} (before)", kind, "before") if key.startswith("before_") else (label, kind, "app")
+    )
+
+
 def run_round(plan: dict, servers: dict, timing: dict, connections: int) -> dict:
-    """Every scenario once, in ORDER; the 304s send the ETag taskapp answers now."""
-    etag = list_etag(servers["app"].base, plan["tokens"]["intern"])
+    """Every scenario once; the 304s send the ETag their server answers now."""
+    token = plan["tokens"]["intern"]
+    etags = {
+        name: list_etag(servers[name].base, token) for name in ("app", "before") if name in servers
+    }
     out = {}
-    for key in ORDER:
-        label, kind = (LADDER.get(key) or APP[key])[:2]
+    for key in plan["keys"]:
+        label, kind, name = describe(key)
         path, env = plan["kinds"][kind]
-        server = servers["app" if key in APP else "ladder"]
-        env = {**env, "BENCH_STEP": "" if key in APP else key}
+        env = {**env, "BENCH_STEP": key if name == "ladder" else ""}
         if kind == "304":
-            env["BENCH_IF_NONE_MATCH"] = etag
+            env["BENCH_IF_NONE_MATCH"] = etags[name]
+        server = servers[name]
         out[key] = r = measure(server.base + path, server, timing, connections, env)
         print(
             f"  {label:<42} {r['python_cpu_ms']:5.2f} ms CPU/req  {r['rps']:7.1f} req/s  "
@@ -376,7 +392,7 @@ def medians(rounds: list[dict]) -> dict:
     return {
         key: {f: statistics.median(r[key][f] for r in rounds) for f in figures}
         | {"errors": sum(r[key]["errors"] for r in rounds)}
-        for key in ORDER
+        for key in rounds[0]
     }
 
 
@@ -387,28 +403,40 @@ def run(
     rounds: int = 3,
     patience: float = 30,
     kind: str = "gunicorn",
+    before: Path | None = None,
 ) -> dict:
     """taskapp and the ladder up side by side (the idle one costs nothing); ``rounds``
-    interleaved rounds, the POST rows removed after each."""
+    interleaved rounds, the POST rows removed after each. ``before``: a checkout of the
+    code to compare with (e.g. ``git archive main``), run as a third server, each of its
+    scenarios right after the same one of this checkout."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("terminated"))  # servers stopped on exit
     users = bench_users()
     timing = {"seconds": seconds, "warmup": warmup, "patience": patience}
     print(f"HTTP: {SERVERS[kind]}; wrk {connections} connections, {seconds:g} s", flush=True)
     results: dict = {"rounds": [], "server": kind}
-    try:
-        with Server(kind, "wsgi:app", app_env(), "app") as app:
-            app.wait_ready("/healthz")
-            plan = prepare(app.base, users)
-            ladder_env = app_env(BENCH_BARE_PAGE=str(RESULTS_DIR / "bare_page.json"))
-            with Server(kind, "bench.ladder_app:app", ladder_env, "ladder") as ladder:
-                ladder.wait_ready("/api/tasks/")
-                for number in range(1, rounds + 1):
-                    print(f" round {number}", flush=True)
-                    servers = {"app": app, "ladder": ladder}
-                    results["rounds"].append(run_round(plan, servers, timing, connections))
-                    cleanup_writes(users["max_task_id"])
-    finally:
-        cleanup_writes(users["max_task_id"])
+    keys = [
+        k for key in ORDER for k in (key, f"before_{key}") if k == key or (before and key in APP)
+    ]
+    ladder_env = app_env(BENCH_BARE_PAGE=str(RESULTS_DIR / "bare_page.json"))
+    with ExitStack() as stack:
+        stack.callback(cleanup_writes, users["max_task_id"])
+        servers = {"app": stack.enter_context(Server(kind, "wsgi:app", app_env(), "app"))}
+        if before:
+            servers["before"] = stack.enter_context(
+                Server(kind, "wsgi:app", app_env(), "before", before)
+            )
+        for server in servers.values():
+            server.wait_ready("/healthz")
+        plan = {**prepare(servers["app"].base, users), "keys": keys}
+        servers["ladder"] = stack.enter_context(
+            Server(kind, "bench.ladder_app:app", ladder_env, "ladder")
+        )
+        servers["ladder"].wait_ready("/api/tasks/")
+        for number in range(1, rounds + 1):
+            print(f" round {number}", flush=True)
+            results["rounds"].append(run_round(plan, servers, timing, connections))
+            cleanup_writes(users["max_task_id"])
     results["median"] = medians(results["rounds"])
     results["page"] = plan["page"]
     results["config"] = {"server": SERVERS[kind], "connections": connections, **timing}
@@ -419,27 +447,34 @@ def run(
 def report(results: dict) -> str:
     """Every scenario's medians, then each taskapp figure as a multiple of its step."""
     m, rows = results["median"], []
-    for key in ORDER:
-        r = m[key]
+    for key, r in m.items():
         by_round = " / ".join(f"{x[key]['python_cpu_ms']:.2f}" for x in results["rounds"])
-        label = (LADDER.get(key) or APP[key])[0]
-        rows.append([label, f"{r['python_cpu_ms']:.2f}", by_round, f"{r['postgres_cpu_ms']:.2f}"])
-        rows[-1] += [f"{r['rps']:.0f}", f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}", r["errors"]]
+        rows.append([describe(key)[0], f"{r['python_cpu_ms']:.2f}", by_round])
+        rows[-1] += [f"{r['postgres_cpu_ms']:.2f}", f"{r['rps']:.0f}", f"{r['p50_ms']:.1f}"]
+        rows[-1] += [f"{r['p99_ms']:.1f}", r["errors"]]
     headers = ["scenario", "worker CPU ms/req", "by round", "PostgreSQL CPU ms/req"]
     headers += ["req/s", "p50 ms", "p99 ms", "errors"]
     return md_table(rows, headers) + "\n\n" + md_table(ratios(results), RATIO_HEADERS)
 
 
 RATIO_HEADERS = ["taskapp", "worker CPU ms", "ladder step", "step ms", "ratio", "target"]
+RATIO_HEADERS += ["before: ms", "before: ratio"]
 
 
 def ratios(results: dict) -> list[list]:
     m, rows = results["median"], []
     for key, (label, _, step, target) in APP.items():
-        cpu, floor = m[key]["python_cpu_ms"], m[step]["python_cpu_ms"]
-        ratio = cpu / floor if floor else 0.0
-        met = "" if target is None else f"<= {target}x: {'met' if ratio <= target else 'MISSED'}"
-        rows.append([label, f"{cpu:.2f}", LADDER[step][0], f"{floor:.2f}", f"{ratio:.2f}x", met])
+        cpu, floor = m[key]["python_cpu_ms"], m[step]["python_cpu_ms"] or 1e-9
+        met = (
+            ""
+            if target is None
+            else f"<= {target}x: {'met' if cpu / floor <= target else 'MISSED'}"
+        )
+        rows.append(
+            [label, f"{cpu:.2f}", LADDER[step][0], f"{floor:.2f}", f"{cpu / floor:.2f}x", met]
+        )
+        before = m.get(f"before_{key}", {}).get("python_cpu_ms")
+        rows[-1] += [f"{before:.2f}", f"{before / floor:.2f}x"] if before else ["", ""]
     return rows
 
 
@@ -450,9 +485,11 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=3)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--server", choices=sorted(SERVERS), default="gunicorn")
+    parser.add_argument("--before", type=Path, help="a checkout of the code to compare with")
     args = parser.parse_args()
     ensure_wrk()
-    results = run(args.duration, args.connections, args.warmup, args.rounds, kind=args.server)
+    timing = (args.duration, args.connections, args.warmup, args.rounds)
+    results = run(*timing, kind=args.server, before=args.before)
     print(report(results))
     (RESULTS_DIR / f"http-{args.server}.json").write_text(json.dumps(results, default=str))
 

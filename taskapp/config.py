@@ -103,7 +103,7 @@ def load_config() -> dict:
         "TRUSTED_HOSTS": _trusted_hosts(env),
         "TASKAPP_TIMEZONE": os.environ.get("TASKAPP_TIMEZONE", "UTC"),
         "SQLALCHEMY_DATABASE_URI": os.environ.get("DATABASE_URL", _sqlite_url("taskapp.sqlite")),
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "SQLALCHEMY_ENGINE_OPTIONS": {},  # no pre-ping: see taskapp/db.py
         "REDIS_URL": redis_url,
         "JWT_SECRET_KEY": jwt_secret,
         "TOKEN_HASH_KEY": _token_hash_key(jwt_secret),

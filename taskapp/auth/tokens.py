@@ -18,7 +18,7 @@ import flask_smorest
 from flask import current_app, g, request
 from flask_jwt_extended import JWTManager, create_access_token, create_refresh_token, decode_token
 from jwt import PyJWTError
-from sqlalchemy import exists, false, select
+from sqlalchemy import bindparam, exists, select
 
 from taskapp import audit, personal_tokens, revocations
 from taskapp.extensions import db
@@ -61,6 +61,13 @@ class AuthUser:
 
 
 AUTH_COLUMNS = [getattr(User.__table__.c, field.name) for field in fields(AuthUser)]
+TOKEN_STATE = select(
+    *AUTH_COLUMNS,
+    exists().where(RevokedToken.jti == bindparam("jti")),
+    exists().where(RevokedSession.sid == bindparam("sid")),
+).where(User.id == bindparam("user_id"))
+"""The token check, built once (its compiled form is cached with it): the user's row,
+whether the token was revoked, whether its session ended (``sid`` null: never)."""
 
 
 def user_id_of(payload: dict) -> int | None:
@@ -90,11 +97,8 @@ def _token_state(payload: dict) -> tuple[AuthUser | None, bool]:
     jti = payload.get("jti")
     if user_id is None or not isinstance(jti, str):
         return None, False
-    token_revoked = exists().where(RevokedToken.jti == jti)
-    sid = session_id_of(payload)
-    session_ended = exists().where(RevokedSession.sid == sid) if sid else false()
-    query = select(*AUTH_COLUMNS, token_revoked, session_ended).where(User.id == user_id)
-    row = db.session.connection().execute(query).first()
+    params = {"user_id": user_id, "jti": jti, "sid": session_id_of(payload)}
+    row = db.session.connection().execute(TOKEN_STATE, params).first()
     if row is None:
         return None, False
     *values, is_revoked, has_ended = row

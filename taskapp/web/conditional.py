@@ -31,11 +31,6 @@ class ListTag:
         self.user_key = f"{user.role}:{user.id}"
         self.value = None
 
-    def column(self):
-        """The stamp as a scalar subquery, to read it in the same round trip as the
-        count (read before the page: a tag may be older than the page, never newer)."""
-        return self.stamp.scalar_subquery()
-
     def read(self) -> None:
         if self.value is None:
             self.value = db.session.connection().execute(self.stamp).scalar_one()

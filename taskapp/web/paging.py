@@ -11,6 +11,7 @@
 """
 
 from datetime import date, datetime
+from functools import lru_cache
 from urllib.parse import urlencode
 
 import flask_smorest
@@ -57,21 +58,35 @@ def paginate(
         count_query = count_query.order_by(None)
     connection = db.session.connection()
     if tag is not None and tag.value is None:
-        count_query = count_query.add_columns(tag.column())
-        count, tag.value = connection.execute(count_query).one()
+        count, tag.value = connection.execute(_with_stamp(count_query, tag.stamp)).one()
     else:
         count = connection.execute(count_query).scalar_one()
     count = int(count)
     if page > 1 and (page - 1) * page_size >= count:
         abort(404, INVALID_PAGE)
-    page_query = query.options(*options).limit(page_size).offset((page - 1) * page_size)
-    results = fetch(page_query)
+    offset = (page - 1) * page_size
+    if tag is not None:  # a listing built once (tasks): its page statement is kept too
+        results = fetch(_page_of(query, tuple(options), page_size, offset))
+    else:
+        results = fetch(query.options(*options).limit(page_size).offset(offset))
     return {
         "count": count,
         "next": _page_url(page + 1) if page * page_size < count else None,
         "previous": _page_url(page - 1) if page > 1 else None,
         "results": results,
     }
+
+
+@lru_cache(maxsize=256)
+def _with_stamp(count_query: Select, stamp: Select) -> Select:
+    """The count with the change stamp as a second column (one round trip for both),
+    kept for a count and stamp built once (see tasks/queries.py ``listing``)."""
+    return count_query.add_columns(stamp.scalar_subquery())
+
+
+@lru_cache(maxsize=256)
+def _page_of(query: Select, options: tuple, limit: int, offset: int) -> Select:
+    return query.options(*options).limit(limit).offset(offset)
 
 
 def _page_url(page: int) -> str:
