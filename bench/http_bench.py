@@ -375,7 +375,7 @@ def run_round(plan: dict, servers: dict, timing: dict, connections: int) -> dict
         path, env = plan["kinds"][kind]
         env = {**env, "BENCH_STEP": key if name == "ladder" else ""}
         if kind == "304":
-            env["BENCH_IF_NONE_MATCH"] = etags[name]
+            env["BENCH_IF_NONE_MATCH"] = etags.get(name, etags["app"])
         server = servers[name]
         out[key] = r = measure(server.base + path, server, timing, connections, env)
         print(
@@ -486,10 +486,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--server", choices=sorted(SERVERS), default="gunicorn")
     parser.add_argument("--before", type=Path, help="a checkout of the code to compare with")
+    parser.add_argument("--patience", type=float, default=30, help="max s to wait for quiet")
     args = parser.parse_args()
     ensure_wrk()
     timing = (args.duration, args.connections, args.warmup, args.rounds)
-    results = run(*timing, kind=args.server, before=args.before)
+    results = run(*timing, patience=args.patience, kind=args.server, before=args.before)
     print(report(results))
     (RESULTS_DIR / f"http-{args.server}.json").write_text(json.dumps(results, default=str))
 
