@@ -21,6 +21,7 @@ from jwt import PyJWTError
 from sqlalchemy import bindparam, exists, select
 
 from taskapp import audit, personal_tokens, revocations
+from taskapp.db import reads
 from taskapp.extensions import db
 from taskapp.models import RevokedSession, RevokedToken, Role, Source, User, utcnow
 from taskapp.web.api import MAX_ID, UNAUTHENTICATED_HEADERS
@@ -98,7 +99,7 @@ def _token_state(payload: dict) -> tuple[AuthUser | None, bool]:
     if user_id is None or not isinstance(jti, str):
         return None, False
     params = {"user_id": user_id, "jti": jti, "sid": session_id_of(payload)}
-    row = db.session.connection().execute(TOKEN_STATE, params).first()
+    row = reads(db.session).execute(TOKEN_STATE, params).first()
     if row is None:
         return None, False
     *values, is_revoked, has_ended = row

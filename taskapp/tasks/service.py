@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session, joinedload, make_transient_to_detached
 from sqlalchemy.orm.util import identity_key
 
 from taskapp import recurrence
+from taskapp.db import reads
 from taskapp.errors import InvalidField, NotFound, PermissionDenied
 from taskapp.models import Role, Status, Task, User, utcnow
 from taskapp.visibility import visible_tasks
@@ -46,7 +47,7 @@ def get_visible_row(session: Session, user: User, task_id: int):
     if ``user`` may see it; NotFound otherwise. One statement per role, built once."""
     query = VISIBLE_ROW[user.role == Role.ADMIN]
     params = {"task_id": task_id, "owner_id": user.id}
-    row = session.connection().execute(query, params).first()
+    row = reads(session).execute(query, params).first()
     if row is None:
         raise NotFound("Task")
     return row

@@ -19,6 +19,7 @@ from flask import abort, current_app, request
 from itsdangerous import BadData, URLSafeSerializer
 from sqlalchemy import Select, and_, false, func, literal, or_, true, tuple_
 
+from taskapp.db import reads
 from taskapp.extensions import db
 from taskapp.web.conditional import ListTag
 from taskapp.web.messages import INVALID_CURSOR, INVALID_PAGE
@@ -35,7 +36,7 @@ def entities(query: Select) -> list:
 def rows(query: Select) -> list:
     """A page as plain rows, executed on the session's connection: no ORM entity is
     built (for a select of columns)."""
-    return db.session.connection().execute(query).all()
+    return reads(db.session).execute(query).all()
 
 
 def paginate(
@@ -56,7 +57,7 @@ def paginate(
     if count_query is None:
         count_query = query.with_only_columns(func.count(), maintain_column_froms=True)
         count_query = count_query.order_by(None)
-    connection = db.session.connection()
+    connection = reads(db.session)
     if tag is not None and tag.value is None:
         count, tag.value = connection.execute(_with_stamp(count_query, tag.stamp)).one()
     else:
