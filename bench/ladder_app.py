@@ -55,7 +55,7 @@ COUNT = select(func.coalesce(func.sum(TaskCounter.n), 0)).where(
     TaskCounter.assigned_to_id == bindparam("uid"),
     TaskCounter.status.in_(bindparam("status", expanding=True)),
 )
-STAMP = select(func.coalesce(func.max(TaskChange.n), 0)).where(
+STAMP = select(func.coalesce(func.sum(TaskChange.n), 0)).where(
     TaskChange.assigned_to_id == bindparam("uid")
 )
 DETAIL = ROWS.where(Task.id == bindparam("id"), Task.assigned_to_id == bindparam("uid"))

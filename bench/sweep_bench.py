@@ -16,7 +16,7 @@ sweep's): app and connection first, then the wall time (``time.perf_counter``) a
 peak RSS growth (the kernel's high-water mark reset through ``/proc/self/clear_refs``, then
 ``VmHWM`` minus the RSS before) and ``tracemalloc``'s peak; then the transaction is ROLLED
 BACK and VACUUM clears the dead rows. Contenders, interleaved, medians compared:
-``orm`` (``taskapp.overdue.sweep``, what Celery and ``flask tasks mark-overdue`` run),
+``orm`` (``taskapp.tasks.overdue.sweep``, what Celery and ``flask tasks mark-overdue`` run),
 ``minimal`` (the same on the copy), ``raw_two`` (two hand-written statements: INSERT INTO
 activity_log ... SELECT ... FOR UPDATE, then UPDATE ... RETURNING id); ``insert`` and
 ``insert_minimal``: 300 tasks created as POST creates them (ORM flush + audit row).
@@ -87,7 +87,7 @@ def _sweep(method: str, session, raw, today: date) -> int:
     if method.startswith("insert"):
         return _inserts(session)
     if method in ("orm", "minimal"):
-        from taskapp import overdue
+        from taskapp.tasks import overdue
 
         return overdue.sweep(session, today)
     with raw.cursor() as cursor:
@@ -145,8 +145,8 @@ def child(method: str, today: date, all_due: bool = False) -> dict:
     from bench.inprocess import make_app
 
     app = make_app()
-    from taskapp import overdue  # noqa: F401 (imported before the timing starts)
     from taskapp.extensions import db
+    from taskapp.tasks import overdue  # noqa: F401 (imported before the timing starts)
 
     with app.app_context():
         session = db.session
