@@ -22,10 +22,10 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-import psycopg
 import sqlalchemy as sa
 from flask_migrate import upgrade
 
+from bench.common import ADMIN_DSN, FAST_HASHING, JWT_SECRET, PASSWORD, connect, scratch_database
 from taskapp import create_app
 from taskapp.extensions import db
 from taskapp.models import Priority, Role, Task
@@ -33,14 +33,10 @@ from taskapp.users import service as users
 from taskapp.users.passwords import PasswordHashing
 
 PG_DB = "taskapp_bench_calendar"
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-PASSWORD = "bench-password-not-secret"
 CONFIG = {
     "TESTING": True,
-    "JWT_SECRET_KEY": "bench-only-jwt-secret-0123456789-abcdefghijklmnop",
-    "PASSWORD_HASH_TIME_COST": 1,
-    "PASSWORD_HASH_MEMORY_KIB": 8,
-    "PASSWORD_HASH_PARALLELISM": 1,
+    "JWT_SECRET_KEY": JWT_SECRET,
+    **FAST_HASHING,
     "RATELIMIT_STORAGE_URI": "memory://",
     "CELERY": {"broker_url": "memory://", "task_ignore_result": True},
 }
@@ -134,16 +130,6 @@ def report(name: str, result: dict) -> None:
     print(" ".join(parts))
 
 
-def postgres_url() -> str | None:
-    try:
-        with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{PG_DB}" WITH (FORCE)')
-            conn.execute(f'CREATE DATABASE "{PG_DB}"')
-    except psycopg.OperationalError:
-        return None
-    return f"postgresql+psycopg://postgres@127.0.0.1:5432/{PG_DB}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=10_000)
@@ -152,7 +138,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         targets = {"sqlite": f"sqlite:///{Path(tmp) / 'feed.sqlite'}"}
-        pg = postgres_url()
+        pg = scratch_database(PG_DB)
         if pg:
             targets["postgresql"] = pg
         for name, url in targets.items():
@@ -162,7 +148,7 @@ def main() -> None:
             dispose(app)
             report(name, measure(url, path, args.rounds, args.form))
     if pg:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        with connect(ADMIN_DSN, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{PG_DB}" WITH (FORCE)')
 
 

@@ -198,23 +198,30 @@ def admin_figures(result: dict) -> dict:
 
 
 def report(result: dict) -> str:
-    lines = [compact_report(result)]
-    auth = result["auth"]
-    lines.append(
-        f"\nauth statement (every request): {auth['ms']:.2f} ms, {', '.join(auth['scans'])}"
+    """One line per shape: the task-table access and time of each statement, both roles;
+    then the auth statement and the shapes that scan task sequentially."""
+    by = {(r["role"], r["shape"], r["statement"]): r for r in result["rows"]}
+    rows = []
+    for shape in dict.fromkeys(r["shape"] for r in result["rows"]):
+        kinds = ("detail",) if shape == "detail" else ("count", "page")
+        cells = [_cell(by.get((role, shape, k))) for role in ("INTERN", "ADMIN") for k in kinds]
+        rows.append([shape, *(["", cells[0], "", cells[1]] if shape == "detail" else cells)])
+    headers = ["shape", "INTERN count", "INTERN page", "ADMIN count", "ADMIN page"]
+    auth, failures = result["auth"], result["intern_seq_scan_failures"]
+    admin_seq = admin_figures(result)["seq_scans"]
+    return "\n".join(
+        [
+            "Access to the task table per statement (EXPLAIN ANALYZE execution time): IOS "
+            "index-only scan, IS index scan, bitmap bitmap heap scan, SEQ sequential scan, par "
+            "parallel; index names without ix_task_; counter: a count summed from task_counter.",
+            "",
+            table(rows, headers),
+            f"\nauth statement (every request): {auth['ms']:.2f} ms, {', '.join(auth['scans'])}",
+            "INTERN list/detail without a sequential scan of task: "
+            + ("PASS" if not failures else "FAIL: " + "; ".join(failures)),
+            "ADMIN shapes with a sequential scan of task: " + ("; ".join(admin_seq) or "none"),
+        ]
     )
-    failures = result["intern_seq_scan_failures"]
-    lines.append(
-        "INTERN list/detail without a sequential scan of task: "
-        + ("PASS" if not failures else "FAIL: " + "; ".join(failures))
-    )
-    admin_seq = [
-        f"{r['shape']} ({r['statement']})"
-        for r in result["rows"]
-        if r["role"] == "ADMIN" and r["seq_scan_task"]
-    ]
-    lines.append("ADMIN shapes with a sequential scan of task: " + ("; ".join(admin_seq) or "none"))
-    return "\n".join(lines)
 
 
 ABBREVIATIONS = {
@@ -241,42 +248,6 @@ def _cell(row: dict | None) -> str:
         prefix = "counter " if relation == "task_counter" else ""
         scans.append(prefix + ABBREVIATIONS.get(kind, kind) + (f" {index}" if index else ""))
     return f"{row['ms']:.1f} ms {'+'.join(scans)}"
-
-
-def compact_report(result: dict) -> str:
-    """One line per shape: the task-table access and time of each statement, both roles.
-    IOS = index-only scan, IS = index scan, bitmap = bitmap heap scan, SEQ = sequential
-    scan, par = parallel; index names without the ``ix_task_`` prefix."""
-    by = {(r["role"], r["shape"], r["statement"]): r for r in result["rows"]}
-    shapes = list(dict.fromkeys(r["shape"] for r in result["rows"]))
-    rows = []
-    for shape in shapes:
-        if shape == "detail":
-            rows.append(
-                [
-                    shape,
-                    "",
-                    _cell(by.get(("INTERN", shape, "detail"))),
-                    "",
-                    _cell(by.get(("ADMIN", shape, "detail"))),
-                ]
-            )
-            continue
-        rows.append(
-            [shape]
-            + [
-                _cell(by.get((role, shape, kind)))
-                for role in ("INTERN", "ADMIN")
-                for kind in ("count", "page")
-            ]
-        )
-    headers = ["shape", "INTERN count", "INTERN page", "ADMIN count", "ADMIN page"]
-    legend = (
-        "Access to the task table per statement (EXPLAIN ANALYZE execution time): IOS "
-        "index-only scan, IS index scan, bitmap bitmap heap scan, SEQ sequential scan, par "
-        "parallel; index names without ix_task_; counter: a count summed from task_counter."
-    )
-    return legend + "\n\n" + table(rows, headers)
 
 
 def main() -> None:

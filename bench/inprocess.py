@@ -9,13 +9,12 @@ Counting is done with SQLAlchemy events on the app's engine:
   it.
 """
 
-import json
 import time
 from contextlib import contextmanager
 
 from sqlalchemy import event
 
-from bench.common import PASSWORD, use_app_env
+from bench.common import PASSWORD, table, use_app_env
 
 LIST_URL = "/api/tasks/?status=PENDING&ordering=due_date"
 POST_BODY = {
@@ -26,11 +25,14 @@ POST_BODY = {
 }
 
 
+PAT_BODY = {"name": "bench", "scopes": ["tasks:read"]}
+
+
 def make_app():
     use_app_env()
     from taskapp import create_app
 
-    return create_app({"RATELIMIT_STORAGE_URI": "memory://"})
+    return create_app({"RATELIMIT_STORAGE_URI": "memory://", "PAT_RATE_LIMIT": "10000000/minute"})
 
 
 class Recorder:
@@ -109,6 +111,8 @@ class Client:
         self.app = app
         self.client = app.test_client()
         self.tokens = {"ADMIN": self._login(admin), "INTERN": self._login(intern)}
+        made = self.request("INTERN", "POST", "/api/auth/tokens/", PAT_BODY)
+        self.tokens["PAT"] = made.get_json()["token"]  # the INTERN's personal access token
 
     def _login(self, username: str) -> str:
         response = self.client.post(
@@ -120,8 +124,8 @@ class Client:
             )
         return response.get_json()["access"]
 
-    def request(self, role: str, method: str, url: str, body: dict | None = None):
-        headers = {"Authorization": f"Bearer {self.tokens[role]}"}
+    def request(self, role: str, method: str, url: str, body: dict | None = None, **headers):
+        headers["Authorization"] = f"Bearer {self.tokens[role]}"
         return self.client.open(url, method=method, headers=headers, json=body)
 
 
@@ -129,6 +133,8 @@ def endpoints(intern_task_id: int) -> list[tuple[str, str, str, str, dict | None
     """(label, role, method, url, body, expected status) of the benchmarked requests."""
     return [
         ("INTERN list", "INTERN", "GET", LIST_URL, None, 200),
+        ("INTERN 304", "INTERN", "GET", LIST_URL, None, 304),
+        ("INTERN list, PAT", "PAT", "GET", LIST_URL, None, 200),
         ("ADMIN list", "ADMIN", "GET", LIST_URL, None, 200),
         ("INTERN detail", "INTERN", "GET", f"/api/tasks/{intern_task_id}/", None, 200),
         ("ADMIN detail", "ADMIN", "GET", f"/api/tasks/{intern_task_id}/", None, 200),
@@ -144,9 +150,10 @@ def count_statements(
     rows = []
     for label, role, method, url, body, expected in endpoints(intern_task_id):
         with client.app.app_context():
-            client.request(role, method, url, body)  # warm: compiled caches, pool
+            etag = client.request(role, method, url, body).headers.get("ETag")  # warm
+        headers = {"If-None-Match": etag} if expected == 304 else {}
         with recorder.recording():
-            response = client.request(role, method, url, body)
+            response = client.request(role, method, url, body, **headers)
         if response.status_code != expected:
             raise RuntimeError(
                 f"{label}: {response.status_code} {response.get_data(as_text=True)[:300]}"
@@ -155,7 +162,7 @@ def count_statements(
         n = timed if method == "GET" else max(1, int(timed / 2.5))
         start = time.perf_counter()
         for _ in range(n):
-            client.request(role, method, url, body)
+            client.request(role, method, url, body, **headers)
         summary["in_process_ms"] = (time.perf_counter() - start) / n * 1000
         rows.append(
             {
@@ -175,7 +182,7 @@ def profile(client: Client, intern_task_id: int, out_dir, seconds: float = 4.0) 
 
     reports = {}
     for label, role, method, url, body, _ in endpoints(intern_task_id):
-        if label == "ADMIN detail":
+        if label in ("ADMIN detail", "INTERN 304"):
             continue
         profiler = Profiler(interval=0.0005)
         profiler.start()
@@ -192,11 +199,11 @@ def profile(client: Client, intern_task_id: int, out_dir, seconds: float = 4.0) 
     return reports
 
 
-def main() -> None:
-    from bench.common import RESULTS_DIR
-    from bench.http_bench import bench_users, cleanup_writes
+def run(users: dict, timed: int = 50, profile_dir=None) -> list[dict]:
+    """Statements, round trips and in-process time of each endpoint (and, given
+    ``profile_dir``, pyinstrument profiles); the POSTs' rows removed after."""
+    from bench.http_bench import cleanup_writes
 
-    users = bench_users()
     app = make_app()
     from taskapp.extensions import db
 
@@ -205,14 +212,33 @@ def main() -> None:
     client = Client(app, users["admin"], users["intern"])
     task_id = users["intern_task_ids"][len(users["intern_task_ids"]) // 2]
     try:
-        rows = count_statements(client, recorder, task_id)
-        for row in rows:
-            print(json.dumps({k: v for k, v in row.items()}, indent=1))
-        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-        print(profile(client, task_id, RESULTS_DIR))
+        rows = count_statements(client, recorder, task_id, timed)
+        if profile_dir:
+            print(profile(client, task_id, profile_dir))
     finally:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
         cleanup_writes(users["max_task_id"])
+    return rows
+
+
+def report(rows: list[dict]) -> str:
+    def besides(r: dict) -> str:
+        ends = f"COMMIT {r['commits']}, ROLLBACK {r['rollbacks']}"
+        return f"ping {r['pings']}, BEGIN {r['begins']}, {ends}"
+
+    cells = [
+        [r["endpoint"], r["statements"], r["round_trips"], besides(r), f"{r['in_process_ms']:.1f}"]
+        for r in rows
+    ]
+    headers = ["request", "SQL statements", "round trips", "besides them", "in-process ms"]
+    return table(cells, headers)
 
 
 if __name__ == "__main__":
-    main()
+    from bench.common import RESULTS_DIR
+    from bench.http_bench import bench_users
+
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    print(report(run(bench_users(), profile_dir=RESULTS_DIR)))

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from bench.common import RESULTS_DIR, VENV_BIN, app_env
-from bench.http_bench import LIST_PATH, Gunicorn, bench_users, cleanup_writes, login, wrk
+from bench.http_bench import APP, Server, bench_users, cleanup_writes, list_etag, prepare, wrk
 
 GROUPS = [
     ("taskapp", "(taskapp/"),
@@ -43,37 +43,25 @@ def _group(frame: str) -> str:
     return "other"
 
 
-def worker_pids(master: int) -> list[int]:
-    out = subprocess.run(
-        ["ps", "-o", "pid=", "--ppid", str(master)], capture_output=True, text=True
-    )
-    return [int(p) for p in out.stdout.split()]
+def _stacks(collapsed_file):
+    """(frames, samples) of every stack py-spy recorded, idle ones left out."""
+    for line in Path(collapsed_file).read_text().splitlines():
+        stack, _, count = line.rstrip().rpartition(" ")
+        if stack and "idle" not in stack.rsplit(";", 1)[-1]:
+            yield stack.split(";"), int(count)
 
 
-def analyse(collapsed_files: list, top: int = 40) -> dict:
-    inclusive = collections.Counter()
-    self_time = collections.Counter()
-    groups = collections.Counter()
-    total = 0
-    for path in collapsed_files:
-        for line in Path(path).read_text().splitlines():
-            stack, _, count = line.rstrip().rpartition(" ")
-            if not stack:
-                continue
-            n = int(count)
-            frames = stack.split(";")
-            if frames and "idle" in frames[-1]:
-                continue
-            total += n
-            for frame in set(frames):
-                inclusive[frame] += n
-            self_time[frames[-1]] += n
-            groups[_group(frames[-1])] += n
+def analyse(collapsed_file, top: int = 40) -> dict:
+    """Self time by library, and the frames with the largest inclusive share."""
+    inclusive, groups, total = collections.Counter(), collections.Counter(), 0
+    for frames, n in _stacks(collapsed_file):
+        total += n
+        inclusive.update(dict.fromkeys(set(frames), n))
+        groups[_group(frames[-1])] += n
     return {
         "samples": total,
-        "self_by_library": {k: round(v / total, 3) for k, v in groups.most_common()},
-        "inclusive": [(f, round(n / total, 3)) for f, n in inclusive.most_common(top)],
-        "self": [(f, round(n / total, 3)) for f, n in self_time.most_common(top)],
+        "self_by_library": {k: round(v / max(1, total), 3) for k, v in groups.most_common()},
+        "inclusive": [(f, round(n / max(1, total), 3)) for f, n in inclusive.most_common(top)],
     }
 
 
@@ -89,14 +77,10 @@ def _trie(collapsed_file, root: str) -> tuple[dict, int]:
     """{frame: [samples, children]} of the stacks below ``root``, and all samples."""
     trie: dict = {}
     total = 0
-    for line in Path(collapsed_file).read_text().splitlines():
-        stack, _, count = line.rstrip().rpartition(" ")
-        if not stack:
-            continue
-        n = int(count)
+    for frames, n in _stacks(collapsed_file):
         total += n
         node = trie
-        for frame in _below(stack.split(";"), root) or []:
+        for frame in _below(frames, root) or []:
             entry = node.setdefault(frame, [0, {}])
             entry[0] += n
             node = entry[1]
@@ -120,18 +104,6 @@ def tree(collapsed_file, root: str = "Flask.wsgi_app", min_share: float = 0.015)
     return "\n".join(lines)
 
 
-def wrk_target(scenario: str, base: str, tokens: dict, ids_file: Path) -> tuple[str, dict]:
-    """The URL and wrk environment that drive ``scenario``."""
-    role = "admin" if scenario == "admin_list" else "intern"
-    env, url = {"BENCH_TOKEN": tokens[role]}, base + LIST_PATH
-    if scenario == "intern_detail":
-        url, env["BENCH_IDS_FILE"] = base + "/api/tasks/", str(ids_file)
-    if scenario == "intern_post":
-        url = base + "/api/tasks/"
-        env["BENCH_BODY"] = json.dumps({"title": "bench task", "priority": "HIGH"})
-    return url, env
-
-
 def record(pid: int, seconds: int, path: Path) -> subprocess.Popen:
     """py-spy sampling one worker for ``seconds`` (GIL holders only), raw collapsed stacks."""
     argv = [str(VENV_BIN / "py-spy"), "record", "--pid", str(pid), "--duration", str(seconds)]
@@ -139,14 +111,14 @@ def record(pid: int, seconds: int, path: Path) -> subprocess.Popen:
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def profile_under_load(server: Gunicorn, scenario: str, seconds: int, url: str, env: dict):
+def profile_under_load(server: Server, scenario: str, seconds: int, url: str, env: dict):
     """wrk drives ``url`` while py-spy samples every worker; (per-worker files, wrk result)."""
     wrk(url, 2, 8, **env)  # warm-up
     result: dict = {}
     load = threading.Thread(target=lambda: result.update(wrk(url, seconds + 4, 8, **env)))
     load.start()
     time.sleep(2)
-    pids = worker_pids(server.proc.pid)
+    pids = [pid for pid in server.pids() if pid != server.proc.pid]
     files = [RESULTS_DIR / f"pyspy-{scenario}-{pid}.txt" for pid in pids]
     spies = [record(pid, seconds, path) for pid, path in zip(pids, files, strict=True)]
     for spy in spies:
@@ -166,19 +138,19 @@ def merge(files: list[Path], merged: Path) -> None:
 def run(scenario: str, seconds: int) -> dict:
     """Profile ``scenario`` (the app as ``wsgi:app``, under wrk)."""
     users = bench_users()
-    ids_file = RESULTS_DIR / "intern_task_ids.txt"
-    ids_file.write_text("\n".join(map(str, users["intern_task_ids"])) + "\n")
     try:
-        with Gunicorn("wsgi:app", app_env(), "profile") as server:
+        with Server("gunicorn", "wsgi:app", app_env(), "profile") as server:
             server.wait_ready("/healthz")
-            tokens = {role: login(server.base, users[role]) for role in ("admin", "intern")}
-            url, env = wrk_target(scenario, server.base, tokens, ids_file)
+            path, env = prepare(server.base, users)["kinds"][APP[scenario][1]]
+            if scenario == "intern_list_304":
+                env = {**env, "BENCH_IF_NONE_MATCH": list_etag(server.base, env["BENCH_TOKEN"])}
+            url = server.base + path
             files, result = profile_under_load(server, scenario, seconds, url, env)
     finally:
         cleanup_writes(users["max_task_id"])
     merged = RESULTS_DIR / f"pyspy-{scenario}.txt"
     merge(files, merged)
-    analysis = analyse([merged])
+    analysis = analyse(merged)
     analysis["load"] = {k: result.get(k) for k in ("rps", "p50_ms", "p99_ms", "errors")}
     return analysis
 
@@ -191,11 +163,7 @@ def main() -> None:
     analysis = run(args.scenario, args.seconds)
     print(json.dumps(analysis["load"]))
     print("self time by library:", json.dumps(analysis["self_by_library"]))
-    print("inclusive:")
     for frame, share in analysis["inclusive"]:
-        print(f"  {share:6.1%}  {frame[:150]}")
-    print("self:")
-    for frame, share in analysis["self"][:25]:
         print(f"  {share:6.1%}  {frame[:150]}")
     (RESULTS_DIR / f"pyspy-{args.scenario}.json").write_text(json.dumps(analysis, indent=1))
     text = tree(RESULTS_DIR / f"pyspy-{args.scenario}.txt")

@@ -40,37 +40,10 @@ from bench.common import PASSWORD, connect, db_name, ensure_database, exclusive_
 
 STATUSES = [("COMPLETED", 0.40), ("PENDING", 0.30), ("IN_PROGRESS", 0.15), ("OVERDUE", 0.15)]
 PRIORITIES = [(1, 0.30), (2, 0.50), (3, 0.20)]
-VERBS = [
-    "Review",
-    "Write",
-    "Fix",
-    "Update",
-    "Prepare",
-    "Plan",
-    "Test",
-    "Deploy",
-    "Document",
-    "Refactor",
-    "Call",
-    "Email",
-]
-NOUNS = [
-    "report",
-    "invoice",
-    "onboarding",
-    "backlog",
-    "release",
-    "budget",
-    "API",
-    "contract",
-    "dashboard",
-    "migration",
-    "newsletter",
-    "roadmap",
-    "audit",
-    "design",
-    "survey",
-]
+VERBS = "Review Write Fix Update Prepare Plan Test Deploy Document Refactor Call Email"
+NOUNS = "report invoice onboarding backlog release budget API contract dashboard migration "
+NOUNS += "newsletter roadmap audit design survey"
+VERBS, NOUNS = VERBS.split(), NOUNS.split()
 LOREM = (
     "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor "
     "incididunt ut labore et dolore magna aliqua. Ut enim ad minim veniam, quis nostrud "

@@ -1,30 +1,25 @@
-"""The overdue sweep on the seeded 1M tasks, beside the same work in hand-written SQL.
+"""The overdue sweep on the seeded tasks, beside the same sweep on a minimal copy of
+``task`` and beside hand-written SQL; and the INSERT that POST makes, on both tables.
+
+The minimal copy (``bench_minimal.task``, made here for the run and dropped after) holds
+the same rows with only a primary key and the sweep's own index (status, due_date, id): no
+other index, no trigger, no foreign key. The app's code runs on it unchanged, with
+``search_path = bench_minimal, public`` (``activity_log`` stays the real one), so the ratio
+is what the real table's indexes and triggers cost the write (issue 19: sweep <= 1.6x,
+insert <= 1.3x).
 
 How "N due" is made without touching the data: the seed keeps PENDING/IN_PROGRESS tasks
 due today or later, so sweeping with a later ``today`` makes exactly the tasks due before
-it overdue. For a target N the cut-off date is the first at which at least N such tasks
-are due (the exact N is printed).
-
-Each measurement runs in a fresh Python subprocess (so peak memory is the sweep's, not
-the leftovers of earlier runs): imports, app and database connection first, then
-- wall time of the sweep's statement(s) inside one transaction (``time.perf_counter``);
-- peak memory: the process's peak RSS during the sweep minus its RSS just before. The
-  kernel's high-water mark is reset first (``5`` written to ``/proc/self/clear_refs``), so
-  ``VmHWM`` in ``/proc/self/status`` (the same figure as ``getrusage().ru_maxrss``) is
-  the peak of the sweep alone, C allocations such as libpq result buffers included; and
-  ``tracemalloc``'s peak of Python allocations during the sweep;
-then the transaction is ROLLED BACK, so every run starts from the same data (COMMIT is not
-timed, on either side) and ``VACUUM task, activity_log`` clears the dead rows before the
-next run.
-
-The contenders, all given the same ``today`` and the same transaction treatment:
-- ``orm``: ``taskapp.overdue.sweep(db.session, today)`` in an app context (the code the
-  Celery task and ``flask tasks mark-overdue`` run);
-- ``raw_two``: two hand-written statements, ``INSERT INTO activity_log ... SELECT ... FROM
-  task WHERE <due> FOR UPDATE`` (locks and logs) then ``UPDATE task ... WHERE <due>
-  RETURNING id`` (the ids are counted on the server side of the cursor);
-- ``raw_cte``: the same two written as one statement, ``WITH marked AS (UPDATE ...
-  RETURNING ...) INSERT ... SELECT ... FROM marked``.
+it overdue (the cut-off is the first day at which at least N are due; the exact N is
+printed). Each measurement runs in a fresh Python process (so peak memory is the
+sweep's): app and connection first, then the wall time (``time.perf_counter``) and the
+peak RSS growth (the kernel's high-water mark reset through ``/proc/self/clear_refs``, then
+``VmHWM`` minus the RSS before) and ``tracemalloc``'s peak; then the transaction is ROLLED
+BACK and VACUUM clears the dead rows. Contenders, interleaved, medians compared:
+``orm`` (``taskapp.tasks.overdue.sweep``, what Celery and ``flask tasks mark-overdue`` run),
+``minimal`` (the same on the copy), ``raw_two`` (two hand-written statements: INSERT INTO
+activity_log ... SELECT ... FOR UPDATE, then UPDATE ... RETURNING id); ``insert`` and
+``insert_minimal``: 300 tasks created as POST creates them (ORM flush + audit row).
 
     python -m bench.sweep_bench [--target 100000] [--repeat 3] [--memory 10000,200000]
 """
@@ -55,18 +50,17 @@ RAW_TWO = [
     + DUE
     + " RETURNING id",
 ]
-RAW_CTE = (
-    "WITH marked AS (UPDATE task SET status = 'OVERDUE', version = task.version + 1, "
-    "updated_at = now() FROM (SELECT id, status FROM task WHERE "
-    + DUE
-    + " FOR UPDATE) AS due WHERE task.id = due.id "
-    "RETURNING task.id, task.title, task.assigned_to_id, due.status AS old_status) "
-    "INSERT INTO activity_log (task_id, task_title, action, changes, actor_id, source, "
-    "assignee_id, created_at) SELECT id, title, 'MARKED_OVERDUE', "
-    + CHANGES.format(old="old_status")
-    + ", NULL, 'system', assigned_to_id, now() FROM marked"
-)
-METHODS = ("orm", "raw_two", "raw_cte")
+METHODS = ("orm", "minimal", "raw_two", "insert", "insert_minimal")
+INSERTS = 300
+MINIMAL = [
+    "DROP SCHEMA IF EXISTS bench_minimal CASCADE",
+    "CREATE SCHEMA bench_minimal",
+    "CREATE TABLE bench_minimal.task (LIKE public.task INCLUDING DEFAULTS)",
+    "INSERT INTO bench_minimal.task SELECT * FROM public.task",
+    "ALTER TABLE bench_minimal.task ADD PRIMARY KEY (id)",
+    "CREATE INDEX ON bench_minimal.task (status, due_date, id)",
+    "SELECT setval(pg_get_serial_sequence('public.task', 'id'), max(id)) FROM public.task",
+]
 
 
 # --- child process: one measured sweep -------------------------------------------------
@@ -90,22 +84,36 @@ def _status_kib(field: str) -> int:
 def _sweep(method: str, session, raw, today: date) -> int:
     """One sweep by ``method`` in the session's open transaction (``raw``: its psycopg
     connection); the number of tasks it marked."""
-    if method == "orm":
+    if method.startswith("insert"):
+        return _inserts(session)
+    if method in ("orm", "minimal"):
         from taskapp.tasks import overdue
 
         return overdue.sweep(session, today)
     with raw.cursor() as cursor:
-        if method == "raw_cte":
-            cursor.execute(RAW_CTE, {"today": today})
-            return cursor.rowcount
-        if method != "raw_two":
-            raise ValueError(method)
         cursor.execute(RAW_TWO[0], {"today": today})
         logged = cursor.rowcount
         cursor.execute(RAW_TWO[1], {"today": today})
         if logged != cursor.rowcount:
             raise RuntimeError(f"raw_two logged {logged} but marked {cursor.rowcount}")
         return cursor.rowcount
+
+
+def _inserts(session) -> int:
+    """``INSERTS`` tasks made one at a time as POST makes them (ORM flush + audit row)."""
+    from sqlalchemy import text
+
+    from taskapp.audit import act_as
+    from taskapp.models import Source, Task
+
+    user_id = session.execute(text("SELECT min(id) FROM user_account")).scalar_one()
+    act_as(session, user_id, Source.API)
+    for n in range(INSERTS):
+        task = Task(title=f"write cost {n}", description="measured", priority="HIGH")
+        task.assigned_to_id = task.created_by_id = user_id
+        session.add(task)
+        session.flush()
+    return INSERTS
 
 
 def _measured_sweep(method: str, session, raw, today: date) -> dict:
@@ -143,6 +151,8 @@ def child(method: str, today: date, all_due: bool = False) -> dict:
     with app.app_context():
         session = db.session
         session.execute(text("SELECT 1"))  # connection made and transaction open
+        if method.endswith("minimal"):
+            session.execute(text("SET LOCAL search_path = bench_minimal, public"))
         if all_due:  # every task due: same transaction, rolled back with it, not measured
             session.execute(text(ALL_DUE_SETUP))
         raw = session.connection().connection.driver_connection  # psycopg, same transaction
@@ -190,32 +200,14 @@ def measure(method: str, today: date, all_due: bool = False) -> dict:
         raise RuntimeError(f"sweep child {method} failed:\n{out.stderr[-3000:]}")
     result = json.loads(out.stdout.strip().splitlines()[-1])
     with connect(autocommit=True) as conn:
-        conn.execute("VACUUM task")
-        conn.execute("VACUUM activity_log")
+        for name in ("task", "activity_log", "bench_minimal.task"):
+            conn.execute(f"VACUUM {name}")
     return result
 
 
-MEMORY_KEYS = (
-    "seconds",
-    "rss_before_kib",
-    "rss_after_kib",
-    "rss_growth_kib",
-    "tracemalloc_peak_kib",
-)
-
-
-def _memory_row(target, due: int, day, result: dict) -> dict:
-    return {
-        "target": target,
-        "due": due,
-        "today": day.isoformat(),
-        **{key: result[key] for key in MEMORY_KEYS},
-    }
-
-
-def _print_run(result: dict) -> None:
+def _print_run(result: dict, label: str = "") -> None:
     print(
-        f"  {result['method']:<8} {result['seconds']:6.2f} s  rows {result['rows']}  "
+        f"  {label or result['method']:<16} {result['seconds']:6.2f} s  rows {result['rows']}  "
         f"peak RSS +{result['rss_growth_kib'] / 1024:.1f} MiB  "
         f"tracemalloc peak {result['tracemalloc_peak_kib']:.0f} KiB",
         flush=True,
@@ -228,153 +220,107 @@ def timing_runs(today: date, n_due: int, repeat: int) -> dict[str, list[dict]]:
     for i in range(repeat):
         for method in METHODS if i % 2 == 0 else tuple(reversed(METHODS)):
             result = measure(method, today)
-            if result["rows"] != n_due:
-                raise RuntimeError(f"{method} marked {result['rows']}, expected {n_due}")
+            expected = INSERTS if method.startswith("insert") else n_due
+            if result["rows"] != expected:
+                raise RuntimeError(f"{method} wrote {result['rows']}, expected {expected}")
             timing[method].append(result)
             _print_run(result)
     return timing
 
 
 def summarise(timing: dict[str, list[dict]]) -> tuple[dict, dict]:
-    """Medians and peaks per method, and the ORM's ratios to the raw SQL."""
+    """Medians and peaks per method, and the ratios of the targets."""
     summary = {
         m: {
             "median_s": statistics.median(r["seconds"] for r in runs),
-            "min_s": min(r["seconds"] for r in runs),
             "rss_growth_kib": max(r["rss_growth_kib"] for r in runs),
             "tracemalloc_peak_kib": max(r["tracemalloc_peak_kib"] for r in runs),
         }
         for m, runs in timing.items()
     }
-    orm = summary["orm"]["median_s"]
-    raw_two, raw_cte = summary["raw_two"]["median_s"], summary["raw_cte"]["median_s"]
+    median = {m: v["median_s"] for m, v in summary.items()}
     ratios = {
-        "orm_vs_raw_two": orm / raw_two,
-        "orm_vs_raw_cte": orm / raw_cte,
-        "orm_vs_best_raw": orm / min(raw_two, raw_cte),
+        "sweep_vs_minimal": median["orm"] / median["minimal"],
+        "insert_vs_minimal": median["insert"] / median["insert_minimal"],
+        "orm_vs_raw_two": median["orm"] / median["raw_two"],
     }
-    print(
-        f"  ORM sweep / raw SQL (medians): {ratios['orm_vs_raw_two']:.2f}x two statements, "
-        f"{ratios['orm_vs_raw_cte']:.2f}x one CTE statement",
-        flush=True,
-    )
+    print("  ratios (medians):", {k: round(v, 2) for k, v in ratios.items()}, flush=True)
     return summary, ratios
 
 
-def memory_series(targets, days: dict, target: int, timing: dict, all_eligible) -> list[dict]:
+def memory_series(targets, days: dict, target: int, timing: dict, million: bool) -> list[dict]:
     """The ORM sweep's peak memory for each target number of due tasks (the timing runs'
-    own worst case for ``target``, a fresh run for the others)."""
+    own worst case for ``target``, a fresh run for the others; ``million``: also with every
+    task made due, in the rolled-back transaction)."""
     memory = []
-    for n in targets:
-        day, exact = days[n]
+    runs = [(n, *days[n]) for n in targets] + ([("every task", FAR_FUTURE, 0)] if million else [])
+    for n, day, exact in runs:
         if n == target:
             result = max(timing["orm"], key=lambda r: r["rss_growth_kib"])
         else:
-            result = measure("orm", day)
-        memory.append(_memory_row("all eligible" if n == all_eligible else n, exact, day, result))
-        print(
-            f"  memory, orm, {exact:>7} due: peak RSS +{result['rss_growth_kib'] / 1024:.1f} MiB "
-            f"(before {result['rss_before_kib'] / 1024:.1f} MiB, after "
-            f"{result['rss_after_kib'] / 1024:.1f} MiB), tracemalloc peak "
-            f"{result['tracemalloc_peak_kib']:.0f} KiB, {result['seconds']:.2f} s",
-            flush=True,
-        )
+            result = measure("orm", day, all_due=n == "every task")
+        due = exact or result["rows"]
+        _print_run(result, f"memory, {due} due")
+        keys = ("seconds", "rss_after_kib", "rss_growth_kib", "tracemalloc_peak_kib")
+        memory.append({"due": due, "today": day.isoformat(), **{k: result[k] for k in keys}})
     return memory
 
 
-def every_task_due() -> dict:
-    """The ORM sweep with every task made due (in the rolled-back transaction)."""
-    result = measure("orm", FAR_FUTURE, all_due=True)
-    print(
-        f"  memory, orm, {result['rows']:>7} due (all tasks made due in the rolled-back "
-        f"transaction): peak RSS +{result['rss_growth_kib'] / 1024:.1f} MiB, tracemalloc "
-        f"peak {result['tracemalloc_peak_kib']:.0f} KiB, {result['seconds']:.2f} s",
-        flush=True,
-    )
-    return _memory_row("every task", result["rows"], FAR_FUTURE, result)
+def make_minimal_copy() -> None:
+    with connect(autocommit=True) as conn:
+        for statement in MINIMAL:
+            conn.execute(statement)
+        conn.execute("VACUUM ANALYZE bench_minimal.task")
 
 
-def run(
-    target: int = 100_000,
-    repeat: int = 3,
-    memory_targets=(10_000, 200_000),
-    full: bool = True,
-    million: bool = False,
-) -> dict:
+def run(target=100_000, repeat=3, memory_targets=(10_000, 200_000), million=False) -> dict:
     with connect() as conn:
         total = conn.execute("SELECT count(*) FROM task").fetchone()[0]
-        logs = conn.execute("SELECT count(*) FROM activity_log").fetchone()[0]
-    all_eligible = 10**9 if full else None
-    targets = sorted({target, *memory_targets} | ({all_eligible} if full else set()))
+    targets = sorted({target, *memory_targets, 10**9})  # 10**9: every eligible task
     days = cutoffs(targets)
     today, n_due = days[target]
-    print(
-        f"Sweep: {total} tasks, {n_due} due with today={today}; {repeat} runs of each, "
-        "interleaved, each in a fresh process, rolled back",
-        flush=True,
-    )
-    timing = timing_runs(today, n_due, repeat)
-    summary, ratios = summarise(timing)
-    memory = memory_series(targets, days, target, timing, all_eligible)
-    if million:
-        memory.append(every_task_due())
+    print(f"Sweep: {total} tasks, {n_due} due with today={today}; {repeat} runs", flush=True)
+    make_minimal_copy()
+    try:
+        timing = timing_runs(today, n_due, repeat)
+        summary, ratios = summarise(timing)
+        memory = memory_series(targets, days, target, timing, million)
+    finally:
+        with connect(autocommit=True) as conn:
+            conn.execute(MINIMAL[0])
     return {
-        "tasks": total,
-        "log_rows_before": logs,
-        "due": n_due,
-        "today": today.isoformat(),
-        "repeat": repeat,
-        "runs": timing,
-        "summary": summary,
-        "ratios": ratios,
-        "memory": memory,
+        **{"tasks": total, "due": n_due, "today": today.isoformat(), "repeat": repeat},
+        **{"runs": timing, "summary": summary, "ratios": ratios, "memory": memory},
     }
 
 
 def report(result: dict) -> str:
     s = result["summary"]
+    mib = "{:.1f}".format
     rows = [
+        [m, f"{v['median_s']:.3f}", mib(v["rss_growth_kib"] / 1024), int(v["tracemalloc_peak_kib"])]
+        for m, v in s.items()
+    ]
+    memory = [
         [
-            m,
-            f"{s[m]['median_s']:.2f}",
-            f"{s[m]['min_s']:.2f}",
-            f"{s[m]['rss_growth_kib'] / 1024:.1f}",
-            f"{s[m]['tracemalloc_peak_kib']:.0f}",
-            f"{s[m]['median_s'] / s['raw_two']['median_s']:.2f}x",
+            m["due"],
+            f"{m['seconds']:.2f}",
+            mib(m["rss_growth_kib"] / 1024),
+            mib(m["rss_after_kib"] / 1024),
         ]
-        for m in METHODS
+        for m in result["memory"]
     ]
-    out = [
-        f"{result['due']} due of {result['tasks']} tasks (today={result['today']}), "
-        f"median of {result['repeat']}:",
-        table(
-            rows,
-            [
-                "method",
-                "median s",
-                "min s",
-                "peak RSS growth MiB",
-                "tracemalloc peak KiB",
-                "vs raw_two",
-            ],
-        ),
-        "",
-        f"ORM sweep peak memory by number of due tasks ({result['tasks']:,}-task table):",
-        table(
-            [
-                [
-                    m["due"],
-                    f"{m['seconds']:.2f}",
-                    f"{m['rss_growth_kib'] / 1024:.1f}",
-                    f"{m['rss_after_kib'] / 1024:.1f}",
-                    f"{m['tracemalloc_peak_kib']:.0f}",
-                ]
-                for m in result["memory"]
-            ],
-            ["due tasks", "sweep s", "peak RSS growth MiB", "peak RSS MiB", "tracemalloc peak KiB"],
-        ),
-    ]
-    return "\n".join(out)
+    ratios = ", ".join(f"{k} {v:.2f}x" for k, v in result["ratios"].items())
+    return "\n".join(
+        [
+            f"{result['due']} due of {result['tasks']} tasks (today={result['today']}), "
+            f"{INSERTS} inserts; medians of {result['repeat']}: {ratios}",
+            table(rows, ["method", "median s", "peak RSS growth MiB", "tracemalloc peak KiB"]),
+            "",
+            "ORM sweep peak memory by number of due tasks:",
+            table(memory, ["due", "sweep s", "RSS growth MiB", "peak RSS MiB"]),
+        ]
+    )
 
 
 def main() -> None:
@@ -386,11 +332,10 @@ def main() -> None:
     parser.add_argument("--target", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--memory", default="10000,200000")
-    parser.add_argument("--no-full", action="store_true", help="skip the all-eligible run")
     parser.add_argument("--million", action="store_true", help="also sweep with every task due")
     args = parser.parse_args()
     memory = tuple(int(x) for x in args.memory.split(",") if x)
-    result = run(args.target, args.repeat, memory, full=not args.no_full, million=args.million)
+    result = run(args.target, args.repeat, memory, million=args.million)
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     (RESULTS_DIR / "sweep.json").write_text(json.dumps(result, indent=1, default=str))
     print(report(result))

@@ -31,9 +31,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-JWT_SECRET = "bench-only-jwt-secret-0123456789-abcdefghijklmnop"
-PASSWORD = "bench-password-not-secret"
+from bench.common import FAST_HASHING, JWT_SECRET, PASSWORD, ROOT, scratch_database
 
 
 class Arrivals:
@@ -73,21 +71,15 @@ def prepare_environment(mode: str, workdir: Path, args) -> dict[str, str]:
         JWT_SECRET_KEY=JWT_SECRET,
         TASKAPP_INSTANCE_DIR=str(workdir),
         WEBHOOK_ALLOWED_NETWORKS="127.0.0.0/8",
-        PASSWORD_HASH_TIME_COST="1",
-        PASSWORD_HASH_MEMORY_KIB="8",
-        PASSWORD_HASH_PARALLELISM="1",
+        **{key: str(value) for key, value in FAST_HASHING.items()},
     )
     env.pop("CELERY_BROKER_URL", None)
     if mode == "embedded":
         env["DATABASE_URL"] = f"sqlite:///{workdir / 'taskapp.sqlite'}"
     else:
-        import psycopg
         import redis
 
-        with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as c:
-            c.execute(f'DROP DATABASE IF EXISTS "{args.pg_database}" WITH (FORCE)')
-            c.execute(f'CREATE DATABASE "{args.pg_database}"')
-        env["DATABASE_URL"] = f"postgresql+psycopg://postgres@127.0.0.1:5432/{args.pg_database}"
+        env["DATABASE_URL"] = scratch_database(args.pg_database)
         env["CELERY_BROKER_URL"] = args.redis_url
         redis.Redis.from_url(args.redis_url).flushdb()
     flask = [sys.executable, "-m", "flask", "--app", "wsgi"]

@@ -44,16 +44,22 @@ def configure_logging(level: str) -> None:
 
 def register_extensions(app: Flask) -> None:
     from taskapp.auth.tokens import init_jwt
+    from taskapp.db import drop_dead_connections
     from taskapp.extensions import db, jwt, limiter, migrate
     from taskapp.web.api import api
     from taskapp.web.docs import register_docs_assets
 
     _ensure_sqlite_dir(app.config["SQLALCHEMY_DATABASE_URI"])
     db.init_app(app)
+    with app.app_context():
+        drop_dead_connections(db.engine)
     migrate.init_app(app, db, directory=_migrations_dir())
     jwt.init_app(app)
     init_jwt(app, jwt)
     limiter.init_app(app)
+    # flask-limiter checks application-wide limits before every request; taskapp sets
+    # none (the login's decorated limits check themselves): one hook less on every route.
+    app.before_request_funcs[None].remove(limiter._check_request_limit)
     register_docs_assets(app)
     api.init_app(app, spec_kwargs=_spec_kwargs())
 

@@ -145,7 +145,7 @@ def _app_settings(env: str, redis_url: str | None) -> dict:
         "CALENDAR_UID_DOMAIN": _calendar_uid_domain(trusted_hosts),
         "TASKAPP_TIMEZONE": os.environ.get("TASKAPP_TIMEZONE", "UTC"),
         "SQLALCHEMY_DATABASE_URI": os.environ.get("DATABASE_URL", _sqlite_url("taskapp.sqlite")),
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "SQLALCHEMY_ENGINE_OPTIONS": {},  # no pre-ping: see taskapp/db.py
         "REDIS_URL": redis_url,
         "MAX_CONTENT_LENGTH": 1024 * 1024,
         "CORS_ORIGINS": os.environ.get("CORS_ORIGINS", ""),

@@ -5,11 +5,13 @@ from flask_limiter import Limiter
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 
+from taskapp.db import Session
 from taskapp.models import Base
 
-db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
+db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False, "class_": Session})
 """Objects keep their values after commit: a view commits once, then dumps what it
-wrote, without a second round trip (and relationships are ``lazy="raise"``)."""
+wrote, without a second round trip (and relationships are ``lazy="raise"``). Reads of a
+GET run in autocommit (see taskapp/db.py)."""
 migrate = Migrate()
 jwt = JWTManager()
 limiter = Limiter(key_func=lambda: "global", default_limits=[])

@@ -3,6 +3,10 @@
 local token = os.getenv("BENCH_TOKEN")
 local body = os.getenv("BENCH_BODY")
 local if_none_match = os.getenv("BENCH_IF_NONE_MATCH")
+local step = os.getenv("BENCH_STEP")
+if step and step ~= "" then
+  wrk.headers["X-Ladder"] = step
+end
 wrk.headers["Accept"] = "application/json"
 if token and token ~= "" then
   wrk.headers["Authorization"] = "Bearer " .. token

@@ -22,9 +22,10 @@ from flask import current_app, g, request
 from flask_jwt_extended import JWTManager, create_access_token, create_refresh_token, decode_token
 from flask_jwt_extended.exceptions import JWTExtendedException
 from jwt import PyJWTError
-from sqlalchemy import exists, false, select
+from sqlalchemy import bindparam, exists, select
 
 from taskapp.auth import personal_tokens, revocations
+from taskapp.db import reads
 from taskapp.extensions import db
 from taskapp.models import RevokedSession, RevokedToken, Role, User, utcnow
 from taskapp.web.api import MAX_ID, UNAUTHENTICATED_HEADERS
@@ -75,6 +76,19 @@ class AuthUser:
 
 
 AUTH_COLUMNS = [getattr(User.__table__.c, field.name) for field in fields(AuthUser)]
+TOKEN_STATE = (
+    select(
+        *AUTH_COLUMNS,
+        RevokedToken.jti,
+        RevokedToken.revoked_at,
+        exists().where(RevokedSession.sid == bindparam("sid")),
+    )
+    .select_from(User)
+    .outerjoin(RevokedToken, RevokedToken.jti == bindparam("jti"))
+    .where(User.id == bindparam("user_id"))
+)
+"""The token check, built once (its compiled form is cached with it): the user's row,
+when the token was revoked (if it was), whether its session ended (``sid`` null: never)."""
 
 
 # What the claims of a JWT this app minted look like, checked before anything reads
@@ -160,15 +174,8 @@ def _token_state(payload: dict) -> TokenState:
     user_id = user_id_of(payload)
     if user_id is None or not well_formed(payload):
         return REFUSED
-    sid = session_id_of(payload)
-    session_ended = exists().where(RevokedSession.sid == sid) if sid else false()
-    query = (
-        select(*AUTH_COLUMNS, RevokedToken.jti, RevokedToken.revoked_at, session_ended)
-        .select_from(User)
-        .outerjoin(RevokedToken, RevokedToken.jti == payload["jti"])
-        .where(User.id == user_id)
-    )
-    row = db.session.connection().execute(query).first()
+    params = {"user_id": user_id, "jti": payload["jti"], "sid": session_id_of(payload)}
+    row = reads(db.session).execute(TOKEN_STATE, params).first()
     if row is None:
         return REFUSED
     *values, revoked_jti, revoked_at, has_ended = row

@@ -1,11 +1,13 @@
 """Visibility, filters and ordering for task listings, built from parsed query args."""
 
 import operator
+from functools import lru_cache
 
 from sqlalchemy import Select, func, or_, select
 
 from taskapp.models import Priority, Status, Task, TaskChange, TaskCounter, User
 from taskapp.ordering import order_by_keys
+from taskapp.tasks.service import as_rows
 from taskapp.visibility import limit_to_owner, visible_tasks
 
 COMPARISONS = {
@@ -80,6 +82,7 @@ def counter_count(user: User, args: dict) -> Select | None:
     return query
 
 
+@lru_cache(maxsize=4096)
 def change_stamp(user: User) -> Select:
     """A number that grows with every change to a task ``user`` can list: an INTERN's own
     counter (bumped by changes to their tasks, reassignments to and away from them
@@ -96,6 +99,31 @@ def task_count(user: User, args: dict, filtered: Select) -> Select:
     if from_counters is not None:
         return from_counters
     return filtered.with_only_columns(func.count(), maintain_column_froms=True)
+
+
+PAGE_ARGS = {"page", "page_size", "cursor"}
+
+
+def listing(user: User, args: dict) -> tuple[Select, Select, Select]:
+    """The statements of a task listing for ``user`` and the parsed query ``args``: the
+    rows (unordered, for the keyset), the ordered rows and the count. Built once per
+    caller and query (a listing polled again reuses its statements, so SQLAlchemy
+    neither rebuilds them nor recomputes their cache keys)."""
+    key = tuple(sorted((k, _frozen(v)) for k, v in args.items() if k not in PAGE_ARGS))
+    return _listing(user, key)
+
+
+@lru_cache(maxsize=1024)
+def _listing(user: User, key: tuple) -> tuple[Select, Select, Select]:
+    args = dict(key)
+    filtered = apply_filters(visible_tasks(user), args)
+    query = as_rows(filtered)
+    ordered = apply_ordering(query, list(args["ordering"]))
+    return query, ordered, task_count(user, args, filtered)
+
+
+def _frozen(value):
+    return tuple(_frozen(v) for v in value) if isinstance(value, list | tuple) else value
 
 
 def apply_ordering(query: Select, keys: list[tuple[str, bool]]) -> Select:

@@ -6,14 +6,7 @@ from flask.views import MethodView
 from taskapp.extensions import db
 from taskapp.models import Task, task_etag
 from taskapp.tasks import overdue, service
-from taskapp.tasks.queries import (
-    NULLABLE_KEYS,
-    apply_filters,
-    apply_ordering,
-    change_stamp,
-    stats,
-    task_count,
-)
+from taskapp.tasks.queries import NULLABLE_KEYS, change_stamp, listing, stats
 from taskapp.tasks.schemas import (
     TaskPageSchema,
     TaskPatchSchema,
@@ -22,7 +15,6 @@ from taskapp.tasks.schemas import (
     TaskStatsSchema,
     TaskWriteSchema,
 )
-from taskapp.visibility import visible_tasks
 from taskapp.web.api import ETAG_HEADER, ID_IN_PATH, Blueprint, check_if_match
 from taskapp.web.conditional import ListTag, not_modified
 from taskapp.web.dumps import compile_dump, json_response
@@ -68,15 +60,13 @@ class Tasks(MethodView):
         tag = ListTag(change_stamp(current_user), current_user)
         if unchanged := tag.not_modified():
             return unchanged
-        filtered = apply_filters(visible_tasks(current_user), args)
-        query, size = service.as_rows(filtered), args["page_size"]
+        query, ordered, count = listing(current_user, args)
+        size = args["page_size"]
         if "cursor" in args:
             keyset = Keyset(Task, args["ordering"], nullable=NULLABLE_KEYS)
             page = cursor_paginate(query, keyset, args["cursor"], size, tag=tag, fetch=rows)
         else:
-            query = apply_ordering(query, args["ordering"])
-            count = task_count(current_user, args, filtered)
-            page = paginate(query, args["page"], size, count_query=count, tag=tag, fetch=rows)
+            page = paginate(ordered, args["page"], size, count_query=count, tag=tag, fetch=rows)
         return _task_page(page, tag)
 
     @blp.auth_required(scope="tasks:write")

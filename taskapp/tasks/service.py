@@ -2,11 +2,13 @@
 commits; the caller does, once."""
 
 from datetime import date
+from types import SimpleNamespace
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import Session, joinedload, make_transient_to_detached
 from sqlalchemy.orm.util import identity_key
 
+from taskapp.db import reads
 from taskapp.errors import InvalidField, NotFound, PermissionDenied
 from taskapp.models import SERIES, Role, Status, Task, User, task_fields, utcnow
 from taskapp.tasks import recurrence
@@ -42,12 +44,23 @@ def as_rows(query: Select) -> Select:
 
 def get_visible_row(session: Session, user: User, task_id: int):
     """The task as a row of its columns and ``assigned_to_username`` (no ORM entity),
-    if ``user`` may see it; NotFound otherwise."""
-    query = as_rows(visible_tasks(user).where(Task.id == task_id))
-    row = session.connection().execute(query).first()
+    if ``user`` may see it; NotFound otherwise. One statement per role, built once."""
+    query = VISIBLE_ROW[user.role == Role.ADMIN]
+    params = {"task_id": task_id, "owner_id": user.id}
+    row = reads(session).execute(query, params).first()
     if row is None:
         raise NotFound("Task")
     return row
+
+
+def _visible_row(role: Role) -> Select:
+    """The detail's statement for any caller of ``role`` (visibility.py's rule, with the
+    caller's id as a bound parameter), built once."""
+    caller = SimpleNamespace(role=role, id=bindparam("owner_id"))
+    return as_rows(visible_tasks(caller).where(Task.id == bindparam("task_id")))
+
+
+VISIBLE_ROW = {True: _visible_row(Role.ADMIN), False: _visible_row(Role.INTERN)}
 
 
 def resolve_assignee(session: Session, user: User, assignee_id: int | None) -> User:

@@ -11,6 +11,7 @@ import hashlib
 from flask import Response, request
 from sqlalchemy import Select
 
+from taskapp.db import reads
 from taskapp.extensions import db
 
 
@@ -31,14 +32,9 @@ class ListTag:
         self.user_key = f"{user.role}:{user.id}"
         self.value = None
 
-    def column(self):
-        """The stamp as a scalar subquery, to read it in the same round trip as the
-        count (read before the page: a tag may be older than the page, never newer)."""
-        return self.stamp.scalar_subquery()
-
     def read(self) -> None:
         if self.value is None:
-            self.value = db.session.connection().execute(self.stamp).scalar_one()
+            self.value = reads(db.session).execute(self.stamp).scalar_one()
 
     def not_modified(self) -> Response | None:
         """304 if the client's copy is current; only asks the database when the request

@@ -11,6 +11,7 @@
 """
 
 from datetime import date, datetime
+from functools import lru_cache
 from urllib.parse import urlencode
 
 import flask_smorest
@@ -18,6 +19,7 @@ from flask import abort, current_app, request
 from itsdangerous import BadData, URLSafeSerializer
 from sqlalchemy import Select, and_, false, func, literal, or_, true, tuple_
 
+from taskapp.db import reads
 from taskapp.extensions import db
 from taskapp.web.conditional import ListTag
 from taskapp.web.messages import INVALID_CURSOR, INVALID_PAGE
@@ -34,7 +36,7 @@ def entities(query: Select) -> list:
 def rows(query: Select) -> list:
     """A page as plain rows, executed on the session's connection: no ORM entity is
     built (for a select of columns)."""
-    return db.session.connection().execute(query).all()
+    return reads(db.session).execute(query).all()
 
 
 def paginate(
@@ -55,23 +57,37 @@ def paginate(
     if count_query is None:
         count_query = query.with_only_columns(func.count(), maintain_column_froms=True)
         count_query = count_query.order_by(None)
-    connection = db.session.connection()
+    connection = reads(db.session)
     if tag is not None and tag.value is None:
-        count_query = count_query.add_columns(tag.column())
-        count, tag.value = connection.execute(count_query).one()
+        count, tag.value = connection.execute(_with_stamp(count_query, tag.stamp)).one()
     else:
         count = connection.execute(count_query).scalar_one()
     count = int(count)
     if page > 1 and (page - 1) * page_size >= count:
         abort(404, INVALID_PAGE)
-    page_query = query.options(*options).limit(page_size).offset((page - 1) * page_size)
-    results = fetch(page_query)
+    offset = (page - 1) * page_size
+    if tag is not None:  # a listing built once (tasks): its page statement is kept too
+        results = fetch(_page_of(query, tuple(options), page_size, offset))
+    else:
+        results = fetch(query.options(*options).limit(page_size).offset(offset))
     return {
         "count": count,
         "next": _page_url(page + 1) if page * page_size < count else None,
         "previous": _page_url(page - 1) if page > 1 else None,
         "results": results,
     }
+
+
+@lru_cache(maxsize=256)
+def _with_stamp(count_query: Select, stamp: Select) -> Select:
+    """The count with the change stamp as a second column (one round trip for both),
+    kept for a count and stamp built once (see tasks/queries.py ``listing``)."""
+    return count_query.add_columns(stamp.scalar_subquery())
+
+
+@lru_cache(maxsize=256)
+def _page_of(query: Select, options: tuple, limit: int, offset: int) -> Select:
+    return query.options(*options).limit(limit).offset(offset)
 
 
 def _page_url(page: int) -> str:

@@ -1,5 +1,5 @@
 """Request and response hygiene applied to every route: JSON or form-encoded bodies,
-reads in autocommit, security headers, no server banner, CORS only for configured
+reads in autocommit (taskapp/db.py), security headers, no server banner, CORS only for configured
 origins, and X-Forwarded-* honoured only from as many proxies as TRUSTED_PROXY_COUNT
 says, and only when the peer is one of FORWARDED_ALLOW_IPS (else a client could spoof
 its address past the login limit)."""
@@ -8,17 +8,14 @@ import ipaddress
 
 from flask import Flask, abort, request
 from flask_cors import CORS
-from sqlalchemy.exc import DBAPIError
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response
 
-from taskapp.extensions import db
+from taskapp.db import close_reads
 from taskapp.web.api import FORM
-from taskapp.web.failures import rollback_quietly
 from taskapp.web.messages import UNSUPPORTED_MEDIA_TYPE
 
 BODY_METHODS = {"POST", "PUT", "PATCH"}
-READ_METHODS = {"GET", "HEAD"}
 JSON_CSP = "default-src 'none'; frame-ancestors 'none'"
 
 
@@ -69,7 +66,7 @@ def register(app: Flask) -> None:
     if proxies:
         app.wsgi_app = TrustedProxyFix(app.wsgi_app, proxies, app.config["FORWARDED_ALLOW_IPS"])
     app.before_request(_require_json_body)
-    app.before_request(_reads_in_autocommit)
+    app.teardown_request(close_reads)
     app.after_request(_security_headers)
     app.after_request(_options_without_body)
     origins = [o.strip() for o in app.config["CORS_ORIGINS"].split(",") if o.strip()]
@@ -102,18 +99,6 @@ def _require_json_body() -> None:
         return
     if not request.is_json and request.mimetype != FORM:
         abort(415, UNSUPPORTED_MEDIA_TYPE.format(mimetype=request.mimetype))
-
-
-def _reads_in_autocommit() -> None:
-    """GET and HEAD only read: their statements run in autocommit, which spares the
-    BEGIN and the closing ROLLBACK, two of a list request's round trips. Each statement
-    sees the data committed when it starts, as under READ COMMITTED anyway."""
-    if request.method not in READ_METHODS or not request.path.startswith("/api/"):
-        return
-    try:
-        db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-    except DBAPIError:  # the database is down: the view answers that its own way
-        rollback_quietly()
 
 
 def _options_without_body(response: Response) -> Response:

@@ -1,0 +1,225 @@
+"""The ladder: minimal apps built from taskapp's own libraries, each step adding one piece
+of what a request needs, so every taskapp figure can be read against the floor of its
+own stack (issue 19). One gunicorn app holds every step; the ``X-Ladder`` header picks
+it (the URL and the body stay those of taskapp's request):
+
+    a      bare Flask: the page taskapp answered, pre-built (``BENCH_BARE_PAGE``)
+    b      a + flask-jwt-extended ``@jwt_required()``
+    c      b + one Core SELECT of the user row
+    d      c + SELECT of 20 tasks (+ assignee's username), dumped with orjson
+    e      d + the count (from task_counter, as taskapp counts this listing)
+    f      e + webargs parsing with TaskQueryArgsSchema
+    g      f through a flask-smorest MethodView (``@arguments``/``@response``)
+    h      the 304: c + smorest arguments + the change-stamp SELECT
+    detail c + one task row SELECT (+ username) + dump, through smorest
+    post   c + smorest body parsing + INSERT task + INSERT audit row + COMMIT + dump
+
+Statements are built once at import (Core, bound parameters), the engine has no
+pre-ping, and the dump is taskapp's generated one (``compile_dump``, one definition of
+the shape), so the body is the same bytes.
+
+    gunicorn bench.ladder_app:app
+"""
+
+import hashlib
+import os
+from pathlib import Path
+
+import flask_smorest
+import orjson
+from flask import Flask, Response, request
+from flask.views import MethodView
+from flask_jwt_extended import JWTManager, get_jwt_identity, jwt_required
+from sqlalchemy import bindparam, create_engine, func, insert, select
+from webargs.flaskparser import parser
+
+from taskapp.audit import to_json
+from taskapp.models import Action, ActivityLog, Source, Task, TaskChange, TaskCounter, User, utcnow
+from taskapp.tasks.schemas import TaskQueryArgsSchema, TaskSchema, TaskWriteSchema
+from taskapp.web.dumps import compile_dump
+
+DUMP = compile_dump(TaskSchema())
+PAGE = Path(os.environ.get("BENCH_BARE_PAGE", os.devnull)).read_bytes()
+ENGINE = create_engine(os.environ.get("DATABASE_URL", "sqlite://"), pool_size=5)
+USER = select(*User.__table__.c).where(User.id == bindparam("uid"))
+ROW_COLUMNS = (*Task.__table__.c, User.username.label("assigned_to_username"))
+ROWS = select(*ROW_COLUMNS).join(User, User.id == Task.assigned_to_id)
+PAGE_ROWS = (
+    ROWS.where(Task.assigned_to_id == bindparam("uid"))
+    .where(Task.status.in_(bindparam("status", expanding=True)))
+    .order_by(Task.due_date.asc().nulls_last(), Task.id.asc())
+    .limit(bindparam("limit"))
+    .offset(bindparam("offset"))
+)
+COUNT = select(func.coalesce(func.sum(TaskCounter.n), 0)).where(
+    TaskCounter.assigned_to_id == bindparam("uid"),
+    TaskCounter.status.in_(bindparam("status", expanding=True)),
+)
+STAMP = select(func.coalesce(func.sum(TaskChange.n), 0)).where(
+    TaskChange.assigned_to_id == bindparam("uid")
+)
+DETAIL = ROWS.where(Task.id == bindparam("id"), Task.assigned_to_id == bindparam("uid"))
+INSERT_TASK = insert(Task.__table__).returning(*Task.__table__.c)
+INSERT_LOG = insert(ActivityLog.__table__)
+DEFAULT_ARGS = {"status": ["PENDING"], "page": 1, "page_size": 20}
+
+app = Flask(__name__)
+app.config.update(
+    JWT_SECRET_KEY=os.environ.get("JWT_SECRET_KEY", "ladder"),
+    JWT_ALGORITHM="HS256",
+    API_TITLE="ladder",
+    API_VERSION="1",
+    OPENAPI_VERSION="3.0.3",
+)
+JWTManager(app)
+api = flask_smorest.Api(app)
+blp = flask_smorest.Blueprint("ladder", __name__)
+
+
+def _user(conn) -> dict:
+    return conn.execute(USER, {"uid": int(get_jwt_identity())}).mappings().one()
+
+
+def _page(conn, user, args, count=None) -> Response:
+    size = args["page_size"]
+    params = {"uid": user["id"], "status": list(args["status"]), "limit": size}
+    rows = conn.execute(PAGE_ROWS, {**params, "offset": (args["page"] - 1) * size})
+    results = [DUMP(row) for row in rows]
+    nxt = f"{request.base_url}?page={args['page'] + 1}" if count and count > size else None
+    body = {"count": count, "next": nxt, "previous": None, "results": results}
+    return Response(orjson.dumps(body), mimetype="application/json")
+
+
+def _listing(args, with_count: bool) -> Response:
+    with ENGINE.connect() as conn:
+        user = _user(conn)
+        params = {"uid": user["id"], "status": list(args["status"])}
+        count = int(conn.execute(COUNT, params).scalar_one()) if with_count else None
+        return _page(conn, user, args, count)
+
+
+def _page_as_built() -> Response:
+    return Response(PAGE, mimetype="application/json")
+
+
+def _user_then_page() -> Response:
+    with ENGINE.connect() as conn:
+        _user(conn)
+    return _page_as_built()
+
+
+def _parsed_listing() -> Response:
+    args = parser.parse(TaskQueryArgsSchema(), location="query")
+    return _listing(_status_values(args), with_count=True)
+
+
+def _status_values(args: dict) -> dict:
+    return {**args, "status": [s.value for s in args.get("status", ())] or ["PENDING"]}
+
+
+for _step, _view in (
+    ("a", _page_as_built),
+    ("b", jwt_required()(_page_as_built)),
+    ("c", jwt_required()(_user_then_page)),
+    ("d", jwt_required()(lambda: _listing(DEFAULT_ARGS, with_count=False))),
+    ("e", jwt_required()(lambda: _listing(DEFAULT_ARGS, with_count=True))),
+    ("f", jwt_required()(_parsed_listing)),
+):
+    app.add_url_rule(f"/{_step}/api/tasks/", f"step_{_step}", _view)
+
+
+@blp.route("/g/api/tasks/")
+class StepG(MethodView):
+    @jwt_required()
+    @blp.arguments(TaskQueryArgsSchema(), location="query")
+    @blp.response(200, TaskSchema(many=True))
+    def get(self, args):
+        return _listing(_status_values(args), with_count=True)
+
+
+@blp.route("/h/api/tasks/")
+class StepH(MethodView):
+    @jwt_required()
+    @blp.arguments(TaskQueryArgsSchema(), location="query")
+    @blp.response(200, TaskSchema(many=True))
+    def get(self, _args):
+        with ENGINE.connect() as conn:
+            user = _user(conn)
+            stamp = conn.execute(STAMP, {"uid": user["id"]}).scalar_one()
+        text = f"{stamp}|{user['role']}:{user['id']}|{request.url}"
+        etag = hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
+        if request.if_none_match:  # the bench sends one that never matches our digest
+            return Response(status=304, headers={"ETag": f'"{etag}"'})
+        return Response(PAGE, mimetype="application/json")
+
+
+@blp.route("/detail/api/tasks/<int:task_id>/")
+class StepDetail(MethodView):
+    @jwt_required()
+    @blp.response(200, TaskSchema)
+    def get(self, task_id):
+        with ENGINE.connect() as conn:
+            user = _user(conn)
+            row = conn.execute(DETAIL, {"id": task_id, "uid": user["id"]}).one()
+        headers = {"ETag": f'"{row.id}-{row.version}"'}
+        return Response(orjson.dumps(DUMP(row)), headers=headers, mimetype="application/json")
+
+
+@blp.route("/post/api/tasks/")
+class StepPost(MethodView):
+    @jwt_required()
+    @blp.arguments(TaskWriteSchema())
+    @blp.response(201, TaskSchema)
+    def post(self, data):
+        with ENGINE.begin() as conn:
+            user = _user(conn)
+            now = utcnow()
+            values = {"created_at": now, "updated_at": now, **data}
+            values.update(assigned_to_id=user["id"], created_by_id=user["id"])
+            task = conn.execute(INSERT_TASK, values).one()
+            conn.execute(INSERT_LOG, _log_entry(task, user["id"], now))
+        row = {**task._mapping, "assigned_to_username": user["username"]}
+        body = orjson.dumps(DUMP(_Row(row)))
+        headers = {"ETag": f'"{task.id}-{task.version}"'}
+        return Response(body, 201, headers, mimetype="application/json")
+
+
+class _Row:
+    """Attribute access over a dict, as the dump reads a row."""
+
+    def __init__(self, values: dict):
+        self.__dict__.update(values)
+
+
+def _log_entry(task, actor_id: int, now) -> dict:
+    snapshot = {name: to_json(value) for name, value in task._mapping.items()}
+    changes = {k: {"from": None, "to": v} for k, v in snapshot.items() if v is not None}
+    return {
+        "task_id": task.id,
+        "task_title": task.title,
+        "action": Action.CREATED,
+        "changes": changes,
+        "actor_id": actor_id,
+        "source": Source.API,
+        "assignee_id": task.assigned_to_id,
+        "created_at": now,
+        "task_snapshot": snapshot,
+    }
+
+
+api.register_blueprint(blp)
+
+
+class StepFromHeader:
+    """Route ``X-Ladder: <step>`` to ``/<step>/...`` so every step serves taskapp's URL."""
+
+    def __init__(self, wsgi_app):
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ, start_response):
+        step = environ.get("HTTP_X_LADDER", "a")
+        environ["PATH_INFO"] = f"/{step}{environ.get('PATH_INFO', '')}"
+        return self.wsgi_app(environ, start_response)
+
+
+app.wsgi_app = StepFromHeader(app.wsgi_app)
