@@ -6,6 +6,7 @@ import threading
 import time
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import jwt as pyjwt
 import pytest
@@ -16,6 +17,8 @@ from taskapp.models import Role
 from taskapp.users import service as users
 from taskapp.users.passwords import PasswordHashing
 
+ROOT = Path(__file__).resolve().parent.parent
+"""The repository (tests run from folders at any depth under tests/)."""
 PASSWORD = "correct horse battery"
 JWT_SECRET = "test-secret-key-that-is-long-enough-for-hs256"
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -101,3 +104,60 @@ def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05):
             return value
         time.sleep(interval)
     return predicate()
+
+
+class Api:
+    """A small client over Flask's test client, as the tests call the API: URLs built in
+    one place (``api.task(7)``) and a caller's credentials added once
+    (``api.as_(intern).patch(api.task(7), json=...)``). Extra ``headers=`` are merged
+    over the caller's."""
+
+    TASKS = "/api/tasks/"
+    WEBHOOKS = "/api/webhooks/"
+    LOGS = "/api/activity-logs/"
+    USERS = "/api/users/"
+    TOKENS = "/api/auth/tokens/"
+
+    def __init__(self, client, person: "Person | None" = None):
+        self.client = client
+        self.person = person
+
+    def as_(self, person: "Person") -> "Api":
+        return Api(self.client, person)
+
+    @staticmethod
+    def task(task_id) -> str:
+        return f"/api/tasks/{task_id}/"
+
+    @staticmethod
+    def webhook(webhook_id, *rest: str) -> str:
+        return "/".join([f"/api/webhooks/{webhook_id}", *rest, ""])
+
+    @staticmethod
+    def user(user_id) -> str:
+        return f"/api/users/{user_id}/"
+
+    def _send(self, method: str, url: str, headers: dict | None = None, **kwargs):
+        sent = {**(self.person.headers if self.person else {}), **(headers or {})}
+        return getattr(self.client, method)(url, headers=sent, **kwargs)
+
+    def get(self, url: str, **kwargs):
+        return self._send("get", url, **kwargs)
+
+    def post(self, url: str, **kwargs):
+        return self._send("post", url, **kwargs)
+
+    def put(self, url: str, **kwargs):
+        return self._send("put", url, **kwargs)
+
+    def patch(self, url: str, **kwargs):
+        return self._send("patch", url, **kwargs)
+
+    def delete(self, url: str, **kwargs):
+        return self._send("delete", url, **kwargs)
+
+    def head(self, url: str, **kwargs):
+        return self._send("head", url, **kwargs)
+
+    def options(self, url: str, **kwargs):
+        return self._send("options", url, **kwargs)
