@@ -106,24 +106,31 @@ def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05):
     return predicate()
 
 
+def _verb(method: str):
+    def send(self, url: str, headers: dict | None = None, **kwargs):
+        return getattr(self.client, method)(
+            url, headers={**self.headers, **(headers or {})}, **kwargs
+        )
+
+    send.__name__ = method
+    return send
+
+
 class Api:
     """A small client over Flask's test client, as the tests call the API: URLs built in
     one place (``api.task(7)``) and a caller's credentials added once
-    (``api.as_(intern).patch(api.task(7), json=...)``). Extra ``headers=`` are merged
-    over the caller's."""
+    (``api.as_(intern).patch(api.task(7), json=...)``; ``api.as_(bearer(token))`` for a
+    headers dict). Extra ``headers=`` are merged over the caller's."""
 
     TASKS = "/api/tasks/"
-    WEBHOOKS = "/api/webhooks/"
-    LOGS = "/api/activity-logs/"
-    USERS = "/api/users/"
-    TOKENS = "/api/auth/tokens/"
 
-    def __init__(self, client, person: "Person | None" = None):
+    def __init__(self, client, headers: dict | None = None):
         self.client = client
-        self.person = person
+        self.headers = headers or {}
 
-    def as_(self, person: "Person") -> "Api":
-        return Api(self.client, person)
+    def as_(self, who) -> "Api":
+        """``who``: a :class:`Person` (their JWT) or the headers to send."""
+        return Api(self.client, who.headers if isinstance(who, Person) else who)
 
     @staticmethod
     def task(task_id) -> str:
@@ -137,27 +144,5 @@ class Api:
     def user(user_id) -> str:
         return f"/api/users/{user_id}/"
 
-    def _send(self, method: str, url: str, headers: dict | None = None, **kwargs):
-        sent = {**(self.person.headers if self.person else {}), **(headers or {})}
-        return getattr(self.client, method)(url, headers=sent, **kwargs)
-
-    def get(self, url: str, **kwargs):
-        return self._send("get", url, **kwargs)
-
-    def post(self, url: str, **kwargs):
-        return self._send("post", url, **kwargs)
-
-    def put(self, url: str, **kwargs):
-        return self._send("put", url, **kwargs)
-
-    def patch(self, url: str, **kwargs):
-        return self._send("patch", url, **kwargs)
-
-    def delete(self, url: str, **kwargs):
-        return self._send("delete", url, **kwargs)
-
-    def head(self, url: str, **kwargs):
-        return self._send("head", url, **kwargs)
-
-    def options(self, url: str, **kwargs):
-        return self._send("options", url, **kwargs)
+    get, post, put, patch, delete = map(_verb, ("get", "post", "put", "patch", "delete"))
+    head, options = _verb("head"), _verb("options")

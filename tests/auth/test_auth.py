@@ -62,17 +62,17 @@ def test_login_requires_both_fields(client):
     assert response.get_json() == {"password": ["This field is required."]}
 
 
-def test_refresh_rotates_and_old_refresh_stops_working(client, intern):
+def test_refresh_rotates_and_old_refresh_stops_working(api, client, intern):
     old = intern.tokens["refresh"]
     response = client.post("/api/auth/refresh/", json={"refresh": old})
     assert response.status_code == 200
     pair = response.get_json()
     assert set(pair) == {"access", "refresh"} and pair["refresh"] != old
-    assert client.get("/api/auth/me/", headers=bearer(pair["access"])).status_code == 200
+    assert api.as_(bearer(pair["access"])).get("/api/auth/me/").status_code == 200
     assert client.post("/api/auth/refresh/", json={"refresh": pair["refresh"]}).status_code == 200
 
 
-def test_replayed_refresh_token_ends_the_whole_session(client, intern):
+def test_replayed_refresh_token_ends_the_whole_session(api, client, intern):
     """Reuse of a rotated refresh token means it leaked: the session ends for whoever
     holds its newer tokens too (OAuth 2.0 Security BCP, refresh token rotation)."""
     old = intern.tokens["refresh"]
@@ -81,25 +81,24 @@ def test_replayed_refresh_token_ends_the_whole_session(client, intern):
     replay = client.post("/api/auth/refresh/", json={"refresh": old})
     assert_unauthorized(replay, INVALID_REFRESH)
     for access in (intern.tokens["access"], pair["access"], newer["access"]):
-        assert_unauthorized(client.get("/api/auth/me/", headers=bearer(access)))
+        assert_unauthorized(api.as_(bearer(access)).get("/api/auth/me/"))
     assert client.post("/api/auth/refresh/", json={"refresh": newer["refresh"]}).status_code == 401
     assert (
-        client.get("/api/auth/me/", headers=bearer(login(client, "intern")["access"])).status_code
-        == 200
+        api.as_(bearer(login(client, "intern")["access"])).get("/api/auth/me/").status_code == 200
     )
 
 
-def test_logout_ends_every_token_of_the_login(client, intern):
+def test_logout_ends_every_token_of_the_login(api, client, intern):
     """An access token from before a refresh rotation dies with the logout too."""
     first_access = intern.tokens["access"]
     pair = client.post("/api/auth/refresh/", json={"refresh": intern.tokens["refresh"]}).get_json()
-    assert client.get("/api/auth/me/", headers=bearer(first_access)).status_code == 200
-    logout = client.post(
-        "/api/auth/logout/", json={"refresh": pair["refresh"]}, headers=bearer(pair["access"])
+    assert api.as_(bearer(first_access)).get("/api/auth/me/").status_code == 200
+    logout = api.as_(bearer(pair["access"])).post(
+        "/api/auth/logout/", json={"refresh": pair["refresh"]}
     )
     assert logout.status_code == 204
     for access in (first_access, pair["access"]):
-        assert_unauthorized(client.get("/api/auth/me/", headers=bearer(access)))
+        assert_unauthorized(api.as_(bearer(access)).get("/api/auth/me/"))
     assert client.post("/api/auth/refresh/", json={"refresh": pair["refresh"]}).status_code == 401
 
 
@@ -121,7 +120,7 @@ def test_logout_revokes_access_and_refresh(api, client, intern):
 def test_logout_keeps_other_sessions(api, client, intern):
     second = login(client, "intern")
     api.as_(intern).post("/api/auth/logout/", json={"refresh": intern.tokens["refresh"]})
-    assert client.get("/api/auth/me/", headers=bearer(second["access"])).status_code == 200
+    assert api.as_(bearer(second["access"])).get("/api/auth/me/").status_code == 200
 
 
 def test_logout_with_someone_elses_refresh_is_refused(api, intern, other_intern):
@@ -153,9 +152,9 @@ def test_malformed_authorization_header(client, header):
     assert "detail" in response.get_json()
 
 
-def test_forged_tokens_are_refused(client, intern):
+def test_forged_tokens_are_refused(api, intern):
     good = forge_token(intern.id, role="INTERN")
-    assert client.get("/api/auth/me/", headers=bearer(good)).status_code == 200
+    assert api.as_(bearer(good)).get("/api/auth/me/").status_code == 200
     forged = [
         forge_token(intern.id, exp=datetime.now(UTC) - timedelta(seconds=1)),
         forge_token(intern.id, secret="another-secret-key-of-sufficient-length!"),
@@ -164,11 +163,11 @@ def test_forged_tokens_are_refused(client, intern):
         "abc",
     ]
     for token in forged:
-        assert_unauthorized(client.get("/api/auth/me/", headers=bearer(token)))
+        assert_unauthorized(api.as_(bearer(token)).get("/api/auth/me/"))
 
 
-def test_token_of_wrong_type_is_refused(client, intern):
-    assert_unauthorized(client.get("/api/auth/me/", headers=bearer(intern.tokens["refresh"])))
+def test_token_of_wrong_type_is_refused(api, client, intern):
+    assert_unauthorized(api.as_(bearer(intern.tokens["refresh"])).get("/api/auth/me/"))
     response = client.post("/api/auth/refresh/", json={"refresh": intern.tokens["access"]})
     assert response.status_code == 401
 
@@ -188,7 +187,7 @@ def test_role_change_takes_effect_at_once(api, client, admin, intern):
     api.as_(admin).patch(f"/api/users/{intern.id}/", json={"role": "ADMIN"})
     assert_unauthorized(api.as_(intern).get("/api/users/"))
     promoted = login(client, "intern")
-    assert client.get("/api/users/", headers=bearer(promoted["access"])).status_code == 200
+    assert api.as_(bearer(promoted["access"])).get("/api/users/").status_code == 200
 
 
 def test_password_change_kills_tokens(api, client, admin, intern):

@@ -149,43 +149,41 @@ def test_a_token_acts_as_its_owner_with_the_owners_role(
     mine = make_task(intern, title="mine")
     theirs = make_task(other_intern, title="theirs")
     token = make_token(client, intern, ["tasks:read", "tasks:write", "logs:read"])
-    listed = client.get("/api/tasks/", headers=bearer(token)).get_json()
+    listed = api.as_(bearer(token)).get("/api/tasks/").get_json()
     assert [t["id"] for t in listed["results"]] == [mine["id"]]
-    assert client.get(api.task(theirs["id"]), headers=bearer(token)).status_code == 404
-    created = client.post("/api/tasks/", json={"title": "t"}, headers=bearer(token))
+    assert api.as_(bearer(token)).get(api.task(theirs["id"])).status_code == 404
+    created = api.as_(bearer(token)).post("/api/tasks/", json={"title": "t"})
     assert created.get_json()["created_by"] == intern.id
-    log = client.get(f"/api/activity-logs/?task={created.get_json()['id']}", headers=bearer(token))
+    log = api.as_(bearer(token)).get(f"/api/activity-logs/?task={created.get_json()['id']}")
     assert log.get_json()["results"][0]["actor"] == intern.id
     assert log.get_json()["results"][0]["source"] == "api"
-    me = client.get("/api/auth/me/", headers=bearer(token))
+    me = api.as_(bearer(token)).get("/api/auth/me/")
     assert me.status_code == 200 and me.get_json()["id"] == intern.id
 
 
-def test_a_token_cannot_manage_tokens_log_out_or_change_a_password(client, admin, intern):
+def test_a_token_cannot_manage_tokens_log_out_or_change_a_password(api, client, admin, intern):
     token = make_token(client, admin, ALL_SCOPES)
     other = make_token(client, admin, ["tasks:read"])
     headers = bearer(token)
     refused = [
-        client.get(TOKENS, headers=headers),
-        client.post(TOKENS, json={"name": "x", "scopes": ["tasks:read"]}, headers=headers),
-        client.delete(f"{TOKENS}{other['id']}/", headers=headers),
-        client.get("/api/auth/token-events/", headers=headers),
-        client.post(
-            "/api/auth/logout/", json={"refresh": admin.tokens["refresh"]}, headers=headers
-        ),
-        client.patch(f"/api/users/{intern.id}/", json={"password": "x" * 12}, headers=headers),
+        api.as_(headers).get(TOKENS),
+        api.as_(headers).post(TOKENS, json={"name": "x", "scopes": ["tasks:read"]}),
+        api.as_(headers).delete(f"{TOKENS}{other['id']}/"),
+        api.as_(headers).get("/api/auth/token-events/"),
+        api.as_(headers).post("/api/auth/logout/", json={"refresh": admin.tokens["refresh"]}),
+        api.as_(headers).patch(f"/api/users/{intern.id}/", json={"password": "x" * 12}),
     ]
     assert [r.status_code for r in refused] == [403] * len(refused)
-    assert client.get("/api/auth/me/", headers=bearer(other)).status_code == 200
-    changed = client.patch(f"/api/users/{intern.id}/", json={"email": "i@x.org"}, headers=headers)
+    assert api.as_(bearer(other)).get("/api/auth/me/").status_code == 200
+    changed = api.as_(headers).patch(f"/api/users/{intern.id}/", json={"email": "i@x.org"})
     assert changed.status_code == 200
 
 
 def test_revocation_is_immediate_and_audited(api, client, admin, intern):
     token = make_token(client, intern, ["tasks:read"], name="cron")
-    assert client.get("/api/tasks/", headers=bearer(token)).status_code == 200
+    assert api.as_(bearer(token)).get("/api/tasks/").status_code == 200
     assert api.as_(intern).delete(f"{TOKENS}{token['id']}/").status_code == 204
-    after = client.get("/api/tasks/", headers=bearer(token))
+    after = api.as_(bearer(token)).get("/api/tasks/")
     assert after.status_code == 401
     assert after.get_json() == {
         "detail": "Given token not valid for any token type",
@@ -207,9 +205,9 @@ def test_only_the_owner_or_an_admin_revokes(api, client, admin, intern, other_in
     token = make_token(client, intern, ["tasks:read"])
     url = f"{TOKENS}{token['id']}/"
     assert api.as_(other_intern).delete(url).status_code == 404
-    assert client.get("/api/tasks/", headers=bearer(token)).status_code == 200
+    assert api.as_(bearer(token)).get("/api/tasks/").status_code == 200
     assert api.as_(admin).delete(url).status_code == 204
-    assert client.get("/api/tasks/", headers=bearer(token)).status_code == 401
+    assert api.as_(bearer(token)).get("/api/tasks/").status_code == 401
     events = api.as_(admin).get("/api/auth/token-events/").get_json()["results"]
     assert events[0]["actor"] == admin.id and events[0]["owner"] == intern.id
 
@@ -233,24 +231,24 @@ def test_listing_other_users_tokens_is_for_admins(api, client, admin, intern, ot
 )
 def test_owner_changes_end_their_tokens(api, client, admin, intern, change):
     token = make_token(client, intern, ["tasks:read"])
-    assert client.get("/api/tasks/", headers=bearer(token)).status_code == 200
+    assert api.as_(bearer(token)).get("/api/tasks/").status_code == 200
     patched = api.as_(admin).patch(f"/api/users/{intern.id}/", json=change)
     assert patched.status_code == 200
-    assert client.get("/api/tasks/", headers=bearer(token)).status_code == 401
+    assert api.as_(bearer(token)).get("/api/tasks/").status_code == 401
     listed = api.as_(admin).get(f"{TOKENS}?user={intern.id}").get_json()
     assert listed["count"] == 0
 
 
-def test_expired_and_unknown_tokens_are_401(client, intern, sql):
+def test_expired_and_unknown_tokens_are_401(api, client, intern, sql):
     soon = (datetime.now(UTC) + timedelta(days=1)).isoformat()
     token = make_token(client, intern, ["tasks:read"], expires_at=soon)
     assert token["expires_at"] is not None
-    assert client.get("/api/tasks/", headers=bearer(token)).status_code == 200
+    assert api.as_(bearer(token)).get("/api/tasks/").status_code == 200
     sql(
         "UPDATE personal_access_token SET expires_at = :past",
         past=datetime.now(UTC) - timedelta(seconds=1),
     )
-    assert client.get("/api/tasks/", headers=bearer(token)).status_code == 401
+    assert api.as_(bearer(token)).get("/api/tasks/").status_code == 401
     for forged in ("tap_", "tap_" + "A" * 43, token["token"] + "x", "tap_\u00e9"):
         response = client.get("/api/tasks/", headers={"Authorization": f"Bearer {forged}"})
         assert response.status_code == 401, forged
@@ -260,11 +258,11 @@ def test_expired_and_unknown_tokens_are_401(client, intern, sql):
 def test_last_used_at_is_written_at_most_once_a_minute(api, client, intern, sql, count_queries):
     token = make_token(client, intern, ["tasks:read"])
     headers = bearer(token)
-    client.get("/api/tasks/stats/", headers=headers)
+    api.as_(headers).get("/api/tasks/stats/")
     [(first,)] = sql("SELECT last_used_at FROM personal_access_token")
     assert first is not None
     with count_queries() as statements:
-        client.get("/api/tasks/stats/", headers=headers)
+        api.as_(headers).get("/api/tasks/stats/")
     assert not [s for s in statements if s.lstrip().upper().startswith("UPDATE")]
     assert sql("SELECT last_used_at FROM personal_access_token")[0][0] == first
     listed = api.as_(intern).get(TOKENS).get_json()["results"][0]
@@ -273,7 +271,7 @@ def test_last_used_at_is_written_at_most_once_a_minute(api, client, intern, sql,
         "UPDATE personal_access_token SET last_used_at = :old",
         old=datetime.now(UTC) - timedelta(minutes=2),
     )
-    client.get("/api/tasks/stats/", headers=headers)
+    api.as_(headers).get("/api/tasks/stats/")
     [(later,)] = sql("SELECT last_used_at FROM personal_access_token")
     assert _aware(later) > datetime.now(UTC) - timedelta(minutes=1)
 
@@ -286,11 +284,11 @@ def _aware(value):
 
 def test_a_token_costs_the_same_queries_as_a_jwt(api, client, intern, count_queries):
     token = make_token(client, intern, ["tasks:read"])
-    client.get("/api/tasks/stats/", headers=bearer(token))  # stamps last_used_at
+    api.as_(bearer(token)).get("/api/tasks/stats/")  # stamps last_used_at
     with count_queries() as with_jwt:
         assert api.as_(intern).get("/api/tasks/stats/").status_code == 200
     with count_queries() as with_token:
-        assert client.get("/api/tasks/stats/", headers=bearer(token)).status_code == 200
+        assert api.as_(bearer(token)).get("/api/tasks/stats/").status_code == 200
     assert len(with_token) == len(with_jwt)
 
 
@@ -351,7 +349,7 @@ def test_cli_lists_and_revokes_tokens(api, client, runner, intern, admin):
     assert token["token"] not in listed.output
     revoked = runner.invoke(args=["users", "revoke-token", str(token["id"])])
     assert revoked.exit_code == 0, revoked.output
-    assert client.get("/api/tasks/", headers=bearer(token)).status_code == 401
+    assert api.as_(bearer(token)).get("/api/tasks/").status_code == 401
     events = api.as_(admin).get("/api/auth/token-events/").get_json()["results"]
     assert (events[0]["action"], events[0]["source"], events[0]["actor"]) == (
         "REVOKED",

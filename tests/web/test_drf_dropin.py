@@ -11,7 +11,7 @@ FORM = "application/x-www-form-urlencoded"
 DRF_TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
 
 
-def test_login_refresh_and_logout_accept_form_bodies(client, intern):
+def test_login_refresh_and_logout_accept_form_bodies(api, client, intern):
     pair = client.post(
         "/api/auth/login/", data={"username": "intern", "password": PASSWORD}, content_type=FORM
     )
@@ -21,9 +21,9 @@ def test_login_refresh_and_logout_accept_form_bodies(client, intern):
     assert fresh.status_code == 200, fresh.get_json()
     tokens = fresh.get_json()
     bearer = {"Authorization": f"Bearer {tokens['access']}"}
-    out = client.post("/api/auth/logout/", data={"refresh": tokens["refresh"]}, headers=bearer)
+    out = api.as_(bearer).post("/api/auth/logout/", data={"refresh": tokens["refresh"]})
     assert out.status_code == 204
-    assert client.get("/api/auth/me/", headers=bearer).status_code == 401
+    assert api.as_(bearer).get("/api/auth/me/").status_code == 401
 
 
 def test_form_login_with_wrong_password_is_refused_like_json(client, intern):

@@ -219,7 +219,7 @@ def test_answer_lost_after_commit_then_retry_gets_the_original(server, client, i
 
 
 @only_postgresql
-def test_409_while_the_first_request_is_still_running(app, server, client, intern, make_task, sql):
+def test_409_while_the_first_request_is_still_running(api, app, server, intern, make_task, sql):
     """Hold the row lock the first request's INSERT needs (its assignee's task counter),
     so that it is provably still running when the second request arrives."""
     make_task(intern, title="makes the counter row")
@@ -240,14 +240,14 @@ def test_409_while_the_first_request_is_still_running(app, server, client, inter
         thread.start()
         claimed = "SELECT count(*) FROM idempotency_key WHERE status_code IS NULL"
         assert wait_for(lambda: sql(claimed)[0][0] == 1)
-        second = client.post(TASKS, data=body, headers=headers)
+        second = api.as_(headers).post(TASKS, data=body)
         assert second.status_code == 409
         blocker.rollback()
     thread.join(timeout=30)
     engine.dispose()
     status, created = results["first"]
     assert status == 201
-    third = client.post(TASKS, data=body, headers=headers)
+    third = api.as_(headers).post(TASKS, data=body)
     assert third.status_code == 201 and third.get_json() == created
     assert sql("SELECT count(*) FROM task WHERE title = 'held back'")[0][0] == 1
 

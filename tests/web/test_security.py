@@ -87,13 +87,13 @@ class TestAPI2BrokenAuthentication:
             assert response.status_code == 401, (path, token)
             assert response.headers["WWW-Authenticate"].startswith("Bearer")
 
-    def test_tampered_role_claim_is_refused(self, client, intern):
+    def test_tampered_role_claim_is_refused(self, api, intern):
         header, _, signature = intern.tokens["access"].split(".")
         claims = pyjwt.decode(intern.tokens["access"], options={"verify_signature": False})
         claims["role"] = "ADMIN"
         fake_payload = pyjwt.encode(claims, "k" * 32).split(".")[1]
         tampered = ".".join([header, fake_payload, signature])
-        assert client.get("/api/users/", headers=bearer(tampered)).status_code == 401
+        assert api.as_(bearer(tampered)).get("/api/users/").status_code == 401
 
 
 class TestAPI3BrokenObjectPropertyLevelAuthorization:

@@ -46,13 +46,11 @@ def test_register_shows_the_secret_once(api, client, intern, sql):
     assert hook["secret"] not in stored and hook["secret"][6:] not in stored
 
 
-def test_registration_with_an_idempotency_key_replays_without_storing_the_secret(
-    client, intern, sql
-):
+def test_registration_with_an_idempotency_key_replays_without_storing_the_secret(api, intern, sql):
     headers = {**intern.headers, "Idempotency-Key": "hook-once"}
     body = {"url": RECEIVER, "description": "chat"}
-    first = client.post("/api/webhooks/", json=body, headers=headers)
-    again = client.post("/api/webhooks/", json=body, headers=headers)
+    first = api.as_(headers).post("/api/webhooks/", json=body)
+    again = api.as_(headers).post("/api/webhooks/", json=body)
     assert first.status_code == again.status_code == 201
     assert again.get_json() == first.get_json()
     assert again.headers["Idempotent-Replayed"] == "true"
@@ -60,11 +58,11 @@ def test_registration_with_an_idempotency_key_replays_without_storing_the_secret
     secret = first.get_json()["secret"]
     [(stored_answer,)] = sql("SELECT body FROM idempotency_key")
     assert secret not in stored_answer and secret[6:] not in stored_answer
-    other = client.post("/api/webhooks/", json={**body, "description": "x"}, headers=headers)
+    other = api.as_(headers).post("/api/webhooks/", json={**body, "description": "x"})
     assert other.status_code == 422
 
 
-def test_a_token_needs_the_webhook_scopes(api, client, intern):
+def test_a_token_needs_the_webhook_scopes(api, intern):
     def token(*scopes):
         body = {"name": "hooks", "scopes": list(scopes)}
         return api.as_(intern).post("/api/auth/tokens/", json=body).get_json()
@@ -72,10 +70,10 @@ def test_a_token_needs_the_webhook_scopes(api, client, intern):
     reader = {"Authorization": f"Bearer {token('webhooks:read')['token']}"}
     writer = {"Authorization": f"Bearer {token('webhooks:write')['token']}"}
     tasks_only = {"Authorization": f"Bearer {token('tasks:read')['token']}"}
-    assert client.post("/api/webhooks/", json={"url": RECEIVER}, headers=reader).status_code == 403
-    assert client.post("/api/webhooks/", json={"url": RECEIVER}, headers=writer).status_code == 201
-    assert client.get("/api/webhooks/", headers=reader).status_code == 200
-    assert client.get("/api/webhooks/", headers=tasks_only).status_code == 403
+    assert api.as_(reader).post("/api/webhooks/", json={"url": RECEIVER}).status_code == 403
+    assert api.as_(writer).post("/api/webhooks/", json={"url": RECEIVER}).status_code == 201
+    assert api.as_(reader).get("/api/webhooks/").status_code == 200
+    assert api.as_(tasks_only).get("/api/webhooks/").status_code == 403
 
 
 @pytest.mark.parametrize(
@@ -205,7 +203,7 @@ def test_ping_deliveries_newest_first_and_redeliver(api, client, intern, other_i
     assert api.as_(other_intern).post(foreign).status_code == 404
 
 
-def test_task_writes_queue_events_only_when_they_commit(api, client, intern, make_task, sql):
+def test_task_writes_queue_events_only_when_they_commit(api, intern, make_task, sql):
     """Every committed entry leaves an outbox row in its transaction; refused writes
     (400, 403, 412) leave none."""
     task = make_task(intern)
@@ -214,7 +212,7 @@ def test_task_writes_queue_events_only_when_they_commit(api, client, intern, mak
     assert api.as_(intern).patch(path, json={"priority": "URGENT"}).status_code == 400
     assert api.as_(intern).patch(path, json={"assigned_to": 999}).status_code == 403
     stale = {**intern.headers, "If-Match": '"0-0"'}
-    assert client.patch(path, json={"title": "x"}, headers=stale).status_code == 412
+    assert api.as_(stale).patch(path, json={"title": "x"}).status_code == 412
     assert sql("SELECT count(*) FROM webhook_outbox") == [(1,)]
 
 
