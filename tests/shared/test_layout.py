@@ -239,3 +239,33 @@ def test_tool_folders_have_no_long_functions(folder):
                 if length > 60:
                     long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({length})")
     assert long == []
+
+
+def test_no_test_is_a_scenario_over_50_lines():
+    long = []
+    for path in (ROOT / "tests").rglob("test_*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            is_test = isinstance(node, ast.FunctionDef) and node.name.startswith("test_")
+            if is_test and node.end_lineno - node.lineno + 1 > 50:
+                long.append(f"{path.relative_to(ROOT)}::{node.name}")
+    assert long == []
+
+
+def test_no_writes_to_another_librarys_private_names():
+    """flask-jwt-extended is read through its public API, in web/permissions.py only."""
+    for path in PACKAGE.rglob("*.py"):
+        assert "._jwt_extended" not in path.read_text(encoding="utf-8"), path.name
+
+
+def test_session_listeners_are_installed_from_one_named_place():
+    """``event.listen`` on the Session only where a feature says it has listeners (and
+    the audit trail's), and those installers are called by the factory alone."""
+    declared = {f"taskapp.{f.name}.{f.listeners}" for f in FEATURES if f.listeners}
+    for module, path in MODULES.items():
+        text = path.read_text(encoding="utf-8")
+        if "event.listen(Session" in text:
+            assert module in declared | {"taskapp.audit"}, module
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                installs = node.func.attr in {"install_listeners", "init_audit"}
+                assert not installs or module == "taskapp", module
