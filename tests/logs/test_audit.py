@@ -188,12 +188,12 @@ def test_database_refuses_raw_update_and_delete(intern, make_task, sql, statemen
 
 
 @pytest.fixture
-def history(client, admin, intern, other_intern, make_task, sql):
+def history(api, admin, intern, other_intern, make_task, sql):
     first = make_task(admin, title="one", assigned_to=intern.id)
     second = make_task(intern, title="two")
-    client.patch(f"/api/tasks/{first['id']}/", json={"status": "COMPLETED"}, headers=intern.headers)
-    client.patch(f"/api/tasks/{second['id']}/", json={"title": "deux"}, headers=admin.headers)
-    client.delete(f"/api/tasks/{second['id']}/", headers=intern.headers)
+    api.as_(intern).patch(api.task(first["id"]), json={"status": "COMPLETED"})
+    api.as_(admin).patch(api.task(second["id"]), json={"title": "deux"})
+    api.as_(intern).delete(api.task(second["id"]))
     return first, second
 
 

@@ -3,7 +3,7 @@
 import threading
 from datetime import UTC, date, datetime, timedelta
 
-from helpers import only_postgresql
+from helpers import Api, only_postgresql
 
 from taskapp import audit
 from taskapp.extensions import db
@@ -20,7 +20,7 @@ def sweep_cli(runner, today: date = TODAY):
 
 
 def status_of(client, person, task) -> str:
-    return client.get(f"/api/tasks/{task['id']}/", headers=person.headers).get_json()["status"]
+    return Api(client).as_(person).get(Api.task(task["id"])).get_json()["status"]
 
 
 def test_boundaries(client, runner, intern, make_task):
@@ -168,8 +168,8 @@ def test_sweep_racing_user_writes_loses_no_update(app, intern, make_task, sql):
         client = app.test_client()
         barrier.wait()
         for task in tasks:
-            answers[task["id"]] = client.patch(
-                f"/api/tasks/{task['id']}/", json={"status": "COMPLETED"}, headers=intern.headers
+            answers[task["id"]] = (
+                Api(client).as_(intern).patch(Api.task(task["id"]), json={"status": "COMPLETED"})
             ).status_code
 
     counts = [None]

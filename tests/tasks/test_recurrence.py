@@ -2,16 +2,16 @@
 occurrence creates the next one in the same transaction, series end at COUNT/UNTIL."""
 
 import pytest
+from helpers import Api
 
 
 def complete(client, person, task_id, method="patch"):
+    caller, url = Api(client).as_(person), Api.task(task_id)
     if method == "put":
-        current = client.get(f"/api/tasks/{task_id}/", headers=person.headers).get_json()
-        body = {"title": current["title"], "status": "COMPLETED"}
-        response = client.put(f"/api/tasks/{task_id}/", json=body, headers=person.headers)
+        current = caller.get(url).get_json()
+        response = caller.put(url, json={"title": current["title"], "status": "COMPLETED"})
     else:
-        body = {"status": "COMPLETED"}
-        response = client.patch(f"/api/tasks/{task_id}/", json=body, headers=person.headers)
+        response = caller.patch(url, json={"status": "COMPLETED"})
     assert response.status_code == 200, response.get_json()
     return response.get_json()
 

@@ -1,7 +1,7 @@
 """Optional optimistic concurrency with ETag / If-Match."""
 
 import pytest
-from helpers import only_postgresql
+from helpers import Api, only_postgresql
 
 
 @pytest.fixture
@@ -10,7 +10,7 @@ def task(make_task, intern):
 
 
 def _etag(client, person, task):
-    return client.get(f"/api/tasks/{task['id']}/", headers=person.headers).headers["ETag"]
+    return Api(client).as_(person).get(Api.task(task["id"])).headers["ETag"]
 
 
 @pytest.mark.parametrize("method", ["patch", "put"])
