@@ -14,7 +14,7 @@ default command). Every value can still be overridden on the command line.
   in a header value, a limit above) are JSON ``{"detail": ...}`` like the app's, not its
   built-in HTML page: :func:`_json_error` replaces ``gunicorn.util.write_error``. nginx
   passes control characters in header values through, so this matters behind the edge
-  too (tests/test_edge.py).
+  too (tests/shared/test_edge.py).
 - Slow clients: a sync worker is held by a client until its request has arrived, up to
   ``timeout`` (30 s, then the worker is killed and replaced). That is why production runs
   behind the edge (deploy/nginx), which buffers every request before passing it on.

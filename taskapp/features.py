@@ -1,5 +1,5 @@
 """The one list of feature packages. The app factory walks it, and so does
-``tests/test_layout.py``: a feature is added to the app by adding it here.
+``tests/shared/test_layout.py``: a feature is added to the app by adding it here.
 
 Each package says in its ``__init__.py`` what it adds (``FEATURE = Feature(...)``):
 

@@ -5,6 +5,8 @@ from the Alembic migrations (``flask db upgrade``), never from ``create_all``.""
 import contextlib
 import os
 import shutil
+import subprocess
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -13,7 +15,7 @@ import pytest
 import redis
 import sqlalchemy as sa
 from flask_migrate import upgrade
-from helpers import IN_CI, JWT_SECRET, Person, create_user
+from helpers import IN_CI, JWT_SECRET, ROOT, Api, Person, create_user, wait_for
 
 from taskapp import create_app
 from taskapp.extensions import db, limiter
@@ -125,6 +127,12 @@ def client(app):
 
 
 @pytest.fixture
+def api(client) -> Api:
+    """``api.as_(person).patch(api.task(7), json=...)``: see :class:`helpers.Api`."""
+    return Api(client)
+
+
+@pytest.fixture
 def runner(app):
     return app.test_cli_runner()
 
@@ -221,3 +229,58 @@ def backdate(app):
             db.session.commit()
 
     return run
+
+
+@pytest.fixture
+def redis_broker(redis_url) -> str:
+    """The real Redis as the Celery broker, emptied first."""
+    redis.Redis.from_url(redis_url).flushdb()
+    return redis_url
+
+
+WORKER_SECRET = "worker-test-secret-key-long-enough-32b"
+
+
+@pytest.fixture
+def start_worker(database_url, tmp_path):
+    """Start ``celery -A wsgi.celery worker`` as a real process over ``broker``
+    (``beat=True``: with the beat schedule inside, as the embedded mode runs it);
+    ``settings`` go into its environment. The process has its log at ``.log``; every
+    worker started is stopped after the test."""
+    processes = []
+
+    def start(broker: str, *, beat: bool = False, **settings: str) -> subprocess.Popen:
+        log = tmp_path / f"worker-{len(processes)}.log"
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "CELERY_BROKER_URL": broker,
+            "JWT_SECRET_KEY": WORKER_SECRET,
+            "TASKAPP_INSTANCE_DIR": str(tmp_path),
+            **settings,
+        }
+        command = [sys.executable, "-m", "celery", "-A", "wsgi.celery", "worker"]
+        command += ["--pool=solo", "--loglevel=INFO", "--without-gossip", "--without-mingle"]
+        command += [f"--hostname=w{len(processes)}@%h"] + (["--beat"] if beat else [])
+        with log.open("w") as out:
+            process = subprocess.Popen(  # its own group: beat runs in a child process
+                command,
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        process.log = log
+        processes.append(process)
+        assert wait_for(lambda: "ready." in log.read_text(), timeout=60), log.read_text()
+        return process
+
+    yield start
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()

@@ -6,6 +6,7 @@ import threading
 import time
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import jwt as pyjwt
 import pytest
@@ -16,6 +17,8 @@ from taskapp.models import Role
 from taskapp.users import service as users
 from taskapp.users.passwords import PasswordHashing
 
+ROOT = Path(__file__).resolve().parent.parent
+"""The repository (tests run from folders at any depth under tests/)."""
 PASSWORD = "correct horse battery"
 JWT_SECRET = "test-secret-key-that-is-long-enough-for-hs256"
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -101,3 +104,45 @@ def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05):
             return value
         time.sleep(interval)
     return predicate()
+
+
+def _verb(method: str):
+    def send(self, url: str, headers: dict | None = None, **kwargs):
+        return getattr(self.client, method)(
+            url, headers={**self.headers, **(headers or {})}, **kwargs
+        )
+
+    send.__name__ = method
+    return send
+
+
+class Api:
+    """A small client over Flask's test client, as the tests call the API: URLs built in
+    one place (``api.task(7)``) and a caller's credentials added once
+    (``api.as_(intern).patch(api.task(7), json=...)``; ``api.as_(bearer(token))`` for a
+    headers dict). Extra ``headers=`` are merged over the caller's."""
+
+    TASKS = "/api/tasks/"
+
+    def __init__(self, client, headers: dict | None = None):
+        self.client = client
+        self.headers = headers or {}
+
+    def as_(self, who) -> "Api":
+        """``who``: a :class:`Person` (their JWT) or the headers to send."""
+        return Api(self.client, who.headers if isinstance(who, Person) else who)
+
+    @staticmethod
+    def task(task_id) -> str:
+        return f"/api/tasks/{task_id}/"
+
+    @staticmethod
+    def webhook(webhook_id, *rest: str) -> str:
+        return "/".join([f"/api/webhooks/{webhook_id}", *rest, ""])
+
+    @staticmethod
+    def user(user_id) -> str:
+        return f"/api/users/{user_id}/"
+
+    get, post, put, patch, delete = map(_verb, ("get", "post", "put", "patch", "delete"))
+    head, options = _verb("head"), _verb("options")

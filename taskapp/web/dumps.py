@@ -6,7 +6,7 @@ builds the same dict without marshmallow's per-field machinery. Fields of the co
 kinds (Integer, String, Enum, Date, DateTime in ISO format, Raw) get an inline
 expression with marshmallow's own semantics; any other field (a Nested, a Method, a
 custom field, whatever someone adds later) is dumped by the field itself, so a new field
-flows through unchanged, only not faster. ``tests/test_fast_dump.py`` checks with
+flows through unchanged, only not faster. ``tests/web/test_fast_dump.py`` checks with
 hypothesis that the generated dump and ``schema.dump`` give the same JSON bytes.
 
 Responses are encoded with orjson (3-10x the stdlib's speed); :func:`json_response`

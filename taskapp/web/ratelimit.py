@@ -47,7 +47,7 @@ class QuietMemoryStorage(MemoryStorage):
     when it is read, so counting stays exact without the timer; what the timer bounds is
     memory for tokens no longer used. Here that sweep runs inline, at most once every
     ``SWEEP_SECONDS``. (Overrides a private hook of the pinned ``limits`` version;
-    ``tests/test_personal_tokens.py`` covers counting and window expiry through it.)
+    ``tests/auth/test_personal_tokens.py`` covers counting and window expiry through it.)
     """
 
     def __init__(self) -> None:
