@@ -55,9 +55,7 @@ def reads(session) -> Connection:
         return session.connection()
     conn = g.get(READ_CONNECTION)
     if conn is None:
-        from taskapp.extensions import db  # extensions imports this module
-
-        conn = autocommit(db.engine).connect()
+        conn = session.get_bind().connect()  # Session.get_bind: in autocommit here
         setattr(g, READ_CONNECTION, conn)
     return conn
 
@@ -71,6 +69,11 @@ def close_reads(_error=None) -> None:
 
 class Session(FlaskSession):
     """``db.session``: in a read-only request, bound to the engine in autocommit."""
+
+    def read_connection(self) -> Connection:
+        """The connection a domain query reads with (:func:`reads`), so that features
+        need not know whether they run in a read-only request."""
+        return reads(self)
 
     def get_bind(self, *args, **kwargs):
         bind = super().get_bind(*args, **kwargs)

@@ -15,13 +15,12 @@ import pytest
 import redis
 import sqlalchemy as sa
 from flask_migrate import upgrade
-from helpers import IN_CI, JWT_SECRET, ROOT, Api, Person, create_user, wait_for
+from helpers import IN_CI, JWT_SECRET, PG_ADMIN_URL, ROOT, Api, Person, create_user, wait_for
 
 from taskapp import create_app
 from taskapp.extensions import db, limiter
 from taskapp.models import Base, Role
 
-PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 PG_TEST_DB = os.environ.get("TEST_PG_DATABASE", "taskapp_test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 BACKENDS = [b for b in os.environ.get("TEST_BACKENDS", "sqlite,postgresql").split(",") if b]

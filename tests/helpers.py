@@ -17,6 +17,8 @@ from taskapp.models import Role
 from taskapp.users import service as users
 from taskapp.users.passwords import PasswordHashing
 
+PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+"""Where the PostgreSQL test database is dropped and created (scripts/test prints it)."""
 ROOT = Path(__file__).resolve().parent.parent
 """The repository (tests run from folders at any depth under tests/)."""
 PASSWORD = "correct horse battery"

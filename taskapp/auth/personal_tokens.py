@@ -18,7 +18,6 @@ from datetime import datetime, timedelta
 from sqlalchemy import Column, delete, or_, select, update
 from sqlalchemy.orm import Session, contains_eager
 
-from taskapp.db import reads
 from taskapp.errors import InvalidField, NotFound, PermissionDenied
 from taskapp.models import (
     PersonalAccessToken,
@@ -174,7 +173,7 @@ def authenticate(
         .join_from(PersonalAccessToken.__table__, User.__table__, owner.id == pat.user_id)
         .where(pat.token_hash == hashed)
     )
-    row = reads(session).execute(query).first()
+    row = session.read_connection().execute(query).first()
     if row is None:
         return None
     token_id, scopes, last_used_at, stored_hash, version, expires_at = row[:6]

@@ -8,7 +8,6 @@ from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import Session, joinedload, make_transient_to_detached
 from sqlalchemy.orm.util import identity_key
 
-from taskapp.db import reads
 from taskapp.errors import InvalidField, NotFound, PermissionDenied
 from taskapp.models import SERIES, Role, Status, Task, User, task_fields, utcnow
 from taskapp.tasks import recurrence
@@ -47,7 +46,7 @@ def get_visible_row(session: Session, user: User, task_id: int):
     if ``user`` may see it; NotFound otherwise. One statement per role, built once."""
     query = VISIBLE_ROW[user.role == Role.ADMIN]
     params = {"task_id": task_id, "owner_id": user.id}
-    row = reads(session).execute(query, params).first()
+    row = session.read_connection().execute(query, params).first()
     if row is None:
         raise NotFound("Task")
     return row

@@ -4,8 +4,7 @@ pre-ping's round trip on every request (issue 19)."""
 
 import psycopg
 import pytest
-from conftest import PG_ADMIN_URL
-from helpers import wait_for
+from helpers import PG_ADMIN_URL, wait_for
 
 from taskapp.extensions import db
 
