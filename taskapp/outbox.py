@@ -18,20 +18,19 @@ import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from types import SimpleNamespace
 
 from sqlalchemy import String, delete, or_, select, type_coerce, update
 from sqlalchemy.orm import Session
 
-from taskapp.audit import task_snapshot, to_json
+from taskapp.audit import to_json
 from taskapp.models import (
     ActivityLog,
     DeliveryStatus,
     Priority,
     Role,
     Status,
-    Task,
     User,
     Webhook,
     WebhookAttempt,
@@ -64,6 +63,17 @@ def new_msg_id() -> str:
 def body(event: str, timestamp: datetime, data: dict) -> str:
     message = {"type": event, "timestamp": to_json(timestamp), "data": data}
     return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+
+
+def event_data(entry, task: dict) -> dict:
+    """The ``data`` of a task event: everything comes from the activity-log entry (its
+    columns as :func:`relay` selects them) and the task object of its snapshot."""
+    return {
+        "task": task,
+        "changes": entry.changes,
+        "actor": entry.actor_id,
+        "source": entry.source,
+    }
 
 
 @dataclass
@@ -107,13 +117,7 @@ def relay(session: Session, now: datetime, render_task: RenderTask) -> Relayed:
         event = EVENT_OF_ACTION.get(entry.action)
         if event is None:
             continue
-        data = {
-            "task": tasks[entry.id],
-            "changes": entry.changes,
-            "actor": entry.actor_id,
-            "source": entry.source,
-        }
-        message = body(event, entry.created_at, data)
+        message = body(event, entry.created_at, event_data(entry, tasks[entry.id]))
         for hook, role in hooks:
             if event in hook.events and (role == Role.ADMIN or entry.assignee_id == hook.owner_id):
                 rows.append(_delivery(hook.id, event, message, now, entry_id=entry.id))
@@ -236,30 +240,27 @@ def _active_webhooks(session: Session) -> list[tuple[Webhook, Role]]:
 
 
 def _task_payloads(session: Session, entries, render_task: RenderTask) -> dict[int, dict]:
-    """The task object of each entry: its snapshot when it has one; else (entries
-    written set-based in SQL, e.g. the overdue sweep) the task row as it is now, or,
-    for a task gone since, what the entry itself knows (id and title)."""
-    missing = {e.task_id for e in entries if e.task_snapshot is None}
-    rows = {}
-    if missing:
-        for task in session.execute(select(Task).where(Task.id.in_(missing))).scalars():
-            rows[task.id] = task_snapshot(task)
-    snapshots = {e.id: e.task_snapshot or rows.get(e.task_id) for e in entries}
-    user_ids = {s["assigned_to_id"] for s in snapshots.values() if s}
+    """The task object of each entry, from its snapshot (the task as that change left
+    it, written in the change's transaction), never from the task row as it is now: by
+    then the task may have been edited, reassigned or deleted. An entry written before
+    snapshots existed shows what the entry itself knows (id and title)."""
+    user_ids = {e.task_snapshot["assigned_to_id"] for e in entries if e.task_snapshot}
     names = dict(session.execute(select(User.id, User.username).where(User.id.in_(user_ids))).all())
     payloads = {}
     for entry in entries:
-        snapshot = snapshots[entry.id]
-        if snapshot is None:
+        if entry.task_snapshot is None:
             payloads[entry.id] = {"id": entry.task_id, "title": entry.task_title}
         else:
-            payloads[entry.id] = render_task(_task_view(snapshot, names))
+            payloads[entry.id] = render_task(_task_view(entry.task_snapshot, names))
     return payloads
 
 
 def _task_view(snapshot: dict, names: dict) -> SimpleNamespace:
-    def when(value):
-        return datetime.fromisoformat(value) if value else None
+    def when(value):  # any ISO 8601 form (SQL-written snapshots); naive means UTC
+        if not value:
+            return None
+        moment = datetime.fromisoformat(value)
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
     due = snapshot.get("due_date")
     return SimpleNamespace(
