@@ -154,6 +154,7 @@ def load_config() -> dict:
         "WEBHOOK_RELAY_INTERVAL_SECONDS": _env_float("WEBHOOK_RELAY_INTERVAL_SECONDS", 1),
         "WEBHOOK_SECRET_OVERLAP_SECONDS": _env_float("WEBHOOK_SECRET_OVERLAP_SECONDS", 86400),
         "WEBHOOK_DELIVERY_RETENTION_DAYS": _env_float("WEBHOOK_DELIVERY_RETENTION_DAYS", 30),
+        "WEBHOOK_MAX_PER_USER": _env_int("WEBHOOK_MAX_PER_USER", 10),
         "CELERY": {
             "broker_url": broker_url,
             "broker_transport_options": _broker_options(broker_url),

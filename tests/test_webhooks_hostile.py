@@ -55,3 +55,38 @@ def test_a_dripping_receiver_is_cut_at_the_deadline_and_the_attempt_fails(
         [delivery] = wait_for(recorded, 10)
         assert delivery["status"] == "pending" and delivery["last_status_code"] is None
         assert f"no complete answer within {TIMEOUT:g} s" in delivery["last_error"], mode
+
+
+def test_a_user_may_hold_at_most_webhook_max_per_user_webhooks(make_app, make_person):
+    """The default cap is 10; the 11th is a 400 that says why and writes nothing; an
+    ADMIN is capped too; another user's place is their own; deleting frees a place."""
+    client = make_app().test_client()
+    intern, other = make_person("hoarder"), make_person("neighbour")
+
+    def post(person, n):
+        body = {"url": f"https://hooks.example.com/{n}"}
+        return client.post("/api/webhooks/", json=body, headers=person.headers)
+
+    made = [post(intern, n) for n in range(10)]
+    assert [answer.status_code for answer in made] == [201] * 10
+    refused = post(intern, 10)
+    assert refused.status_code == 400
+    [message] = refused.get_json()["non_field_errors"]
+    assert "WEBHOOK_MAX_PER_USER = 10" in message
+    mine = client.get("/api/webhooks/?page_size=100", headers=intern.headers).get_json()
+    assert mine["count"] == 10
+    assert post(other, 0).status_code == 201
+    first = made[0].get_json()["id"]
+    assert client.delete(f"/api/webhooks/{first}/", headers=intern.headers).status_code == 204
+    assert post(intern, 11).status_code == 201
+
+
+def test_the_cap_is_a_setting(make_app, make_person):
+    client = make_app(WEBHOOK_MAX_PER_USER=2).test_client()
+    admin = make_person("chief", role="ADMIN")
+    for n in range(2):
+        body = {"url": f"https://hooks.example.com/{n}"}
+        assert client.post("/api/webhooks/", json=body, headers=admin.headers).status_code == 201
+    body = {"url": "https://hooks.example.com/third"}
+    answer = client.post("/api/webhooks/", json=body, headers=admin.headers)
+    assert answer.status_code == 400 and "non_field_errors" in answer.get_json()
