@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from types import SimpleNamespace
 
-from sqlalchemy import String, delete, or_, select, type_coerce, update
+from sqlalchemy import String, and_, delete, func, or_, select, type_coerce, update
 from sqlalchemy.orm import Session
 
 from taskapp.audit import to_json
@@ -150,32 +150,103 @@ def redeliver(session: Session, original: WebhookDelivery, now: datetime) -> Web
     return delivery
 
 
-def claim_due(session: Session, now: datetime, queue_lease: float, limit: int = 500) -> list[int]:
-    """Deliveries whose next attempt is due and that no worker holds or was just sent:
-    mark them queued for ``queue_lease`` seconds and return their ids (the caller
-    commits, then sends one Celery message each)."""
-    due = (
-        select(WebhookDelivery.id)
+OWNER_IN_FLIGHT = 4
+"""Deliveries of one user's webhooks claimed (queued or being sent) at once, across all
+processes: what one user's slow or failing receivers can take of the senders."""
+WEBHOOK_IN_FLIGHT = 2
+"""The same, per webhook: a user's healthy webhook is not starved by their failing ones."""
+
+
+@dataclass
+class Claimed:
+    id: int
+    first_attempt: bool
+
+
+def claim_due(session: Session, now: datetime, queue_lease: float, limit: int = 500) -> list:
+    """Deliveries whose next attempt is due and that no worker holds or was just sent,
+    fairly: oldest first, but never more than OWNER_IN_FLIGHT per owner and
+    WEBHOOK_IN_FLIGHT per webhook counting those already in flight, so a user whose
+    receivers fail or hang cannot take everyone's turn. Marks them queued for
+    ``queue_lease`` seconds and returns them (:class:`Claimed`); the caller commits,
+    then sends them.
+
+    No row lock: the final UPDATE is conditional (a concurrent claimer that took a row
+    first makes it skip that row), so two ticks never hand out one delivery twice."""
+    busy_hooks, busy_owners = _in_flight(session, now)
+    ranked = (
+        select(
+            WebhookDelivery.id,
+            WebhookDelivery.webhook_id,
+            WebhookDelivery.attempts,
+            WebhookDelivery.next_attempt_at,
+            Webhook.owner_id,
+            func.row_number()
+            .over(
+                partition_by=WebhookDelivery.webhook_id,
+                order_by=(WebhookDelivery.next_attempt_at, WebhookDelivery.id),
+            )
+            .label("turn"),
+        )
         .join(Webhook, Webhook.id == WebhookDelivery.webhook_id)
         .where(
             WebhookDelivery.status == DeliveryStatus.PENDING,
             WebhookDelivery.next_attempt_at <= now,
-            or_(WebhookDelivery.queued_until.is_(None), WebhookDelivery.queued_until < now),
-            or_(WebhookDelivery.sending_until.is_(None), WebhookDelivery.sending_until < now),
+            _not_held(now),
             Webhook.is_active,
         )
-        .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True, of=WebhookDelivery)
+        .subquery()
     )
-    ids = list(session.execute(due).scalars())
-    if ids:
-        session.execute(
-            update(WebhookDelivery)
-            .where(WebhookDelivery.id.in_(ids))
-            .values(queued_until=now + timedelta(seconds=queue_lease))
+    candidates = session.execute(
+        select(ranked)
+        .where(ranked.c.turn <= WEBHOOK_IN_FLIGHT)
+        .order_by(ranked.c.next_attempt_at, ranked.c.id)
+    ).all()
+    chosen = {}
+    for row in candidates:
+        if len(chosen) >= limit:
+            break
+        if busy_owners.get(row.owner_id, 0) >= OWNER_IN_FLIGHT:
+            continue
+        if busy_hooks.get(row.webhook_id, 0) >= WEBHOOK_IN_FLIGHT:
+            continue
+        busy_owners[row.owner_id] = busy_owners.get(row.owner_id, 0) + 1
+        busy_hooks[row.webhook_id] = busy_hooks.get(row.webhook_id, 0) + 1
+        chosen[row.id] = Claimed(row.id, row.attempts == 0)
+    if not chosen:
+        return []
+    taken = session.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.id.in_(list(chosen)), _not_held(now))
+        .values(queued_until=now + timedelta(seconds=queue_lease))
+        .returning(WebhookDelivery.id)
+    ).scalars()
+    return [chosen[i] for i in sorted(taken)]
+
+
+def _not_held(now: datetime):
+    return and_(
+        or_(WebhookDelivery.queued_until.is_(None), WebhookDelivery.queued_until < now),
+        or_(WebhookDelivery.sending_until.is_(None), WebhookDelivery.sending_until < now),
+    )
+
+
+def _in_flight(session: Session, now: datetime) -> tuple[dict, dict]:
+    """Deliveries queued or being sent now, per webhook and per owner."""
+    rows = session.execute(
+        select(WebhookDelivery.webhook_id, Webhook.owner_id, func.count())
+        .join(Webhook, Webhook.id == WebhookDelivery.webhook_id)
+        .where(
+            WebhookDelivery.status == DeliveryStatus.PENDING,
+            or_(WebhookDelivery.queued_until >= now, WebhookDelivery.sending_until >= now),
         )
-    return ids
+        .group_by(WebhookDelivery.webhook_id, Webhook.owner_id)
+    ).all()
+    hooks, owners = {}, {}
+    for webhook_id, owner_id, count in rows:
+        hooks[webhook_id] = count
+        owners[owner_id] = owners.get(owner_id, 0) + count
+    return hooks, owners
 
 
 def unqueue(session: Session, ids: list[int]) -> None:
