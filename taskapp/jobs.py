@@ -87,7 +87,8 @@ class Nudger:
         while self.wanted.wait(timeout=IDLE_NUDGER_SECONDS):  # idle: end; poke restarts it
             self.wanted.clear()
             try:
-                self.celery_app.send_task(TICK, expires=5, retry=False)
+                sent = {"nudged_at": time.time()}
+                self.celery_app.send_task(TICK, kwargs=sent, expires=5, retry=False)
             except Exception as error:  # the broker is down: beat's ticks will do it
                 log.warning("webhook nudge not sent (%s); beat's tick will relay", error)
                 time.sleep(1)
@@ -260,11 +261,23 @@ this long unless a sender holds or finished it: the broker lost the message, or 
 process died before its sender started."""
 
 
+_last_tick_started = 0.0
+"""Wall-clock start of this process's last tick (see :func:`webhooks_tick`)."""
+
+
 @shared_task(name=TICK, ignore_result=True)
-def webhooks_tick() -> int:
+def webhooks_tick(nudged_at: float | None = None) -> int:
     """Relay new activity-log entries into deliveries, then hand out the due ones (see
     :func:`dispatch`). Run by beat every WEBHOOK_RELAY_INTERVAL_SECONDS and after
-    commits that changed tasks (the nudge). Never waits on a receiver."""
+    commits that changed tasks (the nudge). Never waits on a receiver.
+
+    A nudge sent (``nudged_at``, after its commit) before a tick of this process started
+    is skipped: that tick already relayed the commit. When ticks queue up behind each
+    other (a burst of commits), this keeps the queue from growing a tick per commit."""
+    global _last_tick_started
+    if nudged_at is not None and nudged_at < _last_tick_started:
+        return 0
+    _last_tick_started = time.time()
     render = current_app.extensions["render_task"]
     now = utcnow()
     created = 0
