@@ -167,8 +167,10 @@ def post(url: str, body: bytes, headers: dict, timeout: float, allowed: list[str
         )
         response.read(65536)  # a receiver may not hold the worker with an endless body
         response.release_conn()
-    except (urllib3.exceptions.HTTPError, OSError):
-        if deadline.expired:
+    except (urllib3.exceptions.HTTPError, OSError) as error:
+        # urllib3's own timeouts (bounded by the time left) may fire a moment before
+        # the deadline does: the same failure, said the same way
+        if deadline.expired or isinstance(error, urllib3.exceptions.TimeoutError):
             raise deadline.error() from None
         raise
     finally:
