@@ -14,11 +14,12 @@ The log is append-only: the ORM refuses to update or delete an entry, and on
 PostgreSQL a trigger (see the migrations) refuses raw SQL as well.
 """
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from enum import Enum
 
 from sqlalchemy import (
     JSON,
+    Date,
     Insert,
     Integer,
     case,
@@ -30,50 +31,30 @@ from sqlalchemy import (
     select,
     type_coerce,
 )
+from sqlalchemy import Enum as SAEnum
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import ORMExecuteState, Session
 from sqlalchemy.sql.functions import FunctionElement
 
 from taskapp.models import (
+    SNAPSHOT,
+    TRACKED,
     Action,
     ActivityLog,
     Priority,
+    PriorityRank,
     Source,
     Status,
     Task,
     UTCDateTime,
+    task_fields,
     utcnow,
 )
 
 ACTOR_KEY = "taskapp.audit_actor"
-TRACKED_FIELDS = {
-    "title": "title",
-    "description": "description",
-    "status": "status",
-    "priority": "priority",
-    "due_date": "due_date",
-    "assigned_to_id": "assigned_to",
-    "completed_at": "completed_at",
-    "recurrence": "recurrence",
-    "remind_at": "remind_at",
-}
+TRACKED_FIELDS = task_fields(TRACKED)
 """Model attribute -> name used in ``changes`` (the API's field names)."""
-SNAPSHOT_FIELDS = (
-    "id",
-    "title",
-    "description",
-    "status",
-    "priority",
-    "due_date",
-    "assigned_to_id",
-    "created_by_id",
-    "created_at",
-    "updated_at",
-    "completed_at",
-    "recurrence",
-    "remind_at",
-    "series_id",
-)
+SNAPSHOT_FIELDS = tuple(task_fields(SNAPSHOT))
 """The task's columns kept on its entry (``task_snapshot``), so that a webhook announces
 the task as this change left it, even once the task changed again or was deleted."""
 
@@ -94,6 +75,24 @@ def to_json(value):
         return value.isoformat().replace("+00:00", "Z")
     if isinstance(value, date):
         return value.isoformat()
+    return value
+
+
+def from_json(model, name: str, value):
+    """``to_json`` undone for ``model``'s column ``name``, by the column's type."""
+    column = model.__table__.columns.get(name)
+    if value is None or column is None:
+        return value
+    kind = column.type
+    if isinstance(kind, UTCDateTime):  # any ISO 8601 form (SQL-written snapshots): naive is UTC
+        moment = datetime.fromisoformat(value)
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    if isinstance(kind, Date):
+        return date.fromisoformat(value)
+    if isinstance(kind, PriorityRank):
+        return Priority(value)
+    if isinstance(kind, SAEnum) and kind.enum_class is not None:
+        return kind.enum_class(value)
     return value
 
 
