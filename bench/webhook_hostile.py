@@ -68,11 +68,14 @@ def make_app(env: dict):
     from taskapp.extensions import db
     from taskapp.models import Role
     from taskapp.users import service as users
+    from taskapp.users.passwords import PasswordHashing
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": env["DATABASE_URL"]})
     with app.app_context():
         for name in ("hostile", "healthy"):
-            users.create_user(db.session, name, PASSWORD, Role.INTERN, f"{name}@example.com")
+            email = f"{name}@example.com"
+            hashing = PasswordHashing.of(app)
+            users.create_user(db.session, name, PASSWORD, Role.INTERN, email, hashing=hashing)
         db.session.commit()
     return app
 
