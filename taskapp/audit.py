@@ -6,19 +6,35 @@ this module; they only say who is acting, once, through :func:`act_as`:
 
 - an authenticated request: the JWT callback in ``auth/tokens.py`` (source ``api``);
 - a CLI command: ``cli.py`` (source ``cli``);
-- the overdue job: :func:`insert_status_changes` is called by ``overdue.py`` for its
-  set-based UPDATE, which fires no per-row ORM events (actor null, source ``system``).
+- the overdue and reminder sweeps: :func:`insert_entries` is called by ``overdue.py`` and
+  ``reminders.py`` for their set-based UPDATEs, which fire no per-row ORM events (actor
+  null, source ``system``); :func:`snapshot_sql` gives their entries the task snapshot.
 
 The log is append-only: the ORM refuses to update or delete an entry, and on
 PostgreSQL a trigger (see the migrations) refuses raw SQL as well.
 """
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from enum import Enum
 
-from sqlalchemy import Date, Insert, case, event, insert, inspect, literal, select
+from sqlalchemy import (
+    JSON,
+    Date,
+    Insert,
+    Integer,
+    case,
+    event,
+    insert,
+    inspect,
+    literal,
+    literal_column,
+    select,
+    type_coerce,
+)
 from sqlalchemy import Enum as SAEnum
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import ORMExecuteState, Session
+from sqlalchemy.sql.functions import FunctionElement
 
 from taskapp.models import (
     SNAPSHOT,
@@ -68,8 +84,9 @@ def from_json(model, name: str, value):
     if value is None or column is None:
         return value
     kind = column.type
-    if isinstance(kind, UTCDateTime):
-        return datetime.fromisoformat(value)
+    if isinstance(kind, UTCDateTime):  # any ISO 8601 form (SQL-written snapshots): naive is UTC
+        moment = datetime.fromisoformat(value)
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
     if isinstance(kind, Date):
         return date.fromisoformat(value)
     if isinstance(kind, PriorityRank):
@@ -146,20 +163,45 @@ def _write_entries(session: Session, _flush_context) -> None:
         session.connection().execute(insert(ActivityLog.__table__), entries)
 
 
-def insert_status_changes(rows, old_statuses, new_status: Status, action: Action) -> Insert:
-    """INSERT ... SELECT of one entry per row of ``rows`` (columns ``id``, ``title``,
-    ``assigned_to_id``, ``old_status``), as the system actor, built entirely in SQL so
-    that no task is loaded into Python. ``changes`` comes from :func:`change`, the same
-    serialiser the listener uses, as one JSON literal per possible old status."""
+class JsonObject(FunctionElement):
+    """``json_object(k1, v1, ...)`` on SQLite, ``json_build_object(...)`` on PostgreSQL."""
+
+    type = JSON()
+    name = "json_object"
+    inherit_cache = True
+
+
+@compiles(JsonObject)
+def _json_object_sqlite(element, compiler, **kw):
+    return f"json_object({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(JsonObject, "postgresql")
+def _json_object_postgresql(element, compiler, **kw):
+    return f"json_build_object({compiler.process(element.clauses, **kw)})"
+
+
+def snapshot_sql(row, **overrides) -> JsonObject:
+    """:func:`task_snapshot` computed in SQL from ``row`` (columns named as the task's),
+    for the sweeps that change tasks set-based: the task as the sweep leaves it, written
+    on the entry in the sweep's own statement. ``overrides`` are SQL values for columns
+    the statement changes after reading ``row``. Datetimes come out in the database's
+    own text form (the relay parses any ISO 8601 form, naive meaning UTC)."""
+    ranks = {priority.rank: priority.value for priority in Priority}
+    values = {name: overrides.get(name, row[name]) for name in SNAPSHOT_FIELDS}
+    if "priority" not in overrides:
+        values["priority"] = case(ranks, value=type_coerce(row["priority"], Integer))
+    pairs = []
+    for name, value in values.items():
+        pairs += [literal_column(f"'{name}'"), value]
+    return JsonObject(*pairs)
+
+
+def insert_entries(rows, action: Action, changes, created_at, snapshot) -> Insert:
+    """INSERT ... SELECT of one entry per row of ``rows`` (a task's columns, by name),
+    as the system actor, built entirely in SQL so that no task is loaded into Python;
+    ``changes`` and ``snapshot`` are SQL expressions over ``rows``."""
     table = ActivityLog.__table__
-    changes_type = table.c.changes.type
-    changes = case(
-        {
-            old.value: literal({"status": change(old, new_status)}, changes_type)
-            for old in old_statuses
-        },
-        value=rows.c.old_status,
-    )
     entries = select(
         rows.c.id,
         rows.c.title,
@@ -168,10 +210,30 @@ def insert_status_changes(rows, old_statuses, new_status: Status, action: Action
         literal(None).label("actor_id"),
         literal(Source.SYSTEM.value),
         rows.c.assigned_to_id,
-        literal(utcnow(), UTCDateTime),
+        literal(created_at, UTCDateTime),
+        snapshot,
     )
     columns = ["task_id", "task_title", "action", "changes", "actor_id", "source"]
-    return insert(table).from_select([*columns, "assignee_id", "created_at"], entries)
+    columns += ["assignee_id", "created_at", "task_snapshot"]
+    return insert(table).from_select(columns, entries)
+
+
+def insert_status_changes(
+    rows, old_statuses, new_status: Status, action: Action, **snapshot_overrides
+) -> Insert:
+    """:func:`insert_entries` for a status change: ``rows`` also has ``old_status``, and
+    ``changes`` comes from :func:`change`, the same serialiser the listener uses, as one
+    JSON literal per possible old status."""
+    changes_type = ActivityLog.__table__.c.changes.type
+    changes = case(
+        {
+            old.value: literal({"status": change(old, new_status)}, changes_type)
+            for old in old_statuses
+        },
+        value=rows.c.old_status,
+    )
+    snapshot = snapshot_sql(rows.c, **snapshot_overrides)
+    return insert_entries(rows, action, changes, utcnow(), snapshot)
 
 
 def _refuse_log_change(_mapper, _connection, _target) -> None:

@@ -70,11 +70,6 @@ def close_reads(_error=None) -> None:
 class Session(FlaskSession):
     """``db.session``: in a read-only request, bound to the engine in autocommit."""
 
-    def read_connection(self) -> Connection:
-        """The connection a domain query reads with (:func:`reads`), so that features
-        need not know whether they run in a read-only request."""
-        return reads(self)
-
     def get_bind(self, *args, **kwargs):
         bind = super().get_bind(*args, **kwargs)
         return autocommit(bind) if read_only_request() and isinstance(bind, Engine) else bind

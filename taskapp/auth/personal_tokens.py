@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Column, delete, or_, select, update
+from sqlalchemy import Column, Connection, delete, or_, select, update
 from sqlalchemy.orm import Session, contains_eager
 
 from taskapp.errors import InvalidField, NotFound, PermissionDenied
@@ -151,7 +151,11 @@ class CheckedToken:
 
 
 def authenticate(
-    session: Session, key: bytes, token: str, now: datetime, user_columns: Sequence[Column]
+    reader: Session | Connection,
+    key: bytes,
+    token: str,
+    now: datetime,
+    user_columns: Sequence[Column],
 ) -> tuple[CheckedToken, tuple] | None:
     """The token and its owner's ``user_columns`` values if the token is good, else
     None: one query, by the token's unique hash, joined to its owner. Core rather than
@@ -173,7 +177,7 @@ def authenticate(
         .join_from(PersonalAccessToken.__table__, User.__table__, owner.id == pat.user_id)
         .where(pat.token_hash == hashed)
     )
-    row = session.read_connection().execute(query).first()
+    row = reader.execute(query).first()
     if row is None:
         return None
     token_id, scopes, last_used_at, stored_hash, version, expires_at = row[:6]

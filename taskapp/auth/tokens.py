@@ -261,7 +261,9 @@ def load_personal_token(token: str) -> tuple[AuthUser, dict]:
     once a minute, in its own short transaction (so that a read-only request's rollback
     cannot lose it): one extra statement per token per minute, none on the others."""
     now = utcnow()
-    found = personal_tokens.authenticate(db.session, token_hash_key(), token, now, AUTH_COLUMNS)
+    found = personal_tokens.authenticate(
+        reads(db.session), token_hash_key(), token, now, AUTH_COLUMNS
+    )
     if found is None:
         flask_smorest.abort(401, message=INVALID_TOKEN, code=TOKEN_NOT_VALID)
     pat, values = found

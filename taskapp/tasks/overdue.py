@@ -12,17 +12,22 @@ once: the second waits on the locks, re-checks, and finds nothing left.
 
 SQLite has no data-modifying CTEs, but a write transaction holds the whole database, so
 INSERT ... SELECT then UPDATE with the same predicate see the same rows.
+
+Each entry carries the task snapshot (``audit.snapshot_sql``) as the sweep left the task,
+computed in the same statement (PostgreSQL: from the UPDATE's RETURNING; SQLite: from the
+row plus the values the UPDATE sets), so a webhook relayed late never shows a later
+state of the task.
 """
 
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Integer, and_, any_, cast, func, literal, select, update
+from sqlalchemy import Integer, and_, any_, cast, func, literal, literal_column, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
-from taskapp.audit import act_as, insert_status_changes
-from taskapp.models import Action, Source, Status, Task, utcnow
+from taskapp.audit import SNAPSHOT_FIELDS, act_as, insert_status_changes
+from taskapp.models import Action, Source, Status, Task, UTCDateTime, utcnow
 
 SWEPT_STATUSES = (Status.PENDING, Status.IN_PROGRESS)
 
@@ -43,7 +48,9 @@ def sweep(session: Session, today: date) -> int:
     """Mark overdue tasks and log them; returns how many. The caller commits."""
     table = Task.__table__
     due = and_(table.c.due_date < today, table.c.status.in_(SWEPT_STATUSES))
-    mark = {"status": Status.OVERDUE, "version": table.c.version + 1, "updated_at": utcnow()}
+    marked_at = utcnow()
+    mark = {"status": Status.OVERDUE, "version": table.c.version + 1, "updated_at": marked_at}
+    snapshot_columns = [table.c[name] for name in SNAPSHOT_FIELDS]
     connection = session.connection()
     if connection.dialect.name == "postgresql":
         locked = (
@@ -58,12 +65,7 @@ def sweep(session: Session, today: date) -> int:
             update(table)
             .where(table.c.id == locked.c.id, table.c.id == any_(locked_ids))
             .values(mark)
-            .returning(
-                table.c.id,
-                table.c.title,
-                table.c.assigned_to_id,
-                locked.c.status.label("old_status"),
-            )
+            .returning(*snapshot_columns, locked.c.status.label("old_status"))
             .cte("marked")
         )
         logged = (
@@ -74,14 +76,20 @@ def sweep(session: Session, today: date) -> int:
         return connection.execute(select(func.count()).select_from(logged)).scalar_one()
     rows = (
         table.select()
-        .with_only_columns(
-            table.c.id, table.c.title, table.c.assigned_to_id, table.c.status.label("old_status")
-        )
+        .with_only_columns(*snapshot_columns, table.c.status.label("old_status"))
         .where(due)
         .subquery("due")
     )
+    # The entries are written before the UPDATE: their snapshots say what it will set.
     logged = connection.execute(
-        insert_status_changes(rows, SWEPT_STATUSES, Status.OVERDUE, Action.MARKED_OVERDUE)
+        insert_status_changes(
+            rows,
+            SWEPT_STATUSES,
+            Status.OVERDUE,
+            Action.MARKED_OVERDUE,
+            status=literal_column(f"'{Status.OVERDUE.value}'"),
+            updated_at=literal(marked_at, UTCDateTime),
+        )
     ).rowcount
     marked = connection.execute(update(table).where(due).values(mark)).rowcount
     if logged != marked:

@@ -7,8 +7,9 @@ re-checks a row a concurrent transaction changed, so a task completed, re-armed 
 already claimed meanwhile is skipped), the UPDATE marks them, and the INSERT writes the
 entries from its RETURNING. Two sweeps at once: the second waits on the locks, re-checks
 ``reminded_at IS NULL`` and finds nothing. SQLite holds the whole database for a write
-transaction: its UPDATE ... RETURNING takes the write lock before it reads, and the
-entries are inserted from the rows it returned.
+transaction: INSERT ... SELECT then UPDATE with the same predicate see the same rows (as
+in the overdue sweep). Each entry carries the task's snapshot as the sweep left it,
+computed in the same statement (``audit.snapshot_sql``), never read at relay time.
 
 E-mail (when ``SMTP_URL`` is set) is owed, not sent, here: the sweep stamps
 ``reminder_mail_queued_at`` in the same transaction, so a reminder's mail survives a
@@ -24,8 +25,8 @@ from sqlalchemy import Integer, and_, any_, cast, func, literal, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
-from taskapp.audit import change
-from taskapp.models import Action, ActivityLog, Source, Status, Task, User, UTCDateTime
+from taskapp.audit import SNAPSHOT_FIELDS, change, insert_entries, snapshot_sql
+from taskapp.models import Action, ActivityLog, Status, Task, User, UTCDateTime
 
 
 def due_predicate(now: datetime):
@@ -41,9 +42,10 @@ def sweep(session: Session, now: datetime, *, mail: bool) -> list[int]:
     """Announce every due reminder; returns the ids of the tasks reminded. With
     ``mail``, each also owes an e-mail. The caller commits."""
     table = Task.__table__
-    mark = {"reminded_at": now}
+    mark = {"reminded_at": now, "updated_at": now}
     if mail:
         mark["reminder_mail_queued_at"] = now
+    snapshot_columns = [table.c[name] for name in SNAPSHOT_FIELDS]
     connection = session.connection()
     if connection.dialect.name == "postgresql":
         locked = (
@@ -58,52 +60,31 @@ def sweep(session: Session, now: datetime, *, mail: bool) -> list[int]:
             update(table)
             .where(table.c.id == any_(locked_ids))
             .values(mark)
-            .returning(table.c.id, table.c.title, table.c.assigned_to_id)
+            .returning(*snapshot_columns)
             .cte("marked")
         )
-        logged = _insert_entries(marked, now).returning(ActivityLog.task_id).cte("logged")
+        entries = _insert_entries(marked, now, snapshot_sql(marked.c))
+        logged = entries.returning(ActivityLog.task_id).cte("logged")
         return list(connection.execute(select(logged.c.task_id)).scalars())
-    marked = connection.execute(
-        update(table)
-        .where(due_predicate(now))
-        .values(mark)
-        .returning(table.c.id, table.c.title, table.c.assigned_to_id)
-    ).all()
-    if marked:
-        connection.execute(ActivityLog.__table__.insert(), [_entry(row, now) for row in marked])
-    return [row.id for row in marked]
+    # SQLite: the entries first (their snapshots say what the UPDATE will set), then the
+    # UPDATE with the same predicate; the write transaction holds the whole database.
+    rows = table.select().with_only_columns(*snapshot_columns).where(due_predicate(now))
+    rows = rows.subquery("due")
+    snapshot = snapshot_sql(rows.c, updated_at=literal(now, UTCDateTime))
+    logged = connection.execute(
+        _insert_entries(rows, now, snapshot).returning(ActivityLog.task_id)
+    ).scalars()
+    reminded = sorted(logged)
+    marked = connection.execute(update(table).where(due_predicate(now)).values(mark)).rowcount
+    if marked != len(reminded):
+        raise RuntimeError(f"reminder sweep logged {len(reminded)} tasks but marked {marked}")
+    return reminded
 
 
-def _entry(row, now: datetime) -> dict:
-    return {
-        "task_id": row.id,
-        "task_title": row.title,
-        "action": Action.REMINDED,
-        "changes": {"reminded_at": change(None, now)},
-        "actor_id": None,
-        "source": Source.SYSTEM,
-        "assignee_id": row.assigned_to_id,
-        "created_at": now,
-    }
-
-
-def _insert_entries(rows, now: datetime):
-    """INSERT ... SELECT of one REMINDED entry per row (``id``, ``title``,
-    ``assigned_to_id``), as the system actor."""
-    table = ActivityLog.__table__
-    changes = literal({"reminded_at": change(None, now)}, table.c.changes.type)
-    entries = select(
-        rows.c.id,
-        rows.c.title,
-        literal(Action.REMINDED.value),
-        changes,
-        literal(None).label("actor_id"),
-        literal(Source.SYSTEM.value),
-        rows.c.assigned_to_id,
-        literal(now, UTCDateTime),
-    )
-    columns = ["task_id", "task_title", "action", "changes", "actor_id", "source"]
-    return table.insert().from_select([*columns, "assignee_id", "created_at"], entries)
+def _insert_entries(rows, now: datetime, snapshot):
+    """One REMINDED entry per row, as the system actor."""
+    changes = literal({"reminded_at": change(None, now)}, ActivityLog.__table__.c.changes.type)
+    return insert_entries(rows, Action.REMINDED, changes, now, snapshot)
 
 
 def claim_mail(session: Session, task_id: int) -> dict | None:

@@ -3,6 +3,7 @@
 from flask import current_app, url_for
 from flask.views import MethodView
 
+from taskapp.db import reads
 from taskapp.extensions import db
 from taskapp.models import Task, task_etag
 from taskapp.tasks import overdue, service
@@ -92,7 +93,7 @@ class TaskById(MethodView):
     @blp.not_found(NOT_VISIBLE)
     def get(self, task_id):
         """One task (304 to an If-None-Match holding its current ETag)"""
-        row = service.get_visible_row(db.session, current_user, task_id)
+        row = service.get_visible_row(reads(db.session), current_user, task_id)
         etag = task_etag(row.id, row.version)
         return not_modified(etag) or json_response(DUMP_TASK(row), 200, {"ETag": etag})
 

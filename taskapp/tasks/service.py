@@ -4,7 +4,7 @@ commits; the caller does, once."""
 from datetime import date
 from types import SimpleNamespace
 
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import Connection, Select, bindparam, select
 from sqlalchemy.orm import Session, joinedload, make_transient_to_detached
 from sqlalchemy.orm.util import identity_key
 
@@ -41,12 +41,12 @@ def as_rows(query: Select) -> Select:
     return query.with_only_columns(*columns).join(User, User.id == Task.assigned_to_id)
 
 
-def get_visible_row(session: Session, user: User, task_id: int):
+def get_visible_row(reader: Session | Connection, user: User, task_id: int):
     """The task as a row of its columns and ``assigned_to_username`` (no ORM entity),
     if ``user`` may see it; NotFound otherwise. One statement per role, built once."""
     query = VISIBLE_ROW[user.role == Role.ADMIN]
     params = {"task_id": task_id, "owner_id": user.id}
-    row = session.read_connection().execute(query, params).first()
+    row = reader.execute(query, params).first()
     if row is None:
         raise NotFound("Task")
     return row

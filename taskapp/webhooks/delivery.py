@@ -14,6 +14,9 @@ message fails. A webhook whose attempts have all failed for
 ``WEBHOOK_DISABLE_AFTER_SECONDS`` is disabled.
 """
 
+import contextlib
+import socket
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -137,13 +140,21 @@ def post(url: str, body: bytes, headers: dict, timeout: float, allowed: list[str
     host_header = f"[{host}]" if ":" in host else host
     headers = {**headers, "host": host_header if default_port else f"{host_header}:{port}"}
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    limits = urllib3.Timeout(connect=timeout, read=timeout)
+    deadline = Deadline(timeout)
+    limits = urllib3.Timeout(total=timeout)  # bounds each step; Deadline bounds the whole
     if https:
         pool = urllib3.HTTPSConnectionPool(
-            address, port, server_hostname=host, assert_hostname=host, timeout=limits
+            address,
+            port,
+            server_hostname=host,
+            assert_hostname=host,
+            timeout=limits,
+            deadline=deadline,
         )
+        pool.ConnectionCls = _HTTPSConnection
     else:
-        pool = urllib3.HTTPConnectionPool(address, port, timeout=limits)
+        pool = urllib3.HTTPConnectionPool(address, port, timeout=limits, deadline=deadline)
+        pool.ConnectionCls = _HTTPConnection
     try:
         response = pool.urlopen(
             "POST",
@@ -157,9 +168,86 @@ def post(url: str, body: bytes, headers: dict, timeout: float, allowed: list[str
         )
         response.read(65536)  # a receiver may not hold the worker with an endless body
         response.release_conn()
-        return response
+    except (urllib3.exceptions.HTTPError, OSError) as error:
+        # urllib3's own timeouts (bounded by the time left) may fire a moment before
+        # the deadline does: the same failure, said the same way
+        if deadline.expired or isinstance(error, urllib3.exceptions.TimeoutError):
+            raise deadline.error() from None
+        raise
     finally:
+        deadline.stop()  # before the socket is closed: never shut a reused descriptor
         pool.close()
+    if deadline.expired:  # the answer ended because the deadline cut it
+        raise deadline.error()
+    return response
+
+
+class Deadline:
+    """The total time of one attempt (connect, send, headers, body): at its end the
+    connection's socket is shut down, which ends any read or write blocked on it.
+
+    urllib3's ``Timeout(total=...)`` does not do this: it bounds the connect and each
+    socket read, so a receiver that sends a byte (or a header line) a second is never
+    cut. A timer thread per attempt is the cheapest way to cut a blocked read; it only
+    calls ``shutdown`` (on the plain socket type, so TLS state is left alone), and
+    :meth:`stop` is called before the socket is closed, under the same lock."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.expired = False
+        self._lock = threading.Lock()
+        self._stopped = False
+        self._connections = []
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def watch(self, connection) -> None:
+        with self._lock:
+            if self.expired:
+                raise self.error()
+            self._connections.append(connection)
+
+    def error(self) -> TimeoutError:
+        return TimeoutError(f"no complete answer within {self.seconds:g} s")
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped = True
+        self._timer.cancel()
+
+    def _expire(self) -> None:
+        with self._lock:
+            if self._stopped:
+                return
+            self.expired = True
+            for connection in self._connections:
+                sock = getattr(connection, "sock", None)  # the TLS socket once wrapped
+                if sock is not None:
+                    with contextlib.suppress(OSError):
+                        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+class _DeadlineConnection:
+    """A urllib3 connection that puts itself under the attempt's :class:`Deadline`
+    before connecting (its ``sock`` is the plain socket during the TLS handshake, the
+    TLS socket after)."""
+
+    def __init__(self, *args, deadline: Deadline, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.deadline = deadline
+
+    def connect(self):
+        self.deadline.watch(self)
+        super().connect()
+
+
+class _HTTPConnection(_DeadlineConnection, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_DeadlineConnection, urllib3.connection.HTTPSConnection):
+    pass
 
 
 def record(

@@ -1,6 +1,7 @@
-"""The webhooks feature's Celery side, thin: the tick (relay + first tries + queue due
-deliveries), one delivery, the purge, and the nudge that asks for a tick right after a
-commit that changed tasks. The work lives in ``outbox.py`` and ``delivery.py``.
+"""The webhooks feature's Celery side, thin: the tick (relay + fair dispatch of the due
+deliveries to this process's sender threads or to Celery messages), one delivery, the
+purge, and the nudge that asks for a tick right after a commit that changed tasks. The
+work lives in ``outbox.py``, ``delivery.py`` and ``senders.py``.
 
 The tick runs every ``WEBHOOK_RELAY_INTERVAL_SECONDS`` (default 1 s): that interval
 bounds the latency.
@@ -21,6 +22,7 @@ from taskapp.jobs import purged as _purged
 from taskapp.models import Task as TaskRow
 from taskapp.models import utcnow
 from taskapp.webhooks import delivery, outbox
+from taskapp.webhooks.senders import senders
 from taskapp.webhooks.settings import WebhookSettings
 
 log = logging.getLogger(__name__)
@@ -78,7 +80,8 @@ class Nudger:
         while self.wanted.wait(timeout=IDLE_NUDGER_SECONDS):  # idle: end; poke restarts it
             self.wanted.clear()
             try:
-                self.celery_app.send_task(TICK, expires=5, retry=False)
+                sent = {"nudged_at": time.time()}
+                self.celery_app.send_task(TICK, kwargs=sent, expires=5, retry=False)
             except Exception as error:  # the broker is down: beat's ticks will do it
                 log.warning("webhook nudge not sent (%s); beat's tick will relay", error)
                 time.sleep(1)
@@ -110,91 +113,108 @@ def install_listeners() -> None:
 
 
 QUEUE_LEASE_SECONDS = 60
-"""A delivery whose Celery message was sent is not queued again for this long (unless
-a worker holds or finished it): the broker lost the message, or nobody took it."""
-FIRST_TRY_BUDGET_SECONDS = 1.0
-"""How long a tick may spend sending the first attempts of the deliveries it just wrote
-before leaving the rest to Celery messages (checked before each send)."""
+"""A delivery claimed (handed to a sender or a Celery message) is not claimed again for
+this long unless a sender holds or finished it: the broker lost the message, or the
+process died before its sender started."""
+
+_last_tick_started = 0.0
+"""Wall-clock start of this process's last tick (see :func:`webhooks_tick`)."""
 
 
 @shared_task(name=TICK, ignore_result=True)
-def webhooks_tick() -> int:
-    """Relay new activity-log entries into deliveries, send the first attempt of the new
-    ones at once (see :func:`send_first_tries`), then queue the due deliveries: one
-    Celery message each. Run by beat every WEBHOOK_RELAY_INTERVAL_SECONDS and after
-    commits that changed tasks (the nudge)."""
+def webhooks_tick(nudged_at: float | None = None) -> int:
+    """Relay new activity-log entries into deliveries, then hand out the due ones (see
+    :func:`dispatch`). Run by beat every WEBHOOK_RELAY_INTERVAL_SECONDS and after
+    commits that changed tasks (the nudge). Never waits on a receiver.
+
+    A nudge sent (``nudged_at``, after its commit) before a tick of this process started
+    is skipped: that tick already relayed the commit. When ticks queue up behind each
+    other (a burst of commits), this keeps the queue from growing a tick per commit."""
+    global _last_tick_started
+    if nudged_at is not None and nudged_at < _last_tick_started:
+        return 0
+    _last_tick_started = time.time()
     render = current_app.extensions["render_task"]
     now = utcnow()
-    created, first_tries = 0, []
+    created = 0
     while True:
         relayed = outbox.relay(db.session, now, render)
         db.session.commit()
         created += len(relayed.created)
-        first_tries += relayed.to_healthy
         if relayed.claimed < outbox.RELAY_BATCH:
             break
-    sent = send_first_tries(first_tries)
-    queued = queue_due()
-    if created or queued:
+    sent, queued = dispatch()
+    if created or sent or queued:
         log.info(
             "webhooks: %d delivery(ies) created, %d sent at once, %d queued", created, sent, queued
         )
     return queued
 
 
-def send_first_tries(ids: list[int]) -> int:
-    """Send, from the tick, the first attempt of deliveries it just wrote to webhooks
-    with no failing streak: the common case then crosses one polled queue (the tick's),
-    not two. Each goes through :func:`delivery.deliver`, so the lease still makes it one
-    sender at a time; what the budget leaves is queued by the same tick, and a tick
-    killed mid-send leaves a lease that expires like a worker's. Returns how many were
-    attempted."""
-    config = WebhookSettings.of(current_app)
-    deadline = time.monotonic() + FIRST_TRY_BUDGET_SECONDS
-    attempted = 0
-    for delivery_id in ids:
-        if time.monotonic() >= deadline:
-            break
-        try:
-            outcome = delivery.deliver(db.session, delivery_id, config)
-        except Exception:  # the database: the rest are queued; a lease taken expires
-            db.session.rollback()
-            log.exception("webhook delivery %d: first try failed", delivery_id)
-            break
-        attempted += 1
-        if outcome is not None:
-            result = outcome.status_code or outcome.error
-            log.info("webhook delivery %d (first try, from the tick): %s", delivery_id, result)
-    return attempted
-
-
-def queue_due() -> int:
-    """One Celery message per due delivery nobody holds (retries, pings, redeliveries,
-    what a tick's budget left, messages a broker lost). A broker that refuses leaves
-    them for the next tick."""
-    ids = outbox.claim_due(db.session, utcnow(), QUEUE_LEASE_SECONDS)
+def dispatch() -> tuple[int, int]:
+    """Claim the due deliveries fairly (``outbox.claim_due``: a few per user and per
+    webhook at a time, so one user's failing receivers never take everyone's turn) and
+    hand them out: a first attempt to this process's senders at once (the common case
+    crosses one polled queue, the tick's), a retry (or a first attempt the senders have
+    no room for) as a Celery message for any worker. A broker that refuses leaves them
+    for the next tick. Returns (handed to the senders, queued)."""
+    pool = senders()
+    claimed = outbox.claim_due(db.session, utcnow(), QUEUE_LEASE_SECONDS)
     db.session.commit()
-    for position, delivery_id in enumerate(ids):
+    app = current_app._get_current_object()
+    sent, queued = 0, []
+    for item in claimed:
+        if item.first_attempt and pool.submit(*_sending(app, item.id, first=True)):
+            sent += 1
+        else:
+            queued.append(item.id)
+    for position, delivery_id in enumerate(queued):
         try:
             deliver_webhook.apply_async((delivery_id,), retry=False)
         except Exception:
-            log.warning("broker unavailable; %d delivery(ies) left for the next tick", len(ids))
-            outbox.unqueue(db.session, ids[position:])
+            log.warning("broker unavailable; %d delivery(ies) left for the next tick", len(queued))
+            outbox.unqueue(db.session, queued[position:])
             db.session.commit()
             raise
-    return len(ids)
+    return sent, len(queued)
+
+
+def _sending(app, delivery_id: int, *, first: bool):
+    """What a sender thread runs: the attempt, then (its thread free again) another
+    dispatch, so a backlog drains at the senders' pace rather than a tick's."""
+
+    def send() -> None:
+        with app.app_context():
+            try:
+                outcome = delivery.deliver(db.session, delivery_id, WebhookSettings.of(app))
+            except Exception:  # the database: the lease expires, a later tick retries
+                db.session.rollback()
+                log.exception("webhook delivery %d failed", delivery_id)
+                return
+            if outcome is not None:
+                how = " (first try, from the tick)" if first else ""
+                result = outcome.status_code or outcome.error
+                log.info("webhook delivery %d%s: %s", delivery_id, how, result)
+
+    def more() -> None:
+        with app.app_context():
+            try:
+                dispatch()
+            except Exception:  # the broker or the database: beat's next tick does it
+                db.session.rollback()
+                log.warning("webhooks: dispatch after a send failed", exc_info=True)
+
+    return send, more
 
 
 @shared_task(name="taskapp.deliver_webhook", ignore_result=True)
 def deliver_webhook(delivery_id: int) -> None:
-    """Send one delivery (claimed with a lease, so one worker at a time)."""
-    try:
-        outcome = delivery.deliver(db.session, delivery_id, WebhookSettings.of(current_app))
-    except Exception:
-        db.session.rollback()
-        raise
-    if outcome is not None:
-        log.info("webhook delivery %d: %s", delivery_id, outcome.status_code or outcome.error)
+    """Hand one delivery to this process's senders (the lease makes it one sender at a
+    time); with no thread free, give it back to the next tick."""
+    app = current_app._get_current_object()
+    if not senders().submit(*_sending(app, delivery_id, first=False)):
+        outbox.unqueue(db.session, [delivery_id])
+        db.session.commit()
 
 
 @shared_task(name="taskapp.purge_webhook_deliveries", ignore_result=True)

@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import SimpleNamespace
 
-from sqlalchemy import String, delete, or_, select, type_coerce, update
+from sqlalchemy import String, and_, delete, func, or_, select, type_coerce, update
 from sqlalchemy.orm import Session
 
-from taskapp.audit import from_json, task_snapshot, to_json
+from taskapp.audit import from_json, to_json
 from taskapp.models import (
     ActivityLog,
     DeliveryStatus,
@@ -63,6 +63,17 @@ def new_msg_id() -> str:
 def body(event: str, timestamp: datetime, data: dict) -> str:
     message = {"type": event, "timestamp": to_json(timestamp), "data": data}
     return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+
+
+def event_data(entry, task: dict) -> dict:
+    """The ``data`` of a task event: everything comes from the activity-log entry (its
+    columns as :func:`relay` selects them) and the task object of its snapshot."""
+    return {
+        "task": task,
+        "changes": entry.changes,
+        "actor": entry.actor_id,
+        "source": entry.source,
+    }
 
 
 @dataclass
@@ -106,13 +117,7 @@ def relay(session: Session, now: datetime, render_task: RenderTask) -> Relayed:
         event = EVENT_OF_ACTION.get(entry.action)
         if event is None:
             continue
-        data = {
-            "task": tasks[entry.id],
-            "changes": entry.changes,
-            "actor": entry.actor_id,
-            "source": entry.source,
-        }
-        message = body(event, entry.created_at, data)
+        message = body(event, entry.created_at, event_data(entry, tasks[entry.id]))
         for hook, role in hooks:
             if event in hook.events and may_see(role, hook.owner_id, entry.assignee_id):
                 rows.append(_delivery(hook.id, event, message, now, entry_id=entry.id))
@@ -145,32 +150,103 @@ def redeliver(session: Session, original: WebhookDelivery, now: datetime) -> Web
     return delivery
 
 
-def claim_due(session: Session, now: datetime, queue_lease: float, limit: int = 500) -> list[int]:
-    """Deliveries whose next attempt is due and that no worker holds or was just sent:
-    mark them queued for ``queue_lease`` seconds and return their ids (the caller
-    commits, then sends one Celery message each)."""
-    due = (
-        select(WebhookDelivery.id)
+OWNER_IN_FLIGHT = 4
+"""Deliveries of one user's webhooks claimed (queued or being sent) at once, across all
+processes: what one user's slow or failing receivers can take of the senders."""
+WEBHOOK_IN_FLIGHT = 2
+"""The same, per webhook: a user's healthy webhook is not starved by their failing ones."""
+
+
+@dataclass
+class Claimed:
+    id: int
+    first_attempt: bool
+
+
+def claim_due(session: Session, now: datetime, queue_lease: float, limit: int = 500) -> list:
+    """Deliveries whose next attempt is due and that no worker holds or was just sent,
+    fairly: oldest first, but never more than OWNER_IN_FLIGHT per owner and
+    WEBHOOK_IN_FLIGHT per webhook counting those already in flight, so a user whose
+    receivers fail or hang cannot take everyone's turn. Marks them queued for
+    ``queue_lease`` seconds and returns them (:class:`Claimed`); the caller commits,
+    then sends them.
+
+    No row lock: the final UPDATE is conditional (a concurrent claimer that took a row
+    first makes it skip that row), so two ticks never hand out one delivery twice."""
+    busy_hooks, busy_owners = _in_flight(session, now)
+    ranked = (
+        select(
+            WebhookDelivery.id,
+            WebhookDelivery.webhook_id,
+            WebhookDelivery.attempts,
+            WebhookDelivery.next_attempt_at,
+            Webhook.owner_id,
+            func.row_number()
+            .over(
+                partition_by=WebhookDelivery.webhook_id,
+                order_by=(WebhookDelivery.next_attempt_at, WebhookDelivery.id),
+            )
+            .label("turn"),
+        )
         .join(Webhook, Webhook.id == WebhookDelivery.webhook_id)
         .where(
             WebhookDelivery.status == DeliveryStatus.PENDING,
             WebhookDelivery.next_attempt_at <= now,
-            or_(WebhookDelivery.queued_until.is_(None), WebhookDelivery.queued_until < now),
-            or_(WebhookDelivery.sending_until.is_(None), WebhookDelivery.sending_until < now),
+            _not_held(now),
             Webhook.is_active,
         )
-        .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True, of=WebhookDelivery)
+        .subquery()
     )
-    ids = list(session.execute(due).scalars())
-    if ids:
-        session.execute(
-            update(WebhookDelivery)
-            .where(WebhookDelivery.id.in_(ids))
-            .values(queued_until=now + timedelta(seconds=queue_lease))
+    candidates = session.execute(
+        select(ranked)
+        .where(ranked.c.turn <= WEBHOOK_IN_FLIGHT)
+        .order_by(ranked.c.next_attempt_at, ranked.c.id)
+    ).all()
+    chosen = {}
+    for row in candidates:
+        if len(chosen) >= limit:
+            break
+        if busy_owners.get(row.owner_id, 0) >= OWNER_IN_FLIGHT:
+            continue
+        if busy_hooks.get(row.webhook_id, 0) >= WEBHOOK_IN_FLIGHT:
+            continue
+        busy_owners[row.owner_id] = busy_owners.get(row.owner_id, 0) + 1
+        busy_hooks[row.webhook_id] = busy_hooks.get(row.webhook_id, 0) + 1
+        chosen[row.id] = Claimed(row.id, row.attempts == 0)
+    if not chosen:
+        return []
+    taken = session.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.id.in_(list(chosen)), _not_held(now))
+        .values(queued_until=now + timedelta(seconds=queue_lease))
+        .returning(WebhookDelivery.id)
+    ).scalars()
+    return [chosen[i] for i in sorted(taken)]
+
+
+def _not_held(now: datetime):
+    return and_(
+        or_(WebhookDelivery.queued_until.is_(None), WebhookDelivery.queued_until < now),
+        or_(WebhookDelivery.sending_until.is_(None), WebhookDelivery.sending_until < now),
+    )
+
+
+def _in_flight(session: Session, now: datetime) -> tuple[dict, dict]:
+    """Deliveries queued or being sent now, per webhook and per owner."""
+    rows = session.execute(
+        select(WebhookDelivery.webhook_id, Webhook.owner_id, func.count())
+        .join(Webhook, Webhook.id == WebhookDelivery.webhook_id)
+        .where(
+            WebhookDelivery.status == DeliveryStatus.PENDING,
+            or_(WebhookDelivery.queued_until >= now, WebhookDelivery.sending_until >= now),
         )
-    return ids
+        .group_by(WebhookDelivery.webhook_id, Webhook.owner_id)
+    ).all()
+    hooks, owners = {}, {}
+    for webhook_id, owner_id, count in rows:
+        hooks[webhook_id] = count
+        owners[owner_id] = owners.get(owner_id, 0) + count
+    return hooks, owners
 
 
 def unqueue(session: Session, ids: list[int]) -> None:
@@ -235,24 +311,18 @@ def _active_webhooks(session: Session) -> list[tuple[Webhook, Role]]:
 
 
 def _task_payloads(session: Session, entries, render_task: RenderTask) -> dict[int, dict]:
-    """The task object of each entry: its snapshot when it has one; else (entries
-    written set-based in SQL, e.g. the overdue sweep) the task row as it is now, or,
-    for a task gone since, what the entry itself knows (id and title)."""
-    missing = {e.task_id for e in entries if e.task_snapshot is None}
-    rows = {}
-    if missing:
-        for task in session.execute(select(Task).where(Task.id.in_(missing))).scalars():
-            rows[task.id] = task_snapshot(task)
-    snapshots = {e.id: e.task_snapshot or rows.get(e.task_id) for e in entries}
-    user_ids = {s["assigned_to_id"] for s in snapshots.values() if s}
+    """The task object of each entry, from its snapshot (the task as that change left
+    it, written in the change's transaction), never from the task row as it is now: by
+    then the task may have been edited, reassigned or deleted. An entry written before
+    snapshots existed shows what the entry itself knows (id and title)."""
+    user_ids = {e.task_snapshot["assigned_to_id"] for e in entries if e.task_snapshot}
     names = dict(session.execute(select(User.id, User.username).where(User.id.in_(user_ids))).all())
     payloads = {}
     for entry in entries:
-        snapshot = snapshots[entry.id]
-        if snapshot is None:
+        if entry.task_snapshot is None:
             payloads[entry.id] = {"id": entry.task_id, "title": entry.task_title}
         else:
-            payloads[entry.id] = render_task(_task_view(snapshot, names))
+            payloads[entry.id] = render_task(_task_view(entry.task_snapshot, names))
     return payloads
 
 

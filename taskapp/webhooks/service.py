@@ -3,7 +3,7 @@ Nothing here commits; the caller does, once."""
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from taskapp.errors import InvalidField, NotFound
@@ -32,6 +32,7 @@ def check_url(url: str, config: WebhookSettings) -> None:
 def create(session: Session, user: User, data: dict, config: WebhookSettings, now: datetime):
     """A new webhook owned by ``user``; returns it and its secret (shown once)."""
     check_url(data["url"], config)
+    check_room(session, user, config.max_per_user)
     secret = signing.new_secret()
     webhook = Webhook(
         owner_id=user.id,
@@ -45,6 +46,22 @@ def create(session: Session, user: User, data: dict, config: WebhookSettings, no
     session.add(webhook)
     session.flush()
     return webhook, secret
+
+
+def check_room(session: Session, user: User, limit: int) -> None:
+    """At most ``limit`` webhooks per user (disabled ones count: they can be re-enabled).
+    The owner's row is locked first (PostgreSQL), so two POSTs at once cannot both take
+    the last place; SQLite serialises writers anyway."""
+    session.execute(select(User.id).where(User.id == user.id).with_for_update())
+    owned = session.execute(
+        select(func.count()).select_from(Webhook).where(Webhook.owner_id == user.id)
+    ).scalar_one()
+    if owned >= limit:
+        raise InvalidField(
+            "non_field_errors",
+            f"You already have {owned} webhooks, the most one user may have "
+            f"(WEBHOOK_MAX_PER_USER = {limit}). Delete one, or point one at a new URL.",
+        )
 
 
 def update(webhook: Webhook, data: dict, config: WebhookSettings) -> None:

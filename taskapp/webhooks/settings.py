@@ -16,6 +16,8 @@ class WebhookSettings:
     relay_interval_seconds: float
     secret_overlap_seconds: float
     delivery_retention_days: float
+    max_per_user: int
+    """Webhooks one user may hold (WEBHOOK_MAX_PER_USER)."""
 
     @classmethod
     def from_config(cls, config) -> "WebhookSettings":
@@ -28,6 +30,7 @@ class WebhookSettings:
             relay_interval_seconds=config["WEBHOOK_RELAY_INTERVAL_SECONDS"],
             secret_overlap_seconds=config["WEBHOOK_SECRET_OVERLAP_SECONDS"],
             delivery_retention_days=config["WEBHOOK_DELIVERY_RETENTION_DAYS"],
+            max_per_user=config["WEBHOOK_MAX_PER_USER"],
         )
 
     @classmethod

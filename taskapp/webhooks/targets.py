@@ -74,7 +74,11 @@ def check_literal(url: str, allowed: list[str]) -> None:
     host = parts.hostname or ""
     address = literal_address(host)
     if address is not None and is_refused(address, networks(allowed)):
-        raise RefusedTarget(f"The address {address} may not be reached.")
+        raise RefusedTarget(
+            f"The address {address} may not be reached: it is not a public address. To "
+            "allow it (e.g. a receiver on your own machine), the server's operator adds "
+            "its network to WEBHOOK_ALLOWED_NETWORKS."
+        )
 
 
 def resolve_checked(host: str, port: int, allowed: list[str]) -> str:
@@ -88,5 +92,8 @@ def resolve_checked(host: str, port: int, allowed: list[str]) -> str:
     allowed_networks = networks(allowed)
     refused = [a for a in addresses if is_refused(a, allowed_networks)]
     if refused or not addresses:
-        raise RefusedTarget(f"{host} resolves to a refused address ({refused[0]})")
+        raise RefusedTarget(
+            f"{host} resolves to a refused address ({refused[0]}): not public and not in "
+            "WEBHOOK_ALLOWED_NETWORKS"
+        )
     return str(addresses[0])

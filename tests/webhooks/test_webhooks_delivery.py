@@ -9,38 +9,13 @@ from collections import Counter
 import pytest
 from celery import Celery
 from helpers import only_postgresql, wait_for
-from receiver import Receiver
 
 pytestmark = pytest.mark.services
-TEST_SETTINGS = {
-    "WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
-    "WEBHOOK_RETRY_SCHEDULE": "0,1,2",
-    "WEBHOOK_RELAY_INTERVAL_SECONDS": "0.3",
-    "WEBHOOK_TIMEOUT_SECONDS": "2",
-    "WEBHOOK_DISABLE_AFTER_SECONDS": "2.5",
-}
-"""Seconds, not hours: attempt 2 one second after attempt 1, attempt 3 two after that."""
 
 
 @pytest.fixture
 def app(make_app):
     return make_app(WEBHOOK_ALLOWED_NETWORKS=["127.0.0.0/8"])
-
-
-@pytest.fixture
-def receiver():
-    with Receiver() as running:
-        yield running
-
-
-@pytest.fixture
-def start_worker(start_worker):
-    """conftest's worker, with beat inside and the seconds-scale settings above."""
-
-    def start(broker: str, *, beat: bool = True, **settings: str):
-        return start_worker(broker, beat=beat, **{**TEST_SETTINGS, **settings})
-
-    return start
 
 
 @pytest.fixture(params=["redis", "embedded"])
