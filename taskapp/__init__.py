@@ -25,6 +25,7 @@ def create_app(config: dict | None = None) -> Flask:
     register_extensions(app)
     register_blueprints(app)
     register_errors(app)
+    register_observability(app)
     register_cli(app)
     register_celery(app)
     return app
@@ -87,6 +88,13 @@ def register_errors(app: Flask) -> None:
     policy.register(app)
     bodies.register(app)
     csp.register(app)
+
+
+def register_observability(app: Flask) -> None:
+    """Request ids around everything the app answers (the outermost WSGI layer)."""
+    from taskapp.web.request_id import RequestIdMiddleware
+
+    app.wsgi_app = RequestIdMiddleware(app.wsgi_app)
 
 
 def register_cli(app: Flask) -> None:

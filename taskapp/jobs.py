@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from celerybeat_schedule import beat_schedule
 from taskapp import (
+    celery_signals,
     delivery,
     idempotency,
     mail,
@@ -50,6 +51,7 @@ def celery_init_app(app: Flask) -> Celery:
     app.extensions["celery"] = celery_app
     app.extensions["webhook_nudger"] = Nudger(celery_app)
     _listen_for_task_commits()
+    celery_signals.connect()
     return celery_app
 
 

@@ -97,6 +97,7 @@ def relay(session: Session, now: datetime, render_task: RenderTask) -> Relayed:
             ActivityLog.assignee_id,
             ActivityLog.created_at,
             ActivityLog.task_snapshot,
+            ActivityLog.request_id,
         )
         .where(ActivityLog.id.in_(entry_ids))
         .order_by(ActivityLog.id)
@@ -112,6 +113,7 @@ def relay(session: Session, now: datetime, render_task: RenderTask) -> Relayed:
             "changes": entry.changes,
             "actor": entry.actor_id,
             "source": entry.source,
+            "request_id": entry.request_id,
         }
         message = body(event, entry.created_at, data)
         for hook, role in hooks:
