@@ -9,15 +9,32 @@ default command). Every value can still be overridden on the command line.
   400 that the app never sees. They are set at gunicorn's maximum, far beyond what a
   legitimate client sends (a request line of 8190 bytes, 200 header fields of 8190 bytes
   each); bodies are limited by the app (1 MiB, 413 in JSON).
+- Logs: gunicorn's access log is off. It prints the raw request line, and a calendar
+  feed's path is its secret; the app writes one access line per request instead (route
+  as the URL rule, request id, user, duration: see docs/operations.md). gunicorn's own
+  lines (start, workers, errors) follow LOG_FORMAT like the app's.
 """
 
 import os
 
-from taskapp.config import forwarded_allow_ips
+from gunicorn.glogging import Logger
+
+from taskapp.config import forwarded_allow_ips, log_format
+from taskapp.log_format import use_format
+
+
+class TaskappLogger(Logger):
+    """gunicorn's logger with its error log in LOG_FORMAT (JSON in production)."""
+
+    def setup(self, cfg):
+        super().setup(cfg)
+        use_format(self.error_log, log_format())
+
 
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", "4"))
-accesslog = "-"
+accesslog = None
+logger_class = TaskappLogger
 errorlog = "-"
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 control_socket_disable = True

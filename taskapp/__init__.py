@@ -5,12 +5,12 @@ are imported inside those steps, so importing a domain module (``taskapp.models`
 ``taskapp.audit``...) loads none of them.
 """
 
-import logging
 from pathlib import Path
 
 from flask import Flask
 
 from taskapp.config import check_production, load_config
+from taskapp.log_format import configure_logging
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -19,7 +19,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.update(load_config())
     app.config.update(config or {})
     check_production(app.config)
-    configure_logging(app.config["LOG_LEVEL"])
+    configure_logging(app.config["LOG_LEVEL"], app.config["LOG_FORMAT"])
     app.url_map.strict_slashes = False
     app.json.sort_keys = False
     register_extensions(app)
@@ -29,15 +29,6 @@ def create_app(config: dict | None = None) -> Flask:
     register_cli(app)
     register_celery(app)
     return app
-
-
-def configure_logging(level: str) -> None:
-    """Give the process a log handler if nobody did (gunicorn, celery and pytest do):
-    without one, warnings such as flask-limiter's fallback to memory are dropped."""
-    if not logging.getLogger().handlers:
-        logging.basicConfig(
-            level=level, format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
-        )
 
 
 def register_extensions(app: Flask) -> None:
@@ -91,10 +82,13 @@ def register_errors(app: Flask) -> None:
 
 
 def register_observability(app: Flask) -> None:
-    """Request ids around everything the app answers (the outermost WSGI layer)."""
+    """Request ids and the access line around everything the app answers (the
+    outermost WSGI layer)."""
+    from taskapp.web import access
     from taskapp.web.request_id import RequestIdMiddleware
 
-    app.wsgi_app = RequestIdMiddleware(app.wsgi_app)
+    access.register(app)
+    app.wsgi_app = RequestIdMiddleware(app.wsgi_app, on_finish=access.finished)
 
 
 def register_cli(app: Flask) -> None:

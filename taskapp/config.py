@@ -45,6 +45,15 @@ def forwarded_allow_ips() -> list[str]:
     return _env_list("FORWARDED_ALLOW_IPS")
 
 
+def log_format() -> str:
+    """LOG_FORMAT: ``json`` or ``text``; unset, JSON in production and text in the
+    embedded mode. Read by the app, the Celery processes and gunicorn.conf.py."""
+    chosen = os.environ.get("LOG_FORMAT", "").strip().lower()
+    if chosen in {"json", "text"}:
+        return chosen
+    return "json" if os.environ.get("TASKAPP_ENV") == "production" else "text"
+
+
 def _env_float(name: str, default: float) -> float:
     return float(os.environ.get(name, default))
 
@@ -143,6 +152,7 @@ def load_config() -> dict:
             "REMINDER_MAIL_RESEND_AFTER_SECONDS", 30 * 60
         ),
         "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
+        "LOG_FORMAT": log_format(),
         "WEBHOOK_SECRET_KEY": os.environ.get("WEBHOOK_SECRET_KEY", DEV_WEBHOOK_SECRET_KEY),
         "WEBHOOK_TIMEOUT_SECONDS": _env_float("WEBHOOK_TIMEOUT_SECONDS", 10),
         "WEBHOOK_RETRY_SCHEDULE": [

@@ -51,7 +51,7 @@ def celery_init_app(app: Flask) -> Celery:
     app.extensions["celery"] = celery_app
     app.extensions["webhook_nudger"] = Nudger(celery_app)
     _listen_for_task_commits()
-    celery_signals.connect()
+    celery_signals.connect(app.config["LOG_FORMAT"])
     return celery_app
 
 

@@ -14,10 +14,11 @@ token has the scopes it was created with (never more than its owner's role allow
 from functools import wraps
 
 from flask import abort, current_app, g, request
-from flask_jwt_extended import get_jwt, verify_jwt_in_request
+from flask_jwt_extended import get_current_user, get_jwt, verify_jwt_in_request
 
 from taskapp.models import Role
 from taskapp.personal_tokens import PREFIX, scopes_for_role
+from taskapp.web.access import note_user
 from taskapp.web.messages import PERMISSION_DENIED
 from taskapp.web.ratelimit import check_personal_token
 
@@ -64,8 +65,10 @@ def authenticate() -> None:
     token = _bearer_personal_token()
     if token is None:
         verify_jwt_in_request()
+        note_user(get_current_user().id)
         return
     user, claims = current_app.extensions[LOADER_KEY](token)
+    note_user(user.id)
     check_personal_token(claims["pat"])
     # The names flask-jwt-extended's get_jwt() and current_user read (pinned version).
     g._jwt_extended_jwt = claims

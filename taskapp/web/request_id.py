@@ -9,6 +9,7 @@ gives, errors, 304s and redirects included, by wrapping ``start_response``.
 """
 
 import re
+import time
 import uuid
 
 from taskapp import origin
@@ -32,10 +33,12 @@ class RequestIdMiddleware:
     def __init__(self, wsgi_app, on_finish=None):
         self.wsgi_app = wsgi_app
         self.on_finish = on_finish
-        """Called with ``(environ, status, request_id)`` once the app answered: the
-        access log and the request metrics (taskapp.web.access)."""
+        """Called with ``(environ, status, seconds)`` once the answer is sent (its body
+        closed, so a streamed body counts), the request id still set: the access line
+        and the request metrics."""
 
     def __call__(self, environ, start_response):
+        started = time.perf_counter()
         request_id = choose(environ.get("HTTP_X_REQUEST_ID"))
         environ[ENVIRON_KEY] = request_id
         answered = {}
@@ -46,9 +49,41 @@ class RequestIdMiddleware:
             headers.append((HEADER, request_id))
             return start_response(status, headers, exc_info)
 
+        def finish():
+            if self.on_finish is not None:
+                self.on_finish(environ, answered.get("status"), time.perf_counter() - started)
+
         with origin.serving(request_id):
             try:
-                return self.wsgi_app(environ, start_with_id)
+                body = self.wsgi_app(environ, start_with_id)
+            except BaseException:
+                finish()
+                raise
+        return _Answer(body, request_id, finish)
+
+
+class _Answer:
+    """The app's answer body, iterated with the request id set; closing it (every WSGI
+    server does, last) closes the app's body, then calls ``finish``."""
+
+    def __init__(self, body, request_id: str, finish):
+        self.body = body
+        self.chunks = iter(body)
+        self.request_id = request_id
+        self.finish = finish
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        with origin.serving(self.request_id):
+            return next(self.chunks)
+
+    def close(self):
+        with origin.serving(self.request_id):
+            try:
+                close = getattr(self.body, "close", None)
+                if close is not None:
+                    close()
             finally:
-                if self.on_finish is not None:
-                    self.on_finish(environ, answered.get("status"), request_id)
+                self.finish()
