@@ -13,6 +13,9 @@ default command). Every value can still be overridden on the command line.
   feed's path is its secret; the app writes one access line per request instead (route
   as the URL rule, request id, user, duration: see docs/operations.md). gunicorn's own
   lines (start, workers, errors) follow LOG_FORMAT like the app's.
+- Metrics: with PROMETHEUS_MULTIPROC_DIR set, each worker writes its metrics there and
+  /metrics adds them up; a worker that exits is marked dead (child_exit) so its live
+  gauges (connections in use) leave the sum.
 """
 
 import os
@@ -43,3 +46,10 @@ forwarded_allow_ips = ",".join(forwarded_allow_ips())
 limit_request_line = 8190
 limit_request_fields = 200
 limit_request_field_size = 8190
+
+
+def child_exit(_server, worker):
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

@@ -32,13 +32,14 @@ def create_app(config: dict | None = None) -> Flask:
 
 
 def register_extensions(app: Flask) -> None:
-    from taskapp import audit
+    from taskapp import audit, metrics
     from taskapp.auth.tokens import init_jwt
     from taskapp.extensions import db, jwt, limiter, migrate
     from taskapp.web.api import api
     from taskapp.web.docs import register_docs_assets
 
     _ensure_sqlite_dir(app.config["SQLALCHEMY_DATABASE_URI"])
+    metrics.count_pool(app.config)
     db.init_app(app)
     migrate.init_app(app, db, directory=_migrations_dir())
     jwt.init_app(app)
@@ -82,13 +83,19 @@ def register_errors(app: Flask) -> None:
 
 
 def register_observability(app: Flask) -> None:
-    """Request ids and the access line around everything the app answers (the
-    outermost WSGI layer)."""
+    """Request ids, the access line and the request metrics around everything the app
+    answers (the outermost WSGI layer); /metrics, /livez and /readyz."""
+    from taskapp import metrics
+    from taskapp.extensions import db
     from taskapp.web import access
+    from taskapp.web.metrics import blp as metrics_blp
     from taskapp.web.request_id import RequestIdMiddleware
 
     access.register(app)
     app.wsgi_app = RequestIdMiddleware(app.wsgi_app, on_finish=access.finished)
+    app.register_blueprint(metrics_blp)
+    with app.app_context():
+        metrics.watch_pool(db.engine)
 
 
 def register_cli(app: Flask) -> None:

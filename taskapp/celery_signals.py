@@ -7,6 +7,7 @@ in jobs.py and the domain modules stay free of it):
   ``outcome`` (``success``, ``failure``, ``retry``); at DEBUG when a periodic job
   found nothing to do (the webhook tick runs every second; it logs its own INFO line
   when it relayed or queued something);
+- the job metrics: ``taskapp_jobs_total{job,outcome}`` and its duration;
 - the worker's and beat's log in LOG_FORMAT (Celery installs its own handlers), with
   Celery's own per-task lines ("received", "succeeded") off: the job line replaces them,
   and beat's line for each tick it sends is dropped.
@@ -15,11 +16,12 @@ Signals are process-global; :func:`connect` is idempotent (``dispatch_uid``).
 """
 
 import logging
+import os
 import time
 
 from celery import signals
 
-from taskapp import origin
+from taskapp import metrics, origin
 from taskapp.log_format import use_format
 
 log = logging.getLogger("taskapp.jobs")
@@ -35,7 +37,8 @@ QUIET_WHEN_IDLE = {
     "taskapp.purge_webhook_deliveries",
 }
 """Periodic jobs whose line is DEBUG when they succeed having done nothing (returned 0)."""
-REPLACED_CELERY_LOGGERS = ("celery.app.trace", "celery.worker.strategy")
+RECEIVED_LOGGER = "celery.worker.strategy"
+TRACE_LOGGER = "celery.app.trace"
 _started_at: dict[str, float] = {}
 _settings = {"log_format": "text"}
 
@@ -62,12 +65,16 @@ def _finished(task_id=None, task=None, state=None, retval=None, **_):
         extra=fields,
     )
     origin.end_job()
-    for hook in FINISHED_HOOKS:
-        hook(name, outcome, seconds)
+    metrics.JOBS.labels(name or "unknown", outcome).inc()
+    metrics.JOB_DURATION.labels(name or "unknown").observe(seconds)
 
 
-FINISHED_HOOKS: list = []
-"""Called with ``(job name, outcome, seconds)`` after each job (the job metrics)."""
+def _process_ended(pid=None, **_):
+    """A worker process ends: its live gauges leave the multiprocess sum."""
+    if metrics.MULTIPROCESS:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(os.getpid())
 
 
 class DropTickSends(logging.Filter):
@@ -77,13 +84,25 @@ class DropTickSends(logging.Filter):
         return not any(str(arg) in QUIET_JOBS for arg in (record.args or ()))
 
 
+class DropSuccessLines(logging.Filter):
+    """Celery's "Task ... succeeded in" line: the job line says it (and more). Its
+    retry and failure lines stay."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "succeeded in" not in str(record.msg)
+
+
+def _add_filter(name: str, kind: type[logging.Filter]) -> None:
+    logger = logging.getLogger(name)
+    if not any(isinstance(f, kind) for f in logger.filters):
+        logger.addFilter(kind())
+
+
 def _logging_ready(logger=None, **_):
     use_format(logger, _settings["log_format"])
-    for name in REPLACED_CELERY_LOGGERS:
-        logging.getLogger(name).setLevel(logging.WARNING)
-    beat = logging.getLogger("celery.beat")
-    if not any(isinstance(f, DropTickSends) for f in beat.filters):
-        beat.addFilter(DropTickSends())
+    logging.getLogger(RECEIVED_LOGGER).setLevel(logging.WARNING)
+    _add_filter(TRACE_LOGGER, DropSuccessLines)
+    _add_filter("celery.beat", DropTickSends)
 
 
 def _task_logging_ready(logger=None, **_):
@@ -94,6 +113,9 @@ def connect(log_format: str) -> None:
     _settings["log_format"] = log_format
     signals.task_prerun.connect(_started, weak=False, dispatch_uid="taskapp.started")
     signals.task_postrun.connect(_finished, weak=False, dispatch_uid="taskapp.finished")
+    signals.worker_process_shutdown.connect(
+        _process_ended, weak=False, dispatch_uid="taskapp.process_ended"
+    )
     signals.after_setup_logger.connect(_logging_ready, weak=False, dispatch_uid="taskapp.log")
     signals.after_setup_task_logger.connect(
         _task_logging_ready, weak=False, dispatch_uid="taskapp.task_log"

@@ -153,6 +153,9 @@ def load_config() -> dict:
         ),
         "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
         "LOG_FORMAT": log_format(),
+        "METRICS_ENABLED": os.environ.get("METRICS_ENABLED", "").lower() in {"1", "true", "yes"},
+        "METRICS_TOKEN": os.environ.get("METRICS_TOKEN") or None,
+        "METRICS_ALLOWED_NETWORKS": _csv(os.environ.get("METRICS_ALLOWED_NETWORKS", "")),
         "WEBHOOK_SECRET_KEY": os.environ.get("WEBHOOK_SECRET_KEY", DEV_WEBHOOK_SECRET_KEY),
         "WEBHOOK_TIMEOUT_SECONDS": _env_float("WEBHOOK_TIMEOUT_SECONDS", 10),
         "WEBHOOK_RETRY_SCHEDULE": [
@@ -200,6 +203,14 @@ def check_production(config: dict) -> None:
             "header is answered 400."
         )
     _check_webhook_key(config.get("WEBHOOK_SECRET_KEY") or "")
+    if config.get("METRICS_ENABLED") and not (
+        config.get("METRICS_TOKEN") or config.get("METRICS_ALLOWED_NETWORKS")
+    ):
+        raise RuntimeError(
+            "TASKAPP_ENV=production with METRICS_ENABLED needs METRICS_TOKEN (Prometheus "
+            "sends it as a bearer token) or METRICS_ALLOWED_NETWORKS (the scraper's "
+            "addresses): /metrics is never open to everyone in production."
+        )
 
 
 def _check_webhook_key(key: str) -> None:

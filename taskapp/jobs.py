@@ -21,6 +21,7 @@ from taskapp import (
     delivery,
     idempotency,
     mail,
+    metrics,
     outbox,
     overdue,
     personal_tokens,
@@ -28,8 +29,8 @@ from taskapp import (
     revocations,
 )
 from taskapp.extensions import db
+from taskapp.models import ActivityLog, DeliveryStatus, Webhook, WebhookDelivery, utcnow
 from taskapp.models import Task as TaskRow
-from taskapp.models import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -147,11 +148,13 @@ def mark_overdue(today: str | None = None) -> int:
     """Run the overdue sweep as the system actor; ``today`` (YYYY-MM-DD) for tests."""
     day = date.fromisoformat(today) if today else overdue.today(current_app.config)
     try:
-        marked = overdue.mark_overdue(db.session, day)
-        db.session.commit()
+        with metrics.OVERDUE_SWEEP.time():
+            marked = overdue.mark_overdue(db.session, day)
+            db.session.commit()
     except Exception:
         db.session.rollback()
         raise
+    metrics.OVERDUE_MARKED.inc(marked)
     log.info("overdue sweep marked %d task(s)", marked)
     return marked
 
@@ -180,13 +183,15 @@ def run_reminder_sweep() -> tuple[list[int], list[int]]:
     config = current_app.config
     resend_after = timedelta(seconds=config["REMINDER_MAIL_RESEND_AFTER_SECONDS"])
     try:
-        reminded, owed = reminders.announce(
-            db.session, utcnow(), mail=bool(config["SMTP_URL"]), resend_after=resend_after
-        )
-        db.session.commit()
+        with metrics.REMINDER_SWEEP.time():
+            reminded, owed = reminders.announce(
+                db.session, utcnow(), mail=bool(config["SMTP_URL"]), resend_after=resend_after
+            )
+            db.session.commit()
     except Exception:
         db.session.rollback()
         raise
+    metrics.REMINDERS_ANNOUNCED.inc(len(reminded))
     enqueue_mails(owed)
     return reminded, owed
 
@@ -224,8 +229,10 @@ def send_reminder_mail(task_id: int) -> bool:
         db.session.commit()
     except Exception:
         db.session.rollback()
+        metrics.REMINDER_MAILS.labels("failed").inc()
         raise
     if reminder is not None:
+        metrics.REMINDER_MAILS.labels("sent").inc()
         log.info("reminder mail for task %d sent to %s", task_id, reminder["email"])
     return reminder is not None
 
@@ -309,6 +316,7 @@ def send_first_tries(ids: list[int]) -> int:
             break
         attempted += 1
         if outcome is not None:
+            count_delivery(delivery_id)
             result = outcome.status_code or outcome.error
             log.info("webhook delivery %d (first try, from the tick): %s", delivery_id, result)
     return attempted
@@ -340,7 +348,33 @@ def deliver_webhook(delivery_id: int) -> None:
         db.session.rollback()
         raise
     if outcome is not None:
+        count_delivery(delivery_id)
         log.info("webhook delivery %d: %s", delivery_id, outcome.status_code or outcome.error)
+
+
+DELIVERY_OUTCOME = {
+    DeliveryStatus.SUCCEEDED: "succeeded",
+    DeliveryStatus.FAILED: "failed",
+    DeliveryStatus.PENDING: "retried",
+}
+
+
+def count_delivery(delivery_id: int) -> None:
+    """The delivery metrics of the attempt just recorded: its outcome (and ``disabled``
+    when it disabled the webhook) and, for a first attempt, the lag from the change's
+    commit. Reads the rows the attempt left in the session (no query but the entry's
+    time on a first attempt)."""
+    row = db.session.get(WebhookDelivery, delivery_id)
+    hook = db.session.get(Webhook, row.webhook_id)
+    metrics.WEBHOOK_DELIVERIES.labels(DELIVERY_OUTCOME.get(row.status, "retried")).inc()
+    if not hook.is_active:
+        metrics.WEBHOOK_DELIVERIES.labels("disabled").inc()
+    if row.attempts == 1:
+        since = row.created_at
+        if row.entry_id is not None:
+            since = db.session.get(ActivityLog, row.entry_id).created_at
+        metrics.WEBHOOK_LAG.observe(max((utcnow() - since).total_seconds(), 0.0))
+    db.session.rollback()  # end the read: no transaction stays open between jobs
 
 
 @shared_task(name="taskapp.purge_webhook_deliveries", ignore_result=True)

@@ -14,6 +14,8 @@ import re
 
 from flask import Flask, request
 
+from taskapp import metrics
+
 log = logging.getLogger("taskapp.access")
 ROUTE_KEY = "taskapp.route"
 USER_KEY = "taskapp.user_id"
@@ -56,8 +58,30 @@ def access_fields(environ: dict, status: str | None, seconds: float) -> dict:
     }
 
 
+LIMIT_KEY = "taskapp.rate_limit"
+"""Which limit answered 429 (set by the handlers that answer it)."""
+COUNTED = {
+    ("POST", "/api/auth/login/", 401): metrics.LOGIN_FAILURES,
+    ("POST", "/api/auth/logout/", 204): metrics.TOKENS_REVOKED,
+    ("DELETE", "/api/auth/tokens/<token_id>/", 204): metrics.TOKENS_REVOKED,
+}
+"""Answers that are themselves the event a counter counts."""
+
+
 def finished(environ: dict, status: str | None, seconds: float) -> None:
-    write_access_line(access_fields(environ, status, seconds))
+    fields = access_fields(environ, status, seconds)
+    write_access_line(fields)
+    method, route, code = fields["method"], fields["route"], fields["status"]
+    metrics.observe_request(method, route, code, seconds)
+    counter = COUNTED.get((method, route, code))
+    if counter is not None:
+        counter.inc()
+    if code == 429:
+        metrics.RATE_LIMITED.labels(environ.get(LIMIT_KEY, "other")).inc()
+
+
+def note_limit(name: str) -> None:
+    request.environ[LIMIT_KEY] = name
 
 
 def write_access_line(fields: dict) -> None:
