@@ -52,4 +52,6 @@ def child_exit(_server, worker):
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
 
-        multiprocess.mark_process_dead(worker.pid)
+        from taskapp.metrics import process_id
+
+        multiprocess.mark_process_dead(process_id(worker.pid))

@@ -74,7 +74,7 @@ def _process_ended(pid=None, **_):
     if metrics.MULTIPROCESS:
         from prometheus_client import multiprocess
 
-        multiprocess.mark_process_dead(os.getpid())
+        multiprocess.mark_process_dead(metrics.process_id(os.getpid()))
 
 
 class DropTickSends(logging.Filter):

@@ -6,18 +6,32 @@ pending deliveries, the broker's queues) are collected by ``taskapp.web.metrics`
 
 Several processes: with ``PROMETHEUS_MULTIPROC_DIR`` set (it must be set before this
 module is imported, i.e. in the environment), every process (gunicorn's workers, the
-Celery worker's processes, beat) writes its values to files there and ``GET /metrics``
-adds them up. Unset, each process keeps its own values (the embedded mode: one process
-serves the API).
+Celery worker's processes, beat; in compose, one volume shared by the web, worker and
+beat containers) writes its values to files there, named by host and pid, and
+``GET /metrics`` adds them up. Unset, each process keeps its own values (the embedded
+mode: one process serves the API).
 """
 
 import os
+import socket
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram, values
 from sqlalchemy import event
 from sqlalchemy.pool import QueuePool
 
 MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+HOST = socket.gethostname()
+
+
+def process_id(pid: int | None = None) -> str:
+    """A process's name in the multiprocess directory: host name and pid, because
+    compose's containers (web, worker, beat) share the directory but not a pid space."""
+    return f"{HOST}_{pid if pid is not None else os.getpid()}"
+
+
+if MULTIPROCESS:
+    values.ValueClass = values.MultiProcessValue(process_identifier=process_id)
+
 FAST = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 SLOW = (0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 LAG = (0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 1800, 3600)
