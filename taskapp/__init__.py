@@ -10,7 +10,6 @@ from pathlib import Path
 from flask import Flask
 
 from taskapp.config import check_production, load_config
-from taskapp.log_format import configure_logging
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -19,7 +18,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.update(load_config())
     app.config.update(config or {})
     check_production(app.config)
-    configure_logging(app.config["LOG_LEVEL"], app.config["LOG_FORMAT"])
+    register_logging(app)
     app.url_map.strict_slashes = False
     app.json.sort_keys = False
     register_extensions(app)
@@ -29,6 +28,12 @@ def create_app(config: dict | None = None) -> Flask:
     register_cli(app)
     register_celery(app)
     return app
+
+
+def register_logging(app: Flask) -> None:
+    from taskapp.log_format import configure_logging
+
+    configure_logging(app.config["LOG_LEVEL"], app.config["LOG_FORMAT"])
 
 
 def register_extensions(app: Flask) -> None:
@@ -105,9 +110,11 @@ def register_cli(app: Flask) -> None:
 
 
 def register_celery(app: Flask) -> None:
+    from taskapp import celery_signals
     from taskapp.jobs import celery_init_app
 
     celery_init_app(app)
+    celery_signals.connect(app.config["LOG_FORMAT"])
 
 
 API_DESCRIPTION = (

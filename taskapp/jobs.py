@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session
 
 from celerybeat_schedule import beat_schedule
 from taskapp import (
-    celery_signals,
     delivery,
     idempotency,
     mail,
@@ -52,7 +51,6 @@ def celery_init_app(app: Flask) -> Celery:
     app.extensions["celery"] = celery_app
     app.extensions["webhook_nudger"] = Nudger(celery_app)
     _listen_for_task_commits()
-    celery_signals.connect(app.config["LOG_FORMAT"])
     return celery_app
 
 
