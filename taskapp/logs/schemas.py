@@ -46,7 +46,7 @@ class ActivityLogSchema(ma.Schema):
     job_id = ma.fields.String(
         allow_none=True,
         metadata={
-            "example": None,
+            "example": "7f9c3a1e-2b4d-4c8e-9f1a-0b2c3d4e5f60",
             "description": "The id of the background job (Celery task) that wrote the "
             "entry, e.g. the overdue sweep; null for entries written by a request or the CLI.",
         },
