@@ -288,7 +288,7 @@ def test_text_format_in_the_embedded_mode(tmp_path, database_url):
         "from werkzeug.serving import make_server\n"
         "import threading, urllib.request\n"
         "from wsgi import app\n"
-        "server = make_server('127.0.0.1', 0, app, threaded=True)\n"
+        "server = make_server('127.0.0.1', 0, app)\n"
         "threading.Thread(target=server.serve_forever, daemon=True).start()\n"
         "request = urllib.request.Request(f'http://127.0.0.1:{server.server_port}"
         "/api/auth/calendar-feed/s3cr3t-in-path.ics', headers={'X-Request-ID': 'txt-1'})\n"
