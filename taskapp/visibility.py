@@ -1,11 +1,25 @@
 """Who may see what, written once: an ADMIN sees every task and every log entry; an
 INTERN the tasks assigned to them and the entries of tasks that were assigned to them
-when the entry was written. Listings, lookups (and the events sent to a user's webhooks)
-start from these queries."""
+when the entry was written. Listings, lookups, counts, change stamps, the calendar
+feed and the events sent to a user's webhooks all go through this module: a query
+starts from one of its ``visible_*`` selects, or is limited by :func:`limit_to_owner`,
+:func:`seen_by` (in SQL, for a viewer that is a row of the query) or :func:`may_see`
+(for a row already in hand)."""
 
-from sqlalchemy import Select, select
+from sqlalchemy import ColumnElement, Select, or_, select
 
 from taskapp.models import ActivityLog, Role, Task, User, Webhook
+
+
+def may_see(role: Role, viewer_id: int, owner_id: int | None) -> bool:
+    """May a viewer of ``role`` see a row owned (assigned) to ``owner_id``?"""
+    return role == Role.ADMIN or owner_id == viewer_id
+
+
+def seen_by(viewer, owner_column) -> ColumnElement[bool]:
+    """The same rule in SQL, for a viewer that is a row of the query (``User`` or an
+    alias of it), e.g. the owner of a calendar feed."""
+    return or_(viewer.role == Role.ADMIN, owner_column == viewer.id)
 
 
 def limit_to_owner(query: Select, user: User, owner_column) -> Select:

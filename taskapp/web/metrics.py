@@ -27,7 +27,7 @@ from sqlalchemy import func, select
 from taskapp import metrics
 from taskapp.extensions import db
 from taskapp.models import DeliveryStatus, WebhookDelivery, WebhookOutbox
-from taskapp.web.errors import rollback_quietly
+from taskapp.web.failures import rollback_quietly
 
 log = logging.getLogger(__name__)
 blp = Blueprint("metrics", __name__)
