@@ -44,7 +44,7 @@ EXPOSE 8000
 # unreachable database makes the container unhealthy. This checks the web role; the
 # compose file gives worker and beat their own (celery inspect ping) checks.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4).status == 200 else 1)"]
+    CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/livez', timeout=4).status == 200 else 1)"]
 
 # Exec form: no shell in between, so gunicorn gets SIGTERM directly. gunicorn.conf.py sets the
 # bind (0.0.0.0:8000), WEB_CONCURRENCY workers, access log on stdout and errors on stderr,

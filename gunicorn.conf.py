@@ -18,18 +18,37 @@ default command). Every value can still be overridden on the command line.
 - Slow clients: a sync worker is held by a client until its request has arrived, up to
   ``timeout`` (30 s, then the worker is killed and replaced). That is why production runs
   behind the edge (deploy/nginx), which buffers every request before passing it on.
+- Logs: gunicorn's access log is off. It prints the raw request line, and a calendar
+  feed's path is its secret; the app writes one access line per request instead (route
+  as the URL rule, request id, user, duration: see docs/operations.md). gunicorn's own
+  lines (start, workers, errors) follow LOG_FORMAT like the app's.
+- Metrics: with PROMETHEUS_MULTIPROC_DIR set, each worker writes its metrics there and
+  /metrics adds them up; a worker that exits is marked dead (child_exit) so its live
+  gauges (connections in use) leave the sum.
 """
 
 import json
 import os
 
 from gunicorn import util
+from gunicorn.glogging import Logger
 
-from taskapp.config import forwarded_allow_ips
+from taskapp.config import forwarded_allow_ips, log_format
+from taskapp.log_format import use_format
+
+
+class TaskappLogger(Logger):
+    """gunicorn's logger with its error log in LOG_FORMAT (JSON in production)."""
+
+    def setup(self, cfg):
+        super().setup(cfg)
+        use_format(self.error_log, log_format())
+
 
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", "4"))
-accesslog = "-"
+accesslog = None
+logger_class = TaskappLogger
 errorlog = "-"
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 control_socket_disable = True
@@ -55,3 +74,12 @@ def _json_error(sock, status_int: int, reason: str, mesg: str) -> None:
 
 
 util.write_error = _json_error
+
+
+def child_exit(_server, worker):
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        from taskapp.metrics import process_id
+
+        multiprocess.mark_process_dead(process_id(worker.pid))

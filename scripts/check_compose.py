@@ -49,12 +49,14 @@ REQUIRED_VARS = (
     "POSTGRES_PASSWORD",
     "APP_DB_PASSWORD",
     "TRUSTED_HOSTS",
+    "METRICS_TOKEN",
 )
 SAMPLE_ENV = {
     "JWT_SECRET_KEY": "x" * 64,
     "WEBHOOK_SECRET_KEY": "q5vYyH8Jm0dQ3aWnZp2xT7rLc4eBfK9sU1gVhN6iO0A=",
     "POSTGRES_PASSWORD": "sample-password",
     "APP_DB_PASSWORD": "sample-app-password",
+    "METRICS_TOKEN": "sample-metrics-token",
     "TRUSTED_HOSTS": "tasks.example.com",
 }
 

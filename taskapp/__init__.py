@@ -7,7 +7,6 @@ inside those steps, so importing a domain module (``taskapp.models``,
 ``taskapp.audit``...) loads none of them.
 """
 
-import logging
 from pathlib import Path
 
 from flask import Flask
@@ -21,28 +20,27 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.update(load_config())
     app.config.update(config or {})
     check_production(app.config)
-    configure_logging(app.config["LOG_LEVEL"])
+    register_logging(app)
     app.url_map.strict_slashes = False
     app.json.sort_keys = False
     register_extensions(app)
     install_listeners()
     register_blueprints(app)
     register_errors(app)
+    register_observability(app)
     register_cli(app)
     register_celery(app)
     return app
 
 
-def configure_logging(level: str) -> None:
-    """Give the process a log handler if nobody did (gunicorn, celery and pytest do):
-    without one, warnings such as flask-limiter's fallback to memory are dropped."""
-    if not logging.getLogger().handlers:
-        logging.basicConfig(
-            level=level, format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
-        )
+def register_logging(app: Flask) -> None:
+    from taskapp.log_format import configure_logging
+
+    configure_logging(app.config["LOG_LEVEL"], app.config["LOG_FORMAT"])
 
 
 def register_extensions(app: Flask) -> None:
+    from taskapp import metrics
     from taskapp.auth.tokens import init_jwt
     from taskapp.db import drop_dead_connections
     from taskapp.extensions import db, jwt, limiter, migrate
@@ -50,6 +48,7 @@ def register_extensions(app: Flask) -> None:
     from taskapp.web.docs import register_docs_assets
 
     _ensure_sqlite_dir(app.config["SQLALCHEMY_DATABASE_URI"])
+    metrics.count_pool(app.config)
     db.init_app(app)
     with app.app_context():
         drop_dead_connections(db.engine)
@@ -104,6 +103,22 @@ def register_errors(app: Flask) -> None:
     csp.register(app)
 
 
+def register_observability(app: Flask) -> None:
+    """Request ids, the access line and the request metrics around everything the app
+    answers (the outermost WSGI layer); /metrics, /livez and /readyz."""
+    from taskapp import metrics
+    from taskapp.extensions import db
+    from taskapp.web import access
+    from taskapp.web.metrics import blp as metrics_blp
+    from taskapp.web.request_id import RequestIdMiddleware
+
+    access.register(app)
+    app.wsgi_app = RequestIdMiddleware(app.wsgi_app, on_finish=access.finished)
+    app.register_blueprint(metrics_blp)
+    with app.app_context():
+        metrics.watch_pool(db.engine)
+
+
 def register_cli(app: Flask) -> None:
     from taskapp import cli
 
@@ -111,9 +126,11 @@ def register_cli(app: Flask) -> None:
 
 
 def register_celery(app: Flask) -> None:
+    from taskapp import celery_signals
     from taskapp.jobs import celery_init_app
 
     celery_init_app(app)
+    celery_signals.connect(app.config["LOG_FORMAT"])
 
 
 API_DESCRIPTION = (

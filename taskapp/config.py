@@ -74,6 +74,15 @@ def forwarded_allow_ips() -> list[str]:
     return _env_list("FORWARDED_ALLOW_IPS")
 
 
+def log_format() -> str:
+    """LOG_FORMAT: ``json`` or ``text``; unset, JSON in production and text in the
+    embedded mode. Read by the app, the Celery processes and gunicorn.conf.py."""
+    chosen = os.environ.get("LOG_FORMAT", "").strip().lower()
+    if chosen in {"json", "text"}:
+        return chosen
+    return "json" if os.environ.get("TASKAPP_ENV") == "production" else "text"
+
+
 def _env_float(name: str, default: float) -> float:
     return float(os.environ.get(name, default))
 
@@ -152,6 +161,10 @@ def _app_settings(env: str, redis_url: str | None) -> dict:
         "TRUSTED_PROXY_COUNT": _env_int("TRUSTED_PROXY_COUNT", 0),
         "FORWARDED_ALLOW_IPS": forwarded_allow_ips(),
         "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
+        "LOG_FORMAT": log_format(),
+        "METRICS_ENABLED": os.environ.get("METRICS_ENABLED", "").lower() in {"1", "true", "yes"},
+        "METRICS_TOKEN": os.environ.get("METRICS_TOKEN") or None,
+        "METRICS_ALLOWED_NETWORKS": _csv(os.environ.get("METRICS_ALLOWED_NETWORKS", "")),
     }
 
 
@@ -262,6 +275,14 @@ def check_production(config: dict) -> None:
             "header is answered 400."
         )
     _check_webhook_key(config.get("WEBHOOK_SECRET_KEY") or "")
+    if config.get("METRICS_ENABLED") and not (
+        config.get("METRICS_TOKEN") or config.get("METRICS_ALLOWED_NETWORKS")
+    ):
+        raise RuntimeError(
+            "TASKAPP_ENV=production with METRICS_ENABLED needs METRICS_TOKEN (Prometheus "
+            "sends it as a bearer token) or METRICS_ALLOWED_NETWORKS (the scraper's "
+            "addresses): /metrics is never open to everyone in production."
+        )
 
 
 def _check_webhook_key(key: str) -> None:

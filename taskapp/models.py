@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime
 from sqlalchemy import (
     JSON,
     BigInteger,
+    BindParameter,
     CheckConstraint,
     Date,
     DateTime,
@@ -25,12 +26,15 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    bindparam,
     func,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
+
+from taskapp import origin
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -347,6 +351,15 @@ class TaskChange(Base):
     n: Mapped[int] = mapped_column(BigInteger)
 
 
+def _origin_param(name: str, current) -> BindParameter:
+    """A column default read when each statement runs (:mod:`taskapp.origin`). A bound
+    parameter with a callable, not a Python default: SQLAlchemy leaves Python defaults
+    unset inside a DML CTE (the PostgreSQL sweeps insert their entries in one), but it
+    renders a SQL-expression default there and calls the parameter's callable at
+    execution, for every statement, cached or not."""
+    return bindparam(name, callable_=current, type_=String)
+
+
 class ActivityLog(Base):
     """One entry per write that changed a task. Append-only: see :mod:`taskapp.audit`."""
 
@@ -374,6 +387,14 @@ class ActivityLog(Base):
     """The task's fields as the change left them (the last ones for a delete), written by
     the audit listener for the webhook payload; null for entries written set-based in
     SQL (the overdue sweep), whose payload is read from the task row by the relay."""
+    request_id: Mapped[str | None] = mapped_column(
+        String(128), default=_origin_param("origin_request_id", origin.request_id)
+    )
+    """The X-Request-ID of the request that wrote the entry (null for jobs and the CLI)."""
+    job_id: Mapped[str | None] = mapped_column(
+        String(64), default=_origin_param("origin_job_id", origin.job_id)
+    )
+    """The Celery task id of the job that wrote the entry (null for requests and the CLI)."""
 
     actor: Mapped[User | None] = relationship(lazy="raise")
 

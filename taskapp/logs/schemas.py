@@ -35,6 +35,22 @@ class ActivityLogSchema(ma.Schema):
     actor_username = ma.fields.String(allow_none=True, metadata={"example": "intern"})
     source = ma.fields.Enum(Source, by_value=ma.fields.String, metadata={"example": "api"})
     created_at = DateTime()
+    request_id = ma.fields.String(
+        allow_none=True,
+        metadata={
+            "example": "9f1c2a7e4b3d4e0f8a6b5c4d3e2f1a0b",
+            "description": "The X-Request-ID of the request that wrote the entry; null "
+            "for entries written by a job or the CLI.",
+        },
+    )
+    job_id = ma.fields.String(
+        allow_none=True,
+        metadata={
+            "example": "7f9c3a1e-2b4d-4c8e-9f1a-0b2c3d4e5f60",
+            "description": "The id of the background job (Celery task) that wrote the "
+            "entry, e.g. the overdue sweep; null for entries written by a request or the CLI.",
+        },
+    )
 
 
 class ActivityLogQueryArgsSchema(PageArgsSchema):

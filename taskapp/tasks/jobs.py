@@ -15,6 +15,7 @@ from flask import current_app
 from kombu.exceptions import OperationalError as BrokerError
 from sqlalchemy.exc import DBAPIError
 
+from taskapp import metrics
 from taskapp.extensions import db
 from taskapp.models import utcnow
 from taskapp.tasks import mail, overdue, reminders
@@ -53,11 +54,13 @@ def mark_overdue(today: str | None = None) -> int:
     """Run the overdue sweep as the system actor; ``today`` (YYYY-MM-DD) for tests."""
     day = date.fromisoformat(today) if today else overdue.today(current_app.config)
     try:
-        marked = overdue.mark_overdue(db.session, day)
-        db.session.commit()
+        with metrics.OVERDUE_SWEEP.time():
+            marked = overdue.mark_overdue(db.session, day)
+            db.session.commit()
     except Exception:
         db.session.rollback()
         raise
+    metrics.OVERDUE_MARKED.inc(marked)
     log.info("overdue sweep marked %d task(s)", marked)
     return marked
 
@@ -86,13 +89,15 @@ def run_reminder_sweep() -> tuple[list[int], list[int]]:
     config = current_app.config
     resend_after = timedelta(seconds=config["REMINDER_MAIL_RESEND_AFTER_SECONDS"])
     try:
-        reminded, owed = reminders.announce(
-            db.session, utcnow(), mail=bool(config["SMTP_URL"]), resend_after=resend_after
-        )
-        db.session.commit()
+        with metrics.REMINDER_SWEEP.time():
+            reminded, owed = reminders.announce(
+                db.session, utcnow(), mail=bool(config["SMTP_URL"]), resend_after=resend_after
+            )
+            db.session.commit()
     except Exception:
         db.session.rollback()
         raise
+    metrics.REMINDERS_ANNOUNCED.inc(len(reminded))
     enqueue_mails(owed)
     return reminded, owed
 
@@ -130,7 +135,9 @@ def send_reminder_mail(task_id: int) -> bool:
         db.session.commit()
     except Exception:
         db.session.rollback()
+        metrics.REMINDER_MAILS.labels("failed").inc()
         raise
     if reminder is not None:
+        metrics.REMINDER_MAILS.labels("sent").inc()
         log.info("reminder mail for task %d sent to %s", task_id, reminder["email"])
     return reminder is not None

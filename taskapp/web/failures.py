@@ -17,6 +17,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from taskapp import errors
 from taskapp.extensions import db, limiter
+from taskapp.web.access import note_limit
 from taskapp.web.api import flatten_messages
 from taskapp.web.messages import DETAILS, TASK_CHANGED_MEANWHILE, THROTTLED
 
@@ -68,11 +69,20 @@ def _domain_error(error: errors.DomainError):
     return {"detail": error.message}, status
 
 
-def _throttled(_error: RateLimitExceeded):
+def _throttled(error: RateLimitExceeded):
     """DRF's throttled answer; flask-limiter adds the Retry-After header."""
+    note_limit(_limit_name(error))
     window = limiter.current_limit
     wait = max(1, math.ceil(window.reset_at - time.time())) if window else 60
     return {"detail": THROTTLED.format(wait=wait)}, 429
+
+
+def _limit_name(error: RateLimitExceeded) -> str:
+    """The metrics' name of a flask-limiter limit: its key function's, e.g.
+    ``_login_address_key`` -> ``login_address``."""
+    key_func = getattr(error.limit, "key_func", None)
+    name = getattr(key_func, "__name__", "") or "other"
+    return name.strip("_").removesuffix("_key") or "other"
 
 
 def _stale_data(_error):

@@ -30,6 +30,7 @@ from werkzeug.local import LocalProxy
 from taskapp.audit import act_as
 from taskapp.extensions import db
 from taskapp.models import Role, Source
+from taskapp.web.access import note_user
 from taskapp.web.messages import PERMISSION_DENIED
 from taskapp.web.ratelimit import check_personal_token
 
@@ -104,8 +105,10 @@ def authenticate() -> None:
         verify_jwt_in_request()
     else:
         user, claims = current_app.extensions[LOADER_KEY].load(token)
+        note_user(user.id)
         check_personal_token(claims["pat"])
         g.taskapp_caller = (user, claims)
+    note_user(current_user.id)
     act_as(db.session, current_user.id, Source.API)
 
 

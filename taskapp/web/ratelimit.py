@@ -27,6 +27,7 @@ from limits import RateLimitItem, parse
 from limits.storage import MemoryStorage, Storage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 
+from taskapp.web.access import note_limit
 from taskapp.web.messages import THROTTLED
 
 log = logging.getLogger(__name__)
@@ -131,6 +132,7 @@ def check_personal_token(token_id: int) -> None:
     if allowed:
         return
     wait = max(1, math.ceil(_reset_at(limit, counter, identifiers) - time.time()))
+    note_limit("personal_token")
     flask_smorest.abort(
         429, message=THROTTLED.format(wait=wait), headers={"Retry-After": str(wait)}
     )

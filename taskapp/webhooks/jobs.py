@@ -17,10 +17,11 @@ from flask import current_app, has_app_context
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from taskapp import metrics
 from taskapp.extensions import db
 from taskapp.jobs import purged as _purged
+from taskapp.models import ActivityLog, DeliveryStatus, Webhook, WebhookDelivery, utcnow
 from taskapp.models import Task as TaskRow
-from taskapp.models import utcnow
 from taskapp.webhooks import delivery, outbox
 from taskapp.webhooks.senders import senders
 from taskapp.webhooks.settings import WebhookSettings
@@ -192,6 +193,7 @@ def _sending(app, delivery_id: int, *, first: bool):
                 log.exception("webhook delivery %d failed", delivery_id)
                 return
             if outcome is not None:
+                count_delivery(delivery_id)
                 how = " (first try, from the tick)" if first else ""
                 result = outcome.status_code or outcome.error
                 log.info("webhook delivery %d%s: %s", delivery_id, how, result)
@@ -215,6 +217,31 @@ def deliver_webhook(delivery_id: int) -> None:
     if not senders().submit(*_sending(app, delivery_id, first=False)):
         outbox.unqueue(db.session, [delivery_id])
         db.session.commit()
+
+
+DELIVERY_OUTCOME = {
+    DeliveryStatus.SUCCEEDED: "succeeded",
+    DeliveryStatus.FAILED: "failed",
+    DeliveryStatus.PENDING: "retried",
+}
+
+
+def count_delivery(delivery_id: int) -> None:
+    """The delivery metrics of the attempt just recorded: its outcome (and ``disabled``
+    when it disabled the webhook) and, for a first attempt, the lag from the change's
+    commit. Reads the rows the attempt left in the session (no query but the entry's
+    time on a first attempt)."""
+    row = db.session.get(WebhookDelivery, delivery_id)
+    hook = db.session.get(Webhook, row.webhook_id)
+    metrics.WEBHOOK_DELIVERIES.labels(DELIVERY_OUTCOME.get(row.status, "retried")).inc()
+    if not hook.is_active:
+        metrics.WEBHOOK_DELIVERIES.labels("disabled").inc()
+    if row.attempts == 1:
+        since = row.created_at
+        if row.entry_id is not None:
+            since = db.session.get(ActivityLog, row.entry_id).created_at
+        metrics.WEBHOOK_LAG.observe(max((utcnow() - since).total_seconds(), 0.0))
+    db.session.rollback()  # end the read: no transaction stays open between jobs
 
 
 @shared_task(name="taskapp.purge_webhook_deliveries", ignore_result=True)

@@ -73,6 +73,7 @@ def event_data(entry, task: dict) -> dict:
         "changes": entry.changes,
         "actor": entry.actor_id,
         "source": entry.source,
+        "request_id": entry.request_id,
     }
 
 
@@ -107,6 +108,7 @@ def relay(session: Session, now: datetime, render_task: RenderTask) -> Relayed:
             ActivityLog.assignee_id,
             ActivityLog.created_at,
             ActivityLog.task_snapshot,
+            ActivityLog.request_id,
         )
         .where(ActivityLog.id.in_(entry_ids))
         .order_by(ActivityLog.id)

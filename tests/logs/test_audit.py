@@ -20,6 +20,8 @@ ENTRY_FIELDS = {
     "actor_username",
     "source",
     "created_at",
+    "request_id",
+    "job_id",
 }
 
 

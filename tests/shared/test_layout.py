@@ -30,6 +30,8 @@ SHARED_DOMAIN = {
     "taskapp.settings",
     "taskapp.config",
     "taskapp.features",
+    "taskapp.origin",
+    "taskapp.metrics",
 }
 """Top-level modules every feature may build on; they know nothing of HTTP either."""
 WEB_AND_TOOLS = (
@@ -129,6 +131,7 @@ def test_importing_the_models_loads_no_web_celery_or_blueprint():
         "taskapp",
         "taskapp.config",
         "taskapp.models",
+        "taskapp.origin",  # a context variable (stdlib only): the log entries' request ids
     }
 
 
@@ -221,6 +224,11 @@ def test_top_level_keeps_only_shared_modules():
         "models",
         "ordering",
         "visibility",
+        # observability, shared by the web side, the jobs and the models (issue 21)
+        "origin",
+        "log_format",
+        "metrics",
+        "celery_signals",
     }
 
 
