@@ -59,6 +59,7 @@ def register_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from taskapp.auth.routes import blp as auth_blp
+    from taskapp.events.routes import blp as events_blp
     from taskapp.logs.routes import blp as logs_blp
     from taskapp.tasks.routes import blp as tasks_blp
     from taskapp.users.routes import blp as users_blp
@@ -66,7 +67,7 @@ def register_blueprints(app: Flask) -> None:
     from taskapp.web.health import blp as health_blp
     from taskapp.webhooks.routes import blp as webhooks_blp
 
-    for blueprint in (auth_blp, users_blp, tasks_blp, logs_blp, webhooks_blp):
+    for blueprint in (auth_blp, users_blp, tasks_blp, logs_blp, webhooks_blp, events_blp):
         api.register_blueprint(blueprint)
     app.register_blueprint(health_blp)
     register_task_renderer(app)

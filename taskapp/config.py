@@ -154,6 +154,10 @@ def load_config() -> dict:
         "WEBHOOK_RELAY_INTERVAL_SECONDS": _env_float("WEBHOOK_RELAY_INTERVAL_SECONDS", 1),
         "WEBHOOK_SECRET_OVERLAP_SECONDS": _env_float("WEBHOOK_SECRET_OVERLAP_SECONDS", 86400),
         "WEBHOOK_DELIVERY_RETENTION_DAYS": _env_float("WEBHOOK_DELIVERY_RETENTION_DAYS", 30),
+        "CHANGES_RETENTION_DAYS": _env_float("CHANGES_RETENTION_DAYS", 30),
+        "EVENTS_POLL_SECONDS": _env_float("EVENTS_POLL_SECONDS", 1 if redis_url else 0.2),
+        "EVENTS_HEARTBEAT_SECONDS": _env_float("EVENTS_HEARTBEAT_SECONDS", 15),
+        "EVENTS_CREDENTIAL_CHECK_SECONDS": _env_float("EVENTS_CREDENTIAL_CHECK_SECONDS", 2),
         "CELERY": {
             "broker_url": broker_url,
             "broker_transport_options": _broker_options(broker_url),
