@@ -29,8 +29,8 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-APP_SERVICES = ("migrate", "web", "worker", "beat")
-LONG_RUNNING = ("postgres", "redis", "web", "worker", "beat")
+APP_SERVICES = ("migrate", "web", "stream", "worker", "beat")
+LONG_RUNNING = ("postgres", "redis", "web", "stream", "worker", "beat")
 REQUIRED_VARS = (
     "JWT_SECRET_KEY",
     "WEBHOOK_SECRET_KEY",

@@ -71,6 +71,14 @@ def register_blueprints(app: Flask) -> None:
         api.register_blueprint(blueprint)
     app.register_blueprint(health_blp)
     register_task_renderer(app)
+    register_live_changes(app)
+
+
+def register_live_changes(app: Flask) -> None:
+    """Wake the event-stream hubs after commits (see taskapp/events/notify.py)."""
+    from taskapp.events.routes import register
+
+    register(app)
 
 
 def register_task_renderer(app: Flask) -> None:
@@ -92,8 +100,10 @@ def register_errors(app: Flask) -> None:
 
 def register_cli(app: Flask) -> None:
     from taskapp import cli
+    from taskapp.events.cli import events_cli
 
     cli.register(app)
+    app.cli.add_command(events_cli)
 
 
 def register_celery(app: Flask) -> None:

@@ -158,6 +158,7 @@ def load_config() -> dict:
         "EVENTS_POLL_SECONDS": _env_float("EVENTS_POLL_SECONDS", 1 if redis_url else 0.2),
         "EVENTS_HEARTBEAT_SECONDS": _env_float("EVENTS_HEARTBEAT_SECONDS", 15),
         "EVENTS_CREDENTIAL_CHECK_SECONDS": _env_float("EVENTS_CREDENTIAL_CHECK_SECONDS", 2),
+        "EVENTS_TICKET_SECONDS": _env_float("EVENTS_TICKET_SECONDS", 60),
         "CELERY": {
             "broker_url": broker_url,
             "broker_transport_options": _broker_options(broker_url),

@@ -101,19 +101,12 @@ def relay(session: Session, now: datetime, render_task: RenderTask) -> Relayed:
         .where(ActivityLog.id.in_(entry_ids))
         .order_by(ActivityLog.id)
     ).all()
-    tasks = _task_payloads(session, entries, render_task)
+    messages = entry_messages(session, entries, render_task)
     rows, healthy = [], []
     for entry in entries:
-        event = EVENT_OF_ACTION.get(entry.action)
-        if event is None:
+        if entry.id not in messages:
             continue
-        data = {
-            "task": tasks[entry.id],
-            "changes": entry.changes,
-            "actor": entry.actor_id,
-            "source": entry.source,
-        }
-        message = body(event, entry.created_at, data)
+        event, message = messages[entry.id]
         for hook, role in hooks:
             if event in hook.events and (role == Role.ADMIN or entry.assignee_id == hook.owner_id):
                 rows.append(_delivery(hook.id, event, message, now, entry_id=entry.id))
@@ -126,6 +119,24 @@ def relay(session: Session, now: datetime, render_task: RenderTask) -> Relayed:
         created=[row.id for row in rows],
         to_healthy=[row.id for row, ok in zip(rows, healthy, strict=True) if ok],
     )
+
+
+def entry_messages(session: Session, entries, render_task: RenderTask) -> dict[int, tuple]:
+    """Entry id -> (event name, message body) for the entries that announce an event;
+    the same bytes for a webhook and for the event stream."""
+    tasks = _task_payloads(session, entries, render_task)
+    messages = {}
+    for entry in entries:
+        event = EVENT_OF_ACTION.get(entry.action)
+        if event is not None:
+            data = {
+                "task": tasks[entry.id],
+                "changes": entry.changes,
+                "actor": entry.actor_id,
+                "source": entry.source,
+            }
+            messages[entry.id] = (event, body(event, entry.created_at, data))
+    return messages
 
 
 def ping(session: Session, webhook: Webhook, now: datetime) -> WebhookDelivery:
