@@ -45,6 +45,14 @@ def forwarded_allow_ips() -> list[str]:
     return _env_list("FORWARDED_ALLOW_IPS")
 
 
+def _pool_size() -> dict:
+    """DB_POOL_SIZE: connections per process kept open (and as many more on a burst);
+    unset: SQLAlchemy's 5 + 10. The stream service, where one process serves thousands
+    of clients (each authenticated with a query when it connects), sets it higher."""
+    size = os.environ.get("DB_POOL_SIZE")
+    return {"pool_size": int(size), "max_overflow": int(size)} if size else {}
+
+
 def _env_float(name: str, default: float) -> float:
     return float(os.environ.get(name, default))
 
@@ -103,7 +111,7 @@ def load_config() -> dict:
         "TRUSTED_HOSTS": _trusted_hosts(env),
         "TASKAPP_TIMEZONE": os.environ.get("TASKAPP_TIMEZONE", "UTC"),
         "SQLALCHEMY_DATABASE_URI": os.environ.get("DATABASE_URL", _sqlite_url("taskapp.sqlite")),
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, **_pool_size()},
         "REDIS_URL": redis_url,
         "JWT_SECRET_KEY": jwt_secret,
         "TOKEN_HASH_KEY": _token_hash_key(jwt_secret),

@@ -134,7 +134,7 @@ def test_forged_and_foreign_tokens_are_400(app, client, intern, make_task):
     for forged in (token[:-2] + "xx", "abc", token + "a", "Ω" * 5):
         body = call(client, intern, forged, status=400)
         assert body == {
-            "detail": "Invalid sync token: pass the `next` of a previous answer, or nothing."
+            "since": ["Invalid sync token: pass the `next` of a previous answer, or nothing."]
         }
     with app.app_context():
         key = app.config["JWT_SECRET_KEY"]

@@ -43,7 +43,8 @@ def explained_by_the_docs(failure, response) -> bool:
     literal address the SSRF rules refuse (400 on ``url``), a recurrence that is not a
     supported RRULE or a recurring task without a due date (400 on ``recurrence`` or
     ``due_date``: a grammar and a rule no schema expresses), a cursor the server did not
-    sign (400 on ``cursor``), a stale If-Match (412), an Idempotency-Key reused with
+    sign (400 on ``cursor``) or a sync token it did not sign (400 on ``since``), a
+    stale If-Match (412), an Idempotency-Key reused with
     another body (422), and a calendar feed URL that a later POST rotated away (404: one
     feed per user, asking again kills the previous URL)."""
     if failure.title == "Created resource not found":
@@ -57,6 +58,7 @@ def explained_by_the_docs(failure, response) -> bool:
         return "assigned_to" in sent or "users:" in sent
     body = response.json() if response.status_code == 400 else None
     state_dependent = {"assigned_to", "expires_at", "url", "recurrence", "due_date", "cursor"}
+    state_dependent.add("since")  # a sync token the server did not sign
     return isinstance(body, dict) and bool(body) and set(body) <= state_dependent
 
 
@@ -74,6 +76,8 @@ def configured_schema(base_url: str, caller, explained: collections.Counter):
         """Leave out a PATCH of the caller's own account: changing one's own password
         ends one's own session (tests/test_users.py covers it), after which every
         request of the run would be an uninformative 401."""
+        if case.method == "GET" and case.path == "/api/events/":
+            return False  # an endless stream is no answer to check (docs/live.md)
         return not (case.method == "PATCH" and case.path_parameters == {"user_id": caller.id})
 
     @schema.hook

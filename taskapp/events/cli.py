@@ -38,10 +38,11 @@ def tail(username: str | None, as_json: bool, poll: float) -> None:
     try:
         while True:
             page = log.read(db.session, entries_heard_by(user), position, stream.READ_BATCH)
-            for event in stream.build_events(db.session, page.entries, render):
+            for event in stream.build_events(db.session, page.entries, render, str):
                 heard = hearing(user.role, user.id, event)
                 if heard in (HEARS, LOSES):
-                    click.echo(_line(event, heard, as_json), color=False)
+                    message = event.message if heard == HEARS else event.removed
+                    click.echo(_line(message, as_json), color=False)
             db.session.rollback()  # end the read: the next one sees newer commits
             position = page.end
             if len(page.entries) < stream.READ_BATCH:
@@ -50,8 +51,7 @@ def tail(username: str | None, as_json: bool, poll: float) -> None:
         pass
 
 
-def _line(event: stream.Event, heard: str, as_json: bool) -> str:
-    message = event.message if heard == HEARS else event.removed
+def _line(message: str, as_json: bool) -> str:
     if as_json:
         return message
     body = json.loads(message)

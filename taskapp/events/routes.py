@@ -5,6 +5,7 @@ import time
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
+import flask_smorest
 from flask import Flask, Response, abort, current_app, has_app_context, request
 from flask.views import MethodView
 from flask_jwt_extended import current_user, get_jwt
@@ -49,7 +50,7 @@ def _feed_token(since: str) -> tokens.Token | None:
     except tokens.ExpiredToken:
         abort(410, EXPIRED_SINCE)
     except tokens.BadToken:
-        abort(400, BAD_SINCE)
+        flask_smorest.abort(400, messages={"query": {"since": [BAD_SINCE]}})
 
 
 @blp.route("/tasks/changes/")
@@ -123,9 +124,15 @@ def _start_hub(app: Flask) -> stream.Hub:
             finally:
                 db.session.remove()
 
+    key = app.config["JWT_SECRET_KEY"]
+
+    def sign(position):
+        return tokens.dump(key, tokens.EVENT_SALT, tokens.Token(position, int(time.time())))
+
     hub = stream.Hub(
         open_session,
         app.extensions["render_task"],
+        sign,
         poll_seconds=app.config["EVENTS_POLL_SECONDS"],
         check_seconds=app.config["EVENTS_CREDENTIAL_CHECK_SECONDS"],
     ).start()
@@ -197,18 +204,13 @@ class EventStream(MethodView):
         start, reset = _resume(args)
         db.session.remove()  # hold no database connection for the stream's lifetime
         app = current_app._get_current_object()
-        key = signing_key()
-
-        def sign(position):
-            token = tokens.Token(position, int(time.time()))
-            return tokens.dump(key, tokens.EVENT_SALT, token)
-
+        hub = _hub(app)
         body = stream.run(
-            _hub(app),
+            hub,
             stream.Subscription(credential),
             start,
             reset=reset,
-            sign=sign,
+            sign=hub.sign,
             heartbeat_seconds=app.config["EVENTS_HEARTBEAT_SECONDS"],
         )
         headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}

@@ -48,22 +48,30 @@ OpenSession = Callable[[], AbstractContextManager[Session]]
 
 @dataclass(frozen=True, slots=True)
 class Event:
+    """One entry as streams send it: framed once (id, event, data) for every stream."""
+
     position: Position
-    name: str
     message: str
+    """The webhook message (``data``)."""
     removed: str
-    """The message the user the task was taken from gets (``task.removed``)."""
+    """The ``task.removed`` message, for the user the task was taken from."""
+    frame: str
+    removed_frame: str
     assignee_id: int | None
     previous_assignee_id: int | None
 
 
-def build_events(session: Session, entries: list, render_task) -> list[Event]:
+def build_events(session: Session, entries: list, render_task, sign) -> list[Event]:
+    """Frame the entries' webhook messages, and their ``task.removed`` variants, with
+    ``sign(position)`` as the event id."""
     messages = outbox.entry_messages(session, entries, render_task)
     events = []
     for entry in entries:
         if entry.id not in messages:
             continue
         name, message = messages[entry.id]
+        position = log.position_of(entry)
+        event_id = sign(position)
         removed = outbox.body(
             REMOVED,
             entry.created_at,
@@ -76,10 +84,11 @@ def build_events(session: Session, entries: list, render_task) -> list[Event]:
         )
         events.append(
             Event(
-                log.position_of(entry),
-                name,
+                position,
                 message,
                 removed,
+                sse(name, message, event_id),
+                sse(REMOVED, removed, event_id),
                 entry.assignee_id,
                 entry.previous_assignee_id,
             )
@@ -109,6 +118,7 @@ class Hub:
         self,
         open_session: OpenSession,
         render_task,
+        sign: Callable[[Position], str],
         *,
         poll_seconds: float,
         check_seconds: float,
@@ -116,6 +126,7 @@ class Hub:
     ):
         self.open_session = open_session
         self.render_task = render_task
+        self.sign = sign
         self.poll_seconds = poll_seconds
         self.check_seconds = check_seconds
         self.buffer_size = buffer_size
@@ -166,7 +177,7 @@ class Hub:
         with self.open_session() as session:
             while True:
                 page = log.read(session, select(ActivityLog), self.head, READ_BATCH)
-                events = build_events(session, page.entries, self.render_task)
+                events = build_events(session, page.entries, self.render_task, self.sign)
                 with self.condition:
                     self.buffer.extend(events)
                     self.head = page.end
@@ -216,7 +227,7 @@ class Hub:
         with self.open_session() as session:
             entries = entries_heard_by(subscription.user)
             page = log.read(session, entries, position, READ_BATCH)
-            return build_events(session, page.entries, self.render_task), page.end
+            return build_events(session, page.entries, self.render_task, self.sign), page.end
 
     def subscribe(self, subscription: Subscription) -> None:
         with self.condition:
@@ -240,14 +251,14 @@ def sse(event: str, data: str, event_id: str | None = None) -> str:
     return f"{head}event: {event}\ndata: {data}\n\n"
 
 
-def events_for(subscription: Subscription, events: list[Event], sign) -> Iterator[str]:
+def frames_for(subscription: Subscription, events: list[Event]) -> Iterator[str]:
     credential = subscription.credential
     for event in events:
         heard = hearing(credential.role, credential.user_id, event)
         if heard == HEARS:
-            yield sse(event.name, event.message, sign(event.position))
+            yield event.frame
         elif heard == LOSES:
-            yield sse(REMOVED, event.removed, sign(event.position))
+            yield event.removed_frame
 
 
 def run(
@@ -274,10 +285,10 @@ def run(
             buffered = hub.after(position)
             if buffered is None:
                 events, position_after = hub.catch_up(subscription, position)
-                chunk = list(events_for(subscription, events, sign))
+                chunk = list(frames_for(subscription, events))
             else:
                 events, position_after = buffered
-                chunk = list(events_for(subscription, events, sign))
+                chunk = list(frames_for(subscription, events))
             position = max(position, position_after)
             if chunk:
                 yield "".join(chunk)
