@@ -31,7 +31,7 @@ RUN groupadd --system --gid 10001 taskapp \
     && mkdir -p /app/instance \
     && chown taskapp:taskapp /app/instance
 
-COPY wsgi.py celerybeat_schedule.py gunicorn.conf.py ./
+COPY wsgi.py gunicorn.conf.py ./
 COPY migrations ./migrations
 COPY deploy/stream.gunicorn.conf.py ./deploy/
 COPY taskapp ./taskapp

@@ -29,6 +29,7 @@ from taskapp import create_app
 from taskapp.extensions import db
 from taskapp.models import Priority, Role, Task
 from taskapp.users import service as users
+from taskapp.users.passwords import PasswordHashing
 
 PG_DB = "taskapp_bench_calendar"
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -47,7 +48,14 @@ CONFIG = {
 def seed(app, n_tasks: int) -> None:
     with app.app_context():
         upgrade()
-        owner = users.create_user(db.session, "owner", PASSWORD, Role.INTERN, "o@example.com")
+        owner = users.create_user(
+            db.session,
+            "owner",
+            PASSWORD,
+            Role.INTERN,
+            "o@example.com",
+            hashing=PasswordHashing.of(app),
+        )
         db.session.commit()
         now = datetime.now(UTC)
         rows = [

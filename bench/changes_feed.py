@@ -89,7 +89,7 @@ def main() -> None:
 def run(admin_id: int, intern_id: int, entries: int, calls: int) -> None:
     from bench.inprocess import make_app
     from taskapp.auth.tokens import issue_tokens
-    from taskapp.events import log, tokens
+    from taskapp.events import log, signed
     from taskapp.extensions import db
     from taskapp.models import Task, User
 
@@ -104,8 +104,8 @@ def run(admin_id: int, intern_id: int, entries: int, calls: int) -> None:
             n: {"Authorization": f"Bearer {issue_tokens(u)['access']}"} for n, u in users.items()
         }
         head = log.head(db.session)
-        token = tokens.dump(
-            app.config["JWT_SECRET_KEY"], tokens.FEED_SALT, tokens.Token(head, int(time.time()))
+        token = signed.dump(
+            app.config["JWT_SECRET_KEY"], signed.FEED_SALT, signed.Token(head, int(time.time()))
         )
         task_id = db.session.execute(
             db.select(Task.id).where(Task.assigned_to_id == intern_id).limit(1)

@@ -218,84 +218,73 @@ def login_token(env: dict, username_role: str) -> tuple[str, int]:
     return token, task_id
 
 
+def server_argv(server: str, port: int, streams: int, config: str) -> list[str]:
+    """The API (``config`` gunicorn.conf.py) or the stream service on ``port``."""
+    if server == "gevent" or config == "gunicorn.conf.py":
+        config = config if config == "gunicorn.conf.py" else "deploy/stream.gunicorn.conf.py"
+        gunicorn = [str(VENV_BIN / "gunicorn"), "-c", config, "-b", f"127.0.0.1:{port}"]
+        return [*gunicorn, "--access-logfile", "/dev/null", "wsgi:app"]
+    granian = [str(VENV_BIN / "granian"), "--interface", "wsgi", "--host", "127.0.0.1"]
+    threads = ["--workers", "1", "--blocking-threads", str(streams + 20), "--no-ws"]
+    return [*granian, "--port", str(port), *threads, "wsgi:app"]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its children so far."""
+    total = 0.0
+    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
+    for each in [pid, *map(int, children.stdout.split())]:
+        try:
+            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except OSError:
+            pass
+    return total
+
+
 def run_postgresql(args) -> None:
     use_database(DATABASE)
     workdir = Path(tempfile.mkdtemp(prefix="bench-stream-"))
     env = app_env(REDIS_URL=REDIS_URL, EVENTS_POLL_SECONDS="1", WEB_CONCURRENCY="2")
-    stream_env = {**env, "DB_POOL_SIZE": "20"}
     token, task_id = login_token(env, "ADMIN")
-    headers = {"Authorization": f"Bearer {token}"}
     api_port, stream_port = free_port(), free_port()
-    api = start(
-        [
-            str(VENV_BIN / "gunicorn"),
-            "-c",
-            "gunicorn.conf.py",
-            "-b",
-            f"127.0.0.1:{api_port}",
-            "--access-logfile",
-            "/dev/null",
-            "wsgi:app",
-        ],
-        env,
-        workdir / "api.log",
-    )
-    if args.server == "gevent":
-        argv = [
-            str(VENV_BIN / "gunicorn"),
-            "-c",
-            "deploy/stream.gunicorn.conf.py",
-            "-b",
-            f"127.0.0.1:{stream_port}",
-            "--access-logfile",
-            "/dev/null",
-            "wsgi:app",
-        ]
-    else:
-        argv = [
-            str(VENV_BIN / "granian"),
-            "--interface",
-            "wsgi",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(stream_port),
-            "--workers",
-            "1",
-            "--blocking-threads",
-            str(args.streams + 20),
-            "--no-ws",
-            "wsgi:app",
-        ]
-    streams = start(argv, stream_env, workdir / "stream.log")
-    api_base, stream_base = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{stream_port}"
+    api_argv = server_argv("gevent", api_port, 0, "gunicorn.conf.py")
+    api = start(api_argv, env, workdir / "api.log")
+    stream_argv = server_argv(args.server, stream_port, args.streams, "stream")
+    streams = start(stream_argv, {**env, "DB_POOL_SIZE": "20"}, workdir / "stream.log")
     try:
-        wait_up(api_base)
-        wait_up(stream_base)
-        api_latencies(api_base, headers, task_id, 3)  # warm up
-        rss_idle = rss_kib(streams.pid)
-        baseline = api_latencies(api_base, headers, task_id, args.seconds)
-        out = workdir / "client.json"
-        hold = args.seconds * 2 + 20
-        client = client_process(stream_base + "/api/events/", token, args.streams, hold, out)
-        wait_opened("", stream_base, args.streams)
-        rss_busy = rss_kib(streams.pid)
-        writes = int(args.seconds * 2 / WRITE_EVERY)
-        write_thread = threading.Thread(
-            target=writer, args=(api_base, headers, writes, WRITE_EVERY)
-        )
-        write_thread.start()
-        loaded = api_latencies(api_base, headers, task_id, args.seconds)
-        write_thread.join()
-        client.wait(hold + 60)
-        result = json.loads(out.read_text())
+        figures = measure(args, token, task_id, api_port, stream_port, streams.pid, workdir)
     finally:
         stop(streams)
         stop(api)
-    report(args, baseline, loaded, result, writes, rss_idle, rss_busy)
+    report(args, *figures)
 
 
-def report(args, baseline, loaded, result, writes, rss_idle, rss_busy) -> None:
+def measure(args, token, task_id, api_port, stream_port, stream_pid, workdir):
+    headers = {"Authorization": f"Bearer {token}"}
+    api_base, stream_base = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{stream_port}"
+    wait_up(api_base)
+    wait_up(stream_base)
+    api_latencies(api_base, headers, task_id, 3)  # warm up
+    rss_idle = rss_kib(stream_pid)
+    baseline = api_latencies(api_base, headers, task_id, args.seconds)
+    out = workdir / "client.json"
+    hold = args.seconds * 2 + 20
+    client = client_process(stream_base + "/api/events/", token, args.streams, hold, out)
+    wait_opened("", stream_base, args.streams)
+    rss_busy, cpu_before = rss_kib(stream_pid), cpu_seconds(stream_pid)
+    writes = int(args.seconds * 2 / WRITE_EVERY)
+    write_thread = threading.Thread(target=writer, args=(api_base, headers, writes, WRITE_EVERY))
+    write_thread.start()
+    loaded = api_latencies(api_base, headers, task_id, args.seconds)
+    write_thread.join()
+    cpu = cpu_seconds(stream_pid) - cpu_before
+    client.wait(hold + 60)
+    result = json.loads(out.read_text())
+    return baseline, loaded, result, writes, rss_idle, rss_busy, cpu
+
+
+def report(args, baseline, loaded, result, writes, rss_idle, rss_busy, cpu) -> None:
     lat = result["latencies"]
     base99, load99 = p(baseline, 0.99), p(loaded, 0.99)
     print(f"stream server: {args.server}; streams asked {args.streams}, opened {result['opened']}")
@@ -312,6 +301,9 @@ def report(args, baseline, loaded, result, writes, rss_idle, rss_busy) -> None:
         f"  p99 {load99 * 1000:6.1f} ms  ({len(loaded)} requests)"
     )
     print(f"  events received {len(lat)} of {writes * args.streams} expected")
+    if lat:
+        per_event = cpu / len(lat) * 1e6
+        print(f"  stream service CPU while writing: {cpu:.1f} s, {per_event:.0f} us per event sent")
     if lat:
         print(
             f"  commit-to-event: median {statistics.median(lat) * 1000:.0f} ms,"

@@ -75,10 +75,11 @@ def make_app():
 def credentials(app) -> dict[str, dict]:
     from taskapp.extensions import db
     from taskapp.users import service
+    from taskapp.users.passwords import PasswordHashing
 
     with app.app_context():
         if service.find_by_username(db.session, "pat-bench") is None:
-            service.create_user(db.session, "pat-bench", PASSWORD)
+            service.create_user(db.session, "pat-bench", PASSWORD, hashing=PasswordHashing.of(app))
             db.session.commit()
     client = app.test_client()
     login = client.post("/api/auth/login/", json={"username": "pat-bench", "password": PASSWORD})
@@ -159,11 +160,9 @@ def time_check(app, headers: dict) -> float:
 
 def time_count(app, headers: dict) -> float:
     """Seconds per rate-limit count alone (``web.ratelimit.check_personal_token``)."""
-    from flask_jwt_extended import get_jwt
-
     from taskapp.extensions import db
     from taskapp.web import ratelimit
-    from taskapp.web.permissions import authenticate
+    from taskapp.web.permissions import authenticate, get_jwt
 
     with app.test_request_context(URL, headers=headers):
         authenticate()

@@ -91,7 +91,7 @@ def _sweep(method: str, session, raw, today: date) -> int:
     """One sweep by ``method`` in the session's open transaction (``raw``: its psycopg
     connection); the number of tasks it marked."""
     if method == "orm":
-        from taskapp import overdue
+        from taskapp.tasks import overdue
 
         return overdue.sweep(session, today)
     with raw.cursor() as cursor:
@@ -137,8 +137,8 @@ def child(method: str, today: date, all_due: bool = False) -> dict:
     from bench.inprocess import make_app
 
     app = make_app()
-    from taskapp import overdue  # noqa: F401 (imported before the timing starts)
     from taskapp.extensions import db
+    from taskapp.tasks import overdue  # noqa: F401 (imported before the timing starts)
 
     with app.app_context():
         session = db.session

@@ -41,10 +41,10 @@ def _drop_0007(session, variant: str) -> None:
 
 
 def one_run(app, variant: str, today: date) -> dict:
-    from taskapp import overdue
     from taskapp.audit import act_as
     from taskapp.extensions import db
     from taskapp.models import Source, Task
+    from taskapp.tasks import overdue
 
     with app.app_context():
         session = db.session

@@ -1,7 +1,9 @@
 """taskapp: a task-management REST API (Flask re-creation of a Django/DRF system).
 
-:func:`create_app` builds the app in small named steps. Blueprints, the CLI and Celery
-are imported inside those steps, so importing a domain module (``taskapp.models``,
+:func:`create_app` builds the app in small named steps, walking the one list of
+feature packages (:mod:`taskapp.features`): each adds its blueprint, CLI groups,
+periodic tasks and Session listeners. Blueprints, the CLI and Celery are imported
+inside those steps, so importing a domain module (``taskapp.models``,
 ``taskapp.audit``...) loads none of them.
 """
 
@@ -23,6 +25,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.url_map.strict_slashes = False
     app.json.sort_keys = False
     register_extensions(app)
+    install_listeners()
     register_blueprints(app)
     register_errors(app)
     register_cli(app)
@@ -40,7 +43,6 @@ def configure_logging(level: str) -> None:
 
 
 def register_extensions(app: Flask) -> None:
-    from taskapp import audit
     from taskapp.auth.tokens import init_jwt
     from taskapp.extensions import db, jwt, limiter, migrate
     from taskapp.web.api import api
@@ -54,31 +56,29 @@ def register_extensions(app: Flask) -> None:
     limiter.init_app(app)
     register_docs_assets(app)
     api.init_app(app, spec_kwargs=_spec_kwargs())
+
+
+def install_listeners() -> None:
+    """Every global SQLAlchemy Session listener, installed here and only here (once per
+    process): the audit trail's, then each feature's."""
+    from taskapp import audit
+    from taskapp.features import features
+
     audit.init_audit()
+    for feature in features():
+        if feature.listeners:
+            feature.module(feature.listeners).install_listeners()
 
 
 def register_blueprints(app: Flask) -> None:
-    from taskapp.auth.routes import blp as auth_blp
-    from taskapp.events.routes import blp as events_blp
-    from taskapp.logs.routes import blp as logs_blp
-    from taskapp.tasks.routes import blp as tasks_blp
-    from taskapp.users.routes import blp as users_blp
+    from taskapp.features import features
     from taskapp.web.api import api
     from taskapp.web.health import blp as health_blp
-    from taskapp.webhooks.routes import blp as webhooks_blp
 
-    for blueprint in (auth_blp, users_blp, tasks_blp, logs_blp, webhooks_blp, events_blp):
-        api.register_blueprint(blueprint)
+    for feature in features():
+        api.register_blueprint(feature.module("routes").blp)
     app.register_blueprint(health_blp)
     register_task_renderer(app)
-    register_live_changes(app)
-
-
-def register_live_changes(app: Flask) -> None:
-    """Wake the event-stream hubs after commits (see taskapp/events/notify.py)."""
-    from taskapp.events.routes import register
-
-    register(app)
 
 
 def register_task_renderer(app: Flask) -> None:
@@ -90,9 +90,9 @@ def register_task_renderer(app: Flask) -> None:
 
 
 def register_errors(app: Flask) -> None:
-    from taskapp.web import bodies, csp, errors, policy
+    from taskapp.web import bodies, csp, failures, policy
 
-    errors.register(app)
+    failures.register(app)
     policy.register(app)
     bodies.register(app)
     csp.register(app)
@@ -100,10 +100,8 @@ def register_errors(app: Flask) -> None:
 
 def register_cli(app: Flask) -> None:
     from taskapp import cli
-    from taskapp.events.cli import events_cli
 
     cli.register(app)
-    app.cli.add_command(events_cli)
 
 
 def register_celery(app: Flask) -> None:

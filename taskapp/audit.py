@@ -16,40 +16,29 @@ PostgreSQL a trigger (see the migrations) refuses raw SQL as well.
 from datetime import date, datetime
 from enum import Enum
 
-from sqlalchemy import Insert, case, event, insert, inspect, literal, select
+from sqlalchemy import Date, Insert, case, event, insert, inspect, literal, select
+from sqlalchemy import Enum as SAEnum
 from sqlalchemy.orm import ORMExecuteState, Session
 
-from taskapp.models import Action, ActivityLog, Source, Status, Task, UTCDateTime, utcnow
+from taskapp.models import (
+    SNAPSHOT,
+    TRACKED,
+    Action,
+    ActivityLog,
+    Priority,
+    PriorityRank,
+    Source,
+    Status,
+    Task,
+    UTCDateTime,
+    task_fields,
+    utcnow,
+)
 
 ACTOR_KEY = "taskapp.audit_actor"
-TRACKED_FIELDS = {
-    "title": "title",
-    "description": "description",
-    "status": "status",
-    "priority": "priority",
-    "due_date": "due_date",
-    "assigned_to_id": "assigned_to",
-    "completed_at": "completed_at",
-    "recurrence": "recurrence",
-    "remind_at": "remind_at",
-}
+TRACKED_FIELDS = task_fields(TRACKED)
 """Model attribute -> name used in ``changes`` (the API's field names)."""
-SNAPSHOT_FIELDS = (
-    "id",
-    "title",
-    "description",
-    "status",
-    "priority",
-    "due_date",
-    "assigned_to_id",
-    "created_by_id",
-    "created_at",
-    "updated_at",
-    "completed_at",
-    "recurrence",
-    "remind_at",
-    "series_id",
-)
+SNAPSHOT_FIELDS = tuple(task_fields(SNAPSHOT))
 """The task's columns kept on its entry (``task_snapshot``), so that a webhook announces
 the task as this change left it, even once the task changed again or was deleted."""
 
@@ -70,6 +59,23 @@ def to_json(value):
         return value.isoformat().replace("+00:00", "Z")
     if isinstance(value, date):
         return value.isoformat()
+    return value
+
+
+def from_json(model, name: str, value):
+    """``to_json`` undone for ``model``'s column ``name``, by the column's type."""
+    column = model.__table__.columns.get(name)
+    if value is None or column is None:
+        return value
+    kind = column.type
+    if isinstance(kind, UTCDateTime):
+        return datetime.fromisoformat(value)
+    if isinstance(kind, Date):
+        return date.fromisoformat(value)
+    if isinstance(kind, PriorityRank):
+        return Priority(value)
+    if isinstance(kind, SAEnum) and kind.enum_class is not None:
+        return kind.enum_class(value)
     return value
 
 

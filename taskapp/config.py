@@ -101,11 +101,23 @@ def _token_hash_key(jwt_secret: str) -> str:
 
 
 def load_config() -> dict:
-    """Build the configuration mapping from the environment."""
+    """Build the configuration mapping from the environment, section by section."""
     redis_url = os.environ.get("REDIS_URL") or None
-    broker_url = _broker_url(redis_url)
     jwt_secret = os.environ.get("JWT_SECRET_KEY", DEV_JWT_SECRET)
     env = os.environ.get("TASKAPP_ENV", "development")
+    return {
+        **_app_settings(env, redis_url),
+        **_auth_settings(jwt_secret),
+        **_rate_limit_settings(redis_url),
+        **_task_settings(),
+        **_webhook_settings(),
+        **_events_settings(redis_url),
+        "CELERY": _celery_settings(_broker_url(redis_url)),
+        **OPENAPI_SETTINGS,
+    }
+
+
+def _app_settings(env: str, redis_url: str | None) -> dict:
     return {
         "TASKAPP_ENV": env,
         "TRUSTED_HOSTS": _trusted_hosts(env),
@@ -113,6 +125,16 @@ def load_config() -> dict:
         "SQLALCHEMY_DATABASE_URI": os.environ.get("DATABASE_URL", _sqlite_url("taskapp.sqlite")),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, **_pool_size()},
         "REDIS_URL": redis_url,
+        "MAX_CONTENT_LENGTH": 1024 * 1024,
+        "CORS_ORIGINS": os.environ.get("CORS_ORIGINS", ""),
+        "TRUSTED_PROXY_COUNT": _env_int("TRUSTED_PROXY_COUNT", 0),
+        "FORWARDED_ALLOW_IPS": forwarded_allow_ips(),
+        "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
+    }
+
+
+def _auth_settings(jwt_secret: str) -> dict:
+    return {
         "JWT_SECRET_KEY": jwt_secret,
         "TOKEN_HASH_KEY": _token_hash_key(jwt_secret),
         "JWT_ACCESS_TOKEN_EXPIRES": timedelta(
@@ -127,9 +149,14 @@ def load_config() -> dict:
         "PASSWORD_HASH_TIME_COST": _env_int("PASSWORD_HASH_TIME_COST", 3),
         "PASSWORD_HASH_MEMORY_KIB": _env_int("PASSWORD_HASH_MEMORY_KIB", 65536),
         "PASSWORD_HASH_PARALLELISM": _env_int("PASSWORD_HASH_PARALLELISM", 4),
+        "IDEMPOTENCY_CLAIM_TIMEOUT_SECONDS": _env_int("IDEMPOTENCY_CLAIM_TIMEOUT_SECONDS", 60),
+    }
+
+
+def _rate_limit_settings(redis_url: str | None) -> dict:
+    return {
         "LOGIN_RATE_LIMIT": os.environ.get("LOGIN_RATE_LIMIT", "5 per minute"),
         "PAT_RATE_LIMIT": os.environ.get("PAT_RATE_LIMIT", "600 per minute"),
-        "IDEMPOTENCY_CLAIM_TIMEOUT_SECONDS": _env_int("IDEMPOTENCY_CLAIM_TIMEOUT_SECONDS", 60),
         "LOGIN_ADDRESS_RATE_LIMIT": os.environ.get("LOGIN_ADDRESS_RATE_LIMIT", "30 per minute"),
         "RATELIMIT_STORAGE_URI": redis_url or "memory://",
         "RATELIMIT_STORAGE_OPTIONS": LIMITER_SOCKET_OPTIONS if redis_url else {},
@@ -139,10 +166,11 @@ def load_config() -> dict:
         "RATELIMIT_HEADERS_ENABLED": True,
         "RATELIMIT_SWALLOW_ERRORS": True,
         "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
-        "MAX_CONTENT_LENGTH": 1024 * 1024,
-        "CORS_ORIGINS": os.environ.get("CORS_ORIGINS", ""),
-        "TRUSTED_PROXY_COUNT": _env_int("TRUSTED_PROXY_COUNT", 0),
-        "FORWARDED_ALLOW_IPS": forwarded_allow_ips(),
+    }
+
+
+def _task_settings() -> dict:
+    return {
         "OVERDUE_SWEEP_INTERVAL_SECONDS": _env_int("OVERDUE_SWEEP_INTERVAL_SECONDS", 15 * 60),
         "REMINDER_SWEEP_INTERVAL_SECONDS": _env_int("REMINDER_SWEEP_INTERVAL_SECONDS", 60),
         "SMTP_URL": os.environ.get("SMTP_URL") or None,
@@ -150,7 +178,11 @@ def load_config() -> dict:
         "REMINDER_MAIL_RESEND_AFTER_SECONDS": _env_int(
             "REMINDER_MAIL_RESEND_AFTER_SECONDS", 30 * 60
         ),
-        "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
+    }
+
+
+def _webhook_settings() -> dict:
+    return {
         "WEBHOOK_SECRET_KEY": os.environ.get("WEBHOOK_SECRET_KEY", DEV_WEBHOOK_SECRET_KEY),
         "WEBHOOK_TIMEOUT_SECONDS": _env_float("WEBHOOK_TIMEOUT_SECONDS", 10),
         "WEBHOOK_RETRY_SCHEDULE": [
@@ -162,26 +194,39 @@ def load_config() -> dict:
         "WEBHOOK_RELAY_INTERVAL_SECONDS": _env_float("WEBHOOK_RELAY_INTERVAL_SECONDS", 1),
         "WEBHOOK_SECRET_OVERLAP_SECONDS": _env_float("WEBHOOK_SECRET_OVERLAP_SECONDS", 86400),
         "WEBHOOK_DELIVERY_RETENTION_DAYS": _env_float("WEBHOOK_DELIVERY_RETENTION_DAYS", 30),
+    }
+
+
+def _events_settings(redis_url: str | None) -> dict:
+    """The sync feed and the event stream (taskapp/events, docs/live.md)."""
+    return {
         "CHANGES_RETENTION_DAYS": _env_float("CHANGES_RETENTION_DAYS", 30),
         "EVENTS_POLL_SECONDS": _env_float("EVENTS_POLL_SECONDS", 1 if redis_url else 0.2),
         "EVENTS_HEARTBEAT_SECONDS": _env_float("EVENTS_HEARTBEAT_SECONDS", 15),
         "EVENTS_CREDENTIAL_CHECK_SECONDS": _env_float("EVENTS_CREDENTIAL_CHECK_SECONDS", 2),
         "EVENTS_TICKET_SECONDS": _env_float("EVENTS_TICKET_SECONDS", 60),
-        "CELERY": {
-            "broker_url": broker_url,
-            "broker_transport_options": _broker_options(broker_url),
-            "task_ignore_result": True,
-            "broker_connection_retry_on_startup": True,
-            "beat_schedule_filename": str(INSTANCE_DIR / "celerybeat-schedule"),
-        },
-        "API_TITLE": "taskapp",
-        "API_VERSION": "1.0.0",
-        "OPENAPI_VERSION": "3.0.3",
-        "OPENAPI_URL_PREFIX": "/api",
-        "OPENAPI_JSON_PATH": "openapi.json",
-        "OPENAPI_SWAGGER_UI_PATH": "/docs/",
-        "OPENAPI_REDOC_PATH": "/redoc/",
     }
+
+
+def _celery_settings(broker_url: str) -> dict:
+    return {
+        "broker_url": broker_url,
+        "broker_transport_options": _broker_options(broker_url),
+        "task_ignore_result": True,
+        "broker_connection_retry_on_startup": True,
+        "beat_schedule_filename": str(INSTANCE_DIR / "celerybeat-schedule"),
+    }
+
+
+OPENAPI_SETTINGS = {
+    "API_TITLE": "taskapp",
+    "API_VERSION": "1.0.0",
+    "OPENAPI_VERSION": "3.0.3",
+    "OPENAPI_URL_PREFIX": "/api",
+    "OPENAPI_JSON_PATH": "openapi.json",
+    "OPENAPI_SWAGGER_UI_PATH": "/docs/",
+    "OPENAPI_REDOC_PATH": "/redoc/",
+}
 
 
 def check_production(config: dict) -> None:

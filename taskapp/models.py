@@ -181,6 +181,22 @@ class RevokedSession(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
+TRACKED = "tracked"
+"""A task field whose changes the audit trail records (under its API name)."""
+SNAPSHOT = "snapshot"
+"""A task field kept on its log entry (``task_snapshot``): what a webhook announces."""
+SERIES = "series"
+"""A task field the next occurrence of a recurring task copies."""
+
+
+def shape(*roles: str, api: str | None = None) -> dict:
+    """The task's shape, written once, on its columns (``info``, which no DDL reads):
+    the roles a field plays, and its API name where it differs from the attribute's.
+    The audit trail, the webhook payload and the series derive their fields from it
+    (:func:`task_fields`)."""
+    return {"shape": frozenset(roles), "api": api}
+
+
 class Task(Base):
     __tablename__ = "task"
     __table_args__ = (
@@ -209,22 +225,36 @@ class Task(Base):
         CheckConstraint("priority BETWEEN 1 AND 3", name="priority_rank"),
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    title: Mapped[str] = mapped_column(String(200))
-    description: Mapped[str] = mapped_column(Text, default="")
-    status: Mapped[Status] = mapped_column(_enum_column(Status), default=Status.PENDING)
-    priority: Mapped[Priority] = mapped_column(PriorityRank, default=Priority.MEDIUM)
-    due_date: Mapped[date | None] = mapped_column(Date)
-    assigned_to_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
-    created_by_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
-    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    id: Mapped[int] = mapped_column(primary_key=True, info=shape(SNAPSHOT))
+    title: Mapped[str] = mapped_column(String(200), info=shape(TRACKED, SNAPSHOT, SERIES))
+    description: Mapped[str] = mapped_column(
+        Text, default="", info=shape(TRACKED, SNAPSHOT, SERIES)
+    )
+    status: Mapped[Status] = mapped_column(
+        _enum_column(Status), default=Status.PENDING, info=shape(TRACKED, SNAPSHOT)
+    )
+    priority: Mapped[Priority] = mapped_column(
+        PriorityRank, default=Priority.MEDIUM, info=shape(TRACKED, SNAPSHOT, SERIES)
+    )
+    due_date: Mapped[date | None] = mapped_column(Date, info=shape(TRACKED, SNAPSHOT))
+    assigned_to_id: Mapped[int] = mapped_column(
+        ForeignKey("user_account.id"), info=shape(TRACKED, SNAPSHOT, SERIES, api="assigned_to")
+    )
+    created_by_id: Mapped[int] = mapped_column(
+        ForeignKey("user_account.id"), info=shape(SNAPSHOT, SERIES, api="created_by")
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, info=shape(SNAPSHOT))
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, default=utcnow, onupdate=utcnow, info=shape(SNAPSHOT)
+    )
+    completed_at: Mapped[datetime | None] = mapped_column(
+        UTCDateTime, info=shape(TRACKED, SNAPSHOT)
+    )
     version: Mapped[int] = mapped_column(Integer, default=1)
 
-    recurrence: Mapped[str | None] = mapped_column(String(500))
+    recurrence: Mapped[str | None] = mapped_column(String(500), info=shape(TRACKED, SNAPSHOT))
     """An RFC 5545 RRULE (see :mod:`taskapp.recurrence`), or None for a one-off task."""
-    series_id: Mapped[int | None] = mapped_column(Integer)
+    series_id: Mapped[int | None] = mapped_column(Integer, info=shape(SNAPSHOT, api="series"))
     """The id shared by every occurrence of a recurring task (its first task's id).
     Not a foreign key: the series outlives a deleted first occurrence."""
     series_start: Mapped[date | None] = mapped_column(Date)
@@ -234,7 +264,7 @@ class Task(Base):
     next_occurrence_id: Mapped[int | None] = mapped_column(Integer)
     """Set when completing this task created the next occurrence, so re-opening and
     re-completing it never creates a second one (kept if that task is deleted)."""
-    remind_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    remind_at: Mapped[datetime | None] = mapped_column(UTCDateTime, info=shape(TRACKED, SNAPSHOT))
     reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     """When the reminder sweep announced ``remind_at``; None while it is armed."""
     reminder_mail_queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -251,6 +281,15 @@ class Task(Base):
     @property
     def etag(self) -> str:
         return task_etag(self.id, self.version)
+
+
+def task_fields(role: str) -> dict[str, str]:
+    """The task's fields playing ``role`` (in column order): attribute -> API name."""
+    return {
+        column.key: column.info["api"] or column.key
+        for column in Task.__table__.columns
+        if role in column.info.get("shape", ())
+    }
 
 
 def task_etag(task_id: int, version: int) -> str:

@@ -1,14 +1,29 @@
 """Who may see what, written once: an ADMIN sees every task and every log entry; an
 INTERN the tasks assigned to them and the entries of tasks that were assigned to them
-when the entry was written. Listings, lookups (and the events sent to a user's webhooks)
-start from these queries.
+when the entry was written. Listings, lookups, counts, change stamps, the calendar
+feed and the events sent to a user's webhooks all go through this module: a query
+starts from one of its ``visible_*`` selects, or is limited by :func:`limit_to_owner`,
+:func:`seen_by` (in SQL, for a viewer that is a row of the query) or :func:`may_see`
+(for a row already in hand).
 
 Live changes (the sync feed and the event stream) hear what webhooks hear, plus one
-thing: the user a task was reassigned away from hears that it left them."""
+thing: the user a task was reassigned away from hears that it left them
+(:func:`entries_heard_by`, :func:`hearing`)."""
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import ColumnElement, Select, or_, select
 
 from taskapp.models import ActivityLog, Role, Task, User, Webhook
+
+
+def may_see(role: Role, viewer_id: int, owner_id: int | None) -> bool:
+    """May a viewer of ``role`` see a row owned (assigned) to ``owner_id``?"""
+    return role == Role.ADMIN or owner_id == viewer_id
+
+
+def seen_by(viewer, owner_column) -> ColumnElement[bool]:
+    """The same rule in SQL, for a viewer that is a row of the query (``User`` or an
+    alias of it), e.g. the owner of a calendar feed."""
+    return or_(viewer.role == Role.ADMIN, owner_column == viewer.id)
 
 
 def limit_to_owner(query: Select, user: User, owner_column) -> Select:
@@ -46,7 +61,7 @@ def entries_heard_by(user: User) -> Select:
 def hearing(role: Role, user_id: int, entry) -> str | None:
     """How a user hears one entry (the rule of :func:`entries_heard_by`, for an entry
     already read): HEARS it, LOSES the task by it (reassigned away), or None."""
-    if role == Role.ADMIN or entry.assignee_id == user_id:
+    if may_see(role, user_id, entry.assignee_id):
         return HEARS
     if entry.previous_assignee_id == user_id:
         return LOSES

@@ -14,6 +14,7 @@ from werkzeug.serving import make_server
 from taskapp.extensions import db
 from taskapp.models import Role
 from taskapp.users import service as users
+from taskapp.users.passwords import PasswordHashing
 
 PASSWORD = "correct horse battery"
 JWT_SECRET = "test-secret-key-that-is-long-enough-for-hs256"
@@ -64,7 +65,14 @@ def login(client, username: str, password: str = PASSWORD) -> dict:
 
 def create_user(app, username: str, role: Role = Role.INTERN, password: str = PASSWORD) -> int:
     with app.app_context():
-        user = users.create_user(db.session, username, password, role, f"{username}@example.com")
+        user = users.create_user(
+            db.session,
+            username,
+            password,
+            role,
+            f"{username}@example.com",
+            hashing=PasswordHashing.of(app),
+        )
         db.session.commit()
         return user.id
 

@@ -238,7 +238,7 @@ def test_production_hash_parameters_meet_owasp(make_app):
     from argon2 import extract_parameters
 
     from taskapp.config import load_config
-    from taskapp.passwords import hash_password
+    from taskapp.users.passwords import PasswordHashing, hash_password
 
     defaults = load_config()
     app = make_app(
@@ -247,7 +247,7 @@ def test_production_hash_parameters_meet_owasp(make_app):
         PASSWORD_HASH_PARALLELISM=defaults["PASSWORD_HASH_PARALLELISM"],
     )
     with app.app_context():
-        params = extract_parameters(hash_password("x" * 12))
+        params = extract_parameters(hash_password(PasswordHashing.of(app), "x" * 12))
     assert params.type.name == "ID"
     assert params.memory_cost >= 19 * 1024 and params.time_cost >= 2
 

@@ -10,7 +10,7 @@ import pytest
 from helpers import only_postgresql
 
 from taskapp.audit import act_as
-from taskapp.events import tokens
+from taskapp.events import signed
 from taskapp.events.log import Position
 from taskapp.extensions import db
 from taskapp.models import Source, Task
@@ -138,7 +138,7 @@ def test_forged_and_foreign_tokens_are_400(app, client, intern, make_task):
         }
     with app.app_context():
         key = app.config["JWT_SECRET_KEY"]
-    event_id = tokens.dump(key, tokens.EVENT_SALT, tokens.Token(Position(0, 1), int(time.time())))
+    event_id = signed.dump(key, signed.EVENT_SALT, signed.Token(Position(0, 1), int(time.time())))
     call(client, intern, event_id, status=400)
     call(client, intern, page_size=0, status=400)
     call(client, intern, page_size=1001, status=400)
@@ -147,8 +147,8 @@ def test_forged_and_foreign_tokens_are_400(app, client, intern, make_task):
 def test_token_older_than_the_retention_is_410(make_app, intern, make_task):
     app = make_app(CHANGES_RETENTION_DAYS=1)
     client = app.test_client()
-    old = tokens.Token(Position(0, 0), int(time.time()) - 2 * 86400)
-    stale = tokens.dump(app.config["JWT_SECRET_KEY"], tokens.FEED_SALT, old)
+    old = signed.Token(Position(0, 0), int(time.time()) - 2 * 86400)
+    stale = signed.dump(app.config["JWT_SECRET_KEY"], signed.FEED_SALT, old)
     response = client.get(URL, query_string={"since": stale}, headers=intern.headers)
     assert response.status_code == 410
     assert "without `since`" in response.get_json()["detail"]

@@ -28,7 +28,7 @@ def test_create_refuses_what_the_api_refuses(runner, client, args, problem):
     result = runner.invoke(args=["users", "create", *args])
     assert result.exit_code == 1, result.output
     assert problem in result.output
-    assert runner.invoke(args=["users", "list"]).output == ""
+    assert runner.invoke(args=["users", "list", "--json"]).output == "[]\n"
     empty = client.post("/api/auth/login/", json={"username": args[0], "password": PASSWORD})
     assert empty.status_code in (400, 401)
 

@@ -8,12 +8,32 @@ from pathlib import Path
 
 import pytest
 
+from taskapp.features import features
+
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "taskapp"
-RESOURCES = ("auth", "users", "tasks", "logs", "webhooks")
-"""Resource packages: routes.py + schemas.py each, queries.py where they filter."""
-NOT_DOMAIN = {"taskapp", "taskapp.extensions", "taskapp.jobs", "taskapp.cli"}
+FEATURES = features()
+"""The factory's own list (the same object): every feature package, checked below."""
+FEATURE_UNITS = {feature.package for feature in FEATURES}
+WEB_SIDE = {"routes", "schemas", "tokens"}
+"""A feature's web side: its views, its schemas, and (auth) the flask-jwt-extended
+callbacks that answer 401. Everything else in a feature is its domain."""
+ADAPTERS = {"jobs": {"celery", "kombu"}, "cli": {"click"}}
+"""Thin adapters a feature may have: what each may import beyond the domain's rules."""
+SHARED_DOMAIN = {
+    "taskapp.models",
+    "taskapp.audit",
+    "taskapp.visibility",
+    "taskapp.errors",
+    "taskapp.idempotency",
+    "taskapp.ordering",
+    "taskapp.settings",
+    "taskapp.config",
+    "taskapp.features",
+}
+"""Top-level modules every feature may build on; they know nothing of HTTP either."""
 WEB_AND_TOOLS = (
+    "flask",
     "flask_smorest",
     "webargs",
     "marshmallow",
@@ -25,7 +45,14 @@ WEB_AND_TOOLS = (
     "flask_limiter",
     "flask_sqlalchemy",
 )
-FLASK_NAMES_ALLOWED_IN_DOMAIN = {"current_app"}
+
+
+ALLOWED_TARGETS = {
+    "domain": {"domain", "taskapp.extensions"},
+    "jobs": {"domain", "taskapp.extensions", "taskapp.jobs"},
+    "cli": {"domain", "taskapp.extensions", "taskapp.cli", "cli", "jobs", "web"},
+}
+"""What each role may import from taskapp (a role, or a module by name)."""
 
 
 def module_name(path: Path) -> str:
@@ -49,21 +76,40 @@ def imports_of(path: Path) -> list[tuple[str, list[str]]]:
 MODULES = {module_name(path): path for path in PACKAGE.rglob("*.py")}
 
 
-def is_domain(module: str) -> bool:
-    parts = module.split(".")
-    top_level = len(parts) == 2 and module not in NOT_DOMAIN and module in MODULES
-    return top_level or (len(parts) == 3 and parts[1] in RESOURCES and parts[2] == "service")
-
-
 def unit(module: str) -> str:
     """The unit a module belongs to: its subpackage, or itself at the top level."""
     parts = module.split(".")
     return ".".join(parts[:2])
 
 
+def role(module: str) -> str:
+    """``web``, ``jobs``, ``cli``, ``domain`` (a feature's other modules and the shared
+    domain modules), or ``plumbing`` (the factory, extensions, web/, Celery wiring)."""
+    parts = module.split(".")
+    if unit(module) in FEATURE_UNITS and len(parts) == 3:
+        name = parts[2]
+        if name in WEB_SIDE:
+            return "web"
+        return name if name in ADAPTERS else "domain"
+    if unit(module) in FEATURE_UNITS or module in SHARED_DOMAIN:
+        return "domain"
+    return "plumbing"
+
+
 def internal_imports(module: str) -> set[str]:
     names = {name for name, _ in imports_of(MODULES[module])}
     return {name for name in names if name in MODULES} - {"taskapp"}
+
+
+def test_the_factory_and_this_test_walk_the_same_list():
+    assert FEATURES is features()
+    assert [f.name for f in FEATURES] == [p.name for p in _feature_folders()]
+
+
+def _feature_folders() -> list[Path]:
+    found = [p.parent for p in PACKAGE.glob("*/__init__.py") if p.parent.name != "web"]
+    order = [f.name for f in FEATURES]
+    return sorted(found, key=lambda p: order.index(p.name) if p.name in order else 99)
 
 
 def test_importing_the_models_loads_no_web_celery_or_blueprint():
@@ -74,7 +120,7 @@ def test_importing_the_models_loads_no_web_celery_or_blueprint():
     heavy = [
         name
         for name in loaded
-        if name.split(".")[0] in {"flask_smorest", "celery", "celerybeat_schedule", "webargs"}
+        if name.split(".")[0] in {"flask_smorest", "celery", "webargs"}
         or unit(name) == "taskapp.web"
         or name.endswith(".routes")
     ]
@@ -86,27 +132,34 @@ def test_importing_the_models_loads_no_web_celery_or_blueprint():
     }
 
 
-@pytest.mark.parametrize("module", sorted(m for m in MODULES if is_domain(m)))
-def test_domain_modules_know_nothing_of_http_celery_or_the_cli(module):
-    for imported, names in imports_of(MODULES[module]):
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if role(m) in {"domain", *ADAPTERS}))
+def test_domain_knows_nothing_of_http_and_adapters_only_their_tool(module):
+    """Domain modules import no web, Celery or CLI library (not even ``current_app``:
+    settings are passed in); a feature's jobs.py may use Celery and its cli.py click,
+    each over the domain (cli.py may load input with the API's schemas)."""
+    allowed = ADAPTERS.get(role(module), set())
+    if role(module) == "jobs":
+        allowed = allowed | {"flask"}  # the app context the tasks run in
+    if role(module) == "cli":
+        allowed = allowed | {"flask", "marshmallow"}
+    targets = ALLOWED_TARGETS[role(module)]
+    for imported, _names in imports_of(MODULES[module]):
         top = imported.split(".")[0]
-        assert top not in WEB_AND_TOOLS, f"{module} imports {imported}"
-        if imported == "flask":
-            assert set(names) <= FLASK_NAMES_ALLOWED_IN_DOMAIN, f"{module} imports flask.{names}"
-        if imported.startswith("taskapp.") and imported in MODULES:
-            assert is_domain(imported), f"domain module {module} imports {imported}"
+        assert top not in WEB_AND_TOOLS or top in allowed, f"{module} imports {imported}"
+        if imported in MODULES and imported.startswith("taskapp."):
+            ok = role(imported) in targets or imported in targets
+            assert ok, f"{module} ({role(module)}) imports {imported} ({role(imported)})"
 
 
-def test_web_plumbing_imports_no_resource_job_or_cli():
+def test_web_plumbing_imports_no_feature_job_or_cli():
     for module in (m for m in MODULES if unit(m) == "taskapp.web"):
         for imported in internal_imports(module):
-            assert unit(imported) not in {f"taskapp.{r}" for r in RESOURCES}, (module, imported)
+            assert unit(imported) not in FEATURE_UNITS, (module, imported)
             assert imported not in {"taskapp.jobs", "taskapp.cli"}, (module, imported)
 
 
-def test_jobs_call_domain_functions_only():
-    for imported in internal_imports("taskapp.jobs"):
-        assert is_domain(imported) or imported == "taskapp.extensions", imported
+def test_celery_wiring_walks_the_features_only():
+    assert internal_imports("taskapp.jobs") <= {"taskapp.extensions", "taskapp.features"}
 
 
 def test_extensions_hold_extension_objects_only():
@@ -116,8 +169,8 @@ def test_extensions_hold_extension_objects_only():
 def test_packages_do_not_import_each_other_in_a_circle():
     graph: dict[str, set[str]] = {}
     for module in MODULES:
-        if module == "taskapp":
-            continue  # the factory imports every part, inside its register_* steps
+        if module in {"taskapp", "taskapp.features", "taskapp.cli", "taskapp.jobs"}:
+            continue  # the factory and the walkers import every feature, lazily
         edges = {unit(imported) for imported in internal_imports(module)} - {unit(module)}
         graph.setdefault(unit(module), set()).update(edges)
     cycles = _cycles(graph)
@@ -142,17 +195,31 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
-@pytest.mark.parametrize("resource", RESOURCES)
-def test_resource_packages_have_one_shape(resource):
-    files = {path.name for path in (PACKAGE / resource).glob("*.py")}
-    assert {"__init__.py", "routes.py", "schemas.py"} <= files
-    assert files <= {
-        "__init__.py",
-        "routes.py",
-        "schemas.py",
-        "queries.py",
-        "service.py",
-        "tokens.py",
+@pytest.mark.parametrize("feature", FEATURES, ids=lambda f: f.name)
+def test_feature_packages_have_one_shape(feature):
+    """routes.py + schemas.py each; cli.py and jobs.py exactly when the feature says it
+    adds commands or periodic tasks."""
+    files = {path.stem for path in (PACKAGE / feature.name).glob("*.py")}
+    assert {"__init__", "routes", "schemas"} <= files
+    assert ("cli" in files) == feature.cli
+    assert ("jobs" in files) == feature.jobs
+
+
+def test_top_level_keeps_only_shared_modules():
+    top = {path.stem for path in PACKAGE.glob("*.py")}
+    assert top == {
+        "__init__",
+        "audit",
+        "cli",
+        "config",
+        "errors",
+        "extensions",
+        "features",
+        "idempotency",
+        "jobs",
+        "models",
+        "ordering",
+        "visibility",
     }
 
 

@@ -5,9 +5,10 @@ from datetime import UTC, date, datetime, timedelta
 
 from helpers import only_postgresql
 
-from taskapp import audit, overdue
+from taskapp import audit
 from taskapp.extensions import db
 from taskapp.models import Source
+from taskapp.tasks import overdue
 
 TODAY = date(2026, 6, 15)
 

@@ -363,7 +363,7 @@ def test_cli_lists_and_revokes_tokens(client, runner, intern, admin):
 
 
 def test_purge_drops_dead_tokens_only(app, client, admin, intern, sql):
-    from taskapp import personal_tokens
+    from taskapp.auth import personal_tokens
     from taskapp.extensions import db
     from taskapp.models import utcnow
 

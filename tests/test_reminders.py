@@ -12,8 +12,8 @@ import test_jobs
 from aiosmtpd.controller import Controller
 from helpers import only_postgresql, wait_for
 
-from taskapp import reminders
 from taskapp.extensions import db
+from taskapp.tasks import reminders
 
 PAST = "2026-01-01T08:00:00Z"
 broker = test_jobs.broker

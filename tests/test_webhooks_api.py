@@ -5,7 +5,7 @@ and redelivery. Sending is covered in test_webhooks_delivery.py (a real worker).
 import pytest
 from receiver import Receiver
 
-from taskapp import delivery
+from taskapp.webhooks import delivery
 
 ALL_TASK_EVENTS = ["task.created", "task.updated", "task.deleted", "task.overdue", "task.reminder"]
 RECEIVER = "http://hooks.example.com/in"

@@ -2,9 +2,9 @@
 
 from sqlalchemy import Select, select
 
+from taskapp.auth.personal_tokens import live_tokens
 from taskapp.errors import PermissionDenied
 from taskapp.models import PersonalAccessToken, Role, TokenEvent, User
-from taskapp.personal_tokens import live_tokens
 
 
 def listed_tokens(caller: User, args: dict) -> Select:

@@ -5,10 +5,8 @@ import logging
 
 from flask import Response, abort, current_app, request, stream_with_context, url_for
 from flask.views import MethodView
-from flask_jwt_extended import current_user, get_jwt
 
-from taskapp import calendar_feed, personal_tokens
-from taskapp.auth import tokens
+from taskapp.auth import personal_tokens, tokens
 from taskapp.auth.queries import listed_tokens, token_events
 from taskapp.auth.schemas import (
     CalendarFeedSchema,
@@ -24,12 +22,15 @@ from taskapp.auth.schemas import (
 )
 from taskapp.extensions import db, limiter
 from taskapp.models import Role, Source
+from taskapp.tasks import calendar_feed
+from taskapp.users.passwords import PasswordHashing
 from taskapp.users.schemas import UserSchema
 from taskapp.users.service import authenticate
 from taskapp.web.api import FORM, ID_IN_PATH, Blueprint
 from taskapp.web.bodies import cached_json
 from taskapp.web.messages import BAD_CREDENTIALS
 from taskapp.web.paging import paginate
+from taskapp.web.permissions import current_user, get_jwt
 
 log = logging.getLogger(__name__)
 blp = Blueprint(
@@ -79,7 +80,12 @@ class Login(MethodView):
     )
     def post(self, credentials):
         """Exchange a username and password for an access and a refresh token"""
-        user = authenticate(db.session, credentials["username"], credentials["password"])
+        user = authenticate(
+            db.session,
+            credentials["username"],
+            credentials["password"],
+            PasswordHashing.of(current_app),
+        )
         if user is None:
             abort(401, BAD_CREDENTIALS)
         _refund_login_limits()

@@ -1,7 +1,7 @@
 import marshmallow as ma
 
+from taskapp.auth.personal_tokens import SCOPES
 from taskapp.models import Source, TokenAction
-from taskapp.personal_tokens import SCOPES
 from taskapp.web.schemas import (
     BaseSchema,
     DateTime,

@@ -20,9 +20,9 @@ from flask_jwt_extended import JWTManager, create_access_token, create_refresh_t
 from jwt import PyJWTError
 from sqlalchemy import exists, false, select
 
-from taskapp import audit, personal_tokens, revocations
+from taskapp.auth import personal_tokens, revocations
 from taskapp.extensions import db
-from taskapp.models import RevokedSession, RevokedToken, Role, Source, User, utcnow
+from taskapp.models import RevokedSession, RevokedToken, Role, User, utcnow
 from taskapp.web.api import MAX_ID, UNAUTHENTICATED_HEADERS
 from taskapp.web.messages import (
     BAD_AUTHORIZATION_HEADER,
@@ -32,7 +32,7 @@ from taskapp.web.messages import (
     NO_CREDENTIALS,
     TOKEN_NOT_VALID,
 )
-from taskapp.web.permissions import PERSONAL, personal_token_loader
+from taskapp.web.permissions import PERSONAL, PersonalTokens, personal_token_loader
 
 
 def issue_tokens(user: User, sid: str | None = None) -> dict[str, str]:
@@ -172,7 +172,6 @@ def load_personal_token(token: str) -> tuple[AuthUser, dict]:
         db.session.commit()  # end the read first: never hold two pooled connections at once
         with db.engine.begin() as connection:
             personal_tokens.touch(connection, pat.id, now)
-    audit.act_as(db.session, user.id, Source.API)
     claims = {
         "type": PERSONAL,
         "sub": str(user.id),
@@ -193,14 +192,17 @@ def _unauthorized(message: str, code: str | None = None):
 
 
 def init_jwt(app, jwt: JWTManager) -> None:
-    personal_token_loader(app, load_personal_token)
+    personal_token_loader(
+        app,
+        PersonalTokens(
+            personal_tokens.PREFIX, load_personal_token, personal_tokens.scopes_for_role
+        ),
+    )
 
     @jwt.token_in_blocklist_loader
     def _token_is_dead(_header: dict, payload: dict) -> bool:
         user = load_token_user(payload)
         g.taskapp_user = user
-        if user is not None:
-            audit.act_as(db.session, user.id, Source.API)
         return user is None
 
     @jwt.user_lookup_loader

@@ -16,6 +16,7 @@ from taskapp.users import service
 from taskapp.visibility import HEARS, LOSES, entries_heard_by, hearing
 
 events_cli = AppGroup("events", help="Watch task events as they happen.")
+COMMANDS = (events_cli,)
 EVERYONE = type("Everyone", (), {"id": 0, "role": Role.ADMIN})()
 """Without --user: every event, as an ADMIN hears them."""
 

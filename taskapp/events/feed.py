@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from taskapp.events import log
-from taskapp.events.tokens import Token
+from taskapp.events.signed import Token
 from taskapp.models import Task, User
 from taskapp.tasks.service import as_rows
 from taskapp.visibility import entries_heard_by, visible_tasks

@@ -98,9 +98,8 @@ def install(after_commit) -> None:
         if session.info.pop(WROTE_KEY, False):
             after_commit()
 
-    if getattr(install, "done", False):
+    if event.contains(Session, "after_flush", _note):
         return
-    install.done = True
     event.listen(Session, "after_flush", _note)
     event.listen(Session, "after_commit", _after_commit)
     event.listen(Session, "after_rollback", _forget)

@@ -11,7 +11,7 @@ from flask.views import MethodView
 from flask_jwt_extended import current_user, get_jwt
 from sqlalchemy import select
 
-from taskapp.events import credentials, feed, notify, stream, tickets, tokens
+from taskapp.events import credentials, feed, notify, signed, stream, tickets
 from taskapp.events.credentials import Credential
 from taskapp.events.schemas import (
     ChangesArgsSchema,
@@ -42,14 +42,14 @@ def signing_key() -> str:
     return current_app.config["JWT_SECRET_KEY"]
 
 
-def _feed_token(since: str) -> tokens.Token | None:
+def _feed_token(since: str) -> signed.Token | None:
     if not since:
         return None
     try:
-        return tokens.load(signing_key(), tokens.FEED_SALT, since, time.time(), retention_seconds())
-    except tokens.ExpiredToken:
+        return signed.load(signing_key(), signed.FEED_SALT, since, time.time(), retention_seconds())
+    except signed.ExpiredToken:
         abort(410, EXPIRED_SINCE)
-    except tokens.BadToken:
+    except signed.BadToken:
         flask_smorest.abort(400, messages={"query": {"since": [BAD_SINCE]}})
 
 
@@ -66,7 +66,7 @@ class TaskChanges(MethodView):
         body = {
             "changed": [DUMP_TASK(row) for row in page.changed],
             "removed": page.removed,
-            "next": tokens.dump(signing_key(), tokens.FEED_SALT, page.next),
+            "next": signed.dump(signing_key(), signed.FEED_SALT, page.next),
             "more": page.more,
         }
         return json_response(body)
@@ -92,17 +92,23 @@ STREAM_DOC = {
 }
 
 
-def register(app: Flask) -> None:
-    """The app's waker (wake-ups after commits); the hub starts with the first stream."""
-    app.extensions[WAKER_KEY] = notify.Waker(app.config.get("REDIS_URL"))
+def install_listeners() -> None:
+    """Wake the stream hubs after commits that changed tasks (the factory calls this
+    once per process; see notify.py)."""
     notify.install(_after_task_commit)
 
 
 def _after_task_commit() -> None:
     if has_app_context():
-        waker = current_app.extensions.get(WAKER_KEY)
-        if waker is not None:
-            waker.poke()
+        _waker(current_app).poke()
+
+
+def _waker(app: Flask) -> notify.Waker:
+    """The app's waker, made on first use (setdefault: one per app)."""
+    waker = app.extensions.get(WAKER_KEY)
+    if waker is None:
+        waker = app.extensions.setdefault(WAKER_KEY, notify.Waker(app.config.get("REDIS_URL")))
+    return waker
 
 
 def _hub(app: Flask) -> stream.Hub:
@@ -127,7 +133,7 @@ def _start_hub(app: Flask) -> stream.Hub:
     key = app.config["JWT_SECRET_KEY"]
 
     def sign(position):
-        return tokens.dump(key, tokens.EVENT_SALT, tokens.Token(position, int(time.time())))
+        return signed.dump(key, signed.EVENT_SALT, signed.Token(position, int(time.time())))
 
     hub = stream.Hub(
         open_session,
@@ -138,7 +144,7 @@ def _start_hub(app: Flask) -> stream.Hub:
     ).start()
     if app.config.get("REDIS_URL"):
         notify.listen_for_wakeups(app.config["REDIS_URL"], hub.wake)
-    app.extensions[WAKER_KEY].hub = hub
+    _waker(app).hub = hub
     app.extensions[HUB_KEY] = hub
     return hub
 
@@ -180,10 +186,10 @@ def _resume(args) -> tuple[object, bool]:
     if not event_id:
         return None, False
     try:
-        token = tokens.load(
-            signing_key(), tokens.EVENT_SALT, event_id, time.time(), retention_seconds()
+        token = signed.load(
+            signing_key(), signed.EVENT_SALT, event_id, time.time(), retention_seconds()
         )
-    except (tokens.BadToken, tokens.ExpiredToken):
+    except (signed.BadToken, signed.ExpiredToken):
         return None, True
     return token.position, False
 

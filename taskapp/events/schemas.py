@@ -1,6 +1,6 @@
 import marshmallow as ma
 
-from taskapp.events.tokens import MAX_TOKEN_LENGTH
+from taskapp.events.signed import MAX_TOKEN_LENGTH
 from taskapp.tasks.schemas import TaskSchema
 from taskapp.web.schemas import BaseSchema, DateTime
 

@@ -28,13 +28,13 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from taskapp import outbox
 from taskapp.events import credentials as creds
 from taskapp.events import log, tickets
 from taskapp.events.credentials import Credential
 from taskapp.events.log import Position
 from taskapp.models import ActivityLog
 from taskapp.visibility import HEARS, LOSES, entries_heard_by, hearing
+from taskapp.webhooks import outbox
 
 logger = logging.getLogger(__name__)
 READ_BATCH = 500

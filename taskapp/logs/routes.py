@@ -1,27 +1,22 @@
 """Read-only access to the activity log."""
 
 from flask.views import MethodView
-from flask_jwt_extended import current_user
-from sqlalchemy.orm import joinedload
 
-from taskapp.errors import NotFound
 from taskapp.extensions import db
-from taskapp.logs.queries import apply_filters
+from taskapp.logs.queries import get_visible_entry, listed_entries, ordered
 from taskapp.logs.schemas import (
     ActivityLogPageSchema,
     ActivityLogQueryArgsSchema,
     ActivityLogSchema,
 )
 from taskapp.models import ActivityLog
-from taskapp.visibility import visible_entries
 from taskapp.web.api import ID_IN_PATH, Blueprint
-from taskapp.web.ordering import order_by_keys
 from taskapp.web.paging import Keyset, cursor_paginate, paginate
+from taskapp.web.permissions import current_user
 
 blp = Blueprint(
     "activity_logs", __name__, url_prefix="/api/activity-logs", description="Audit trail"
 )
-WITH_ACTOR = joinedload(ActivityLog.actor)
 
 
 @blp.route("/")
@@ -32,12 +27,11 @@ class ActivityLogs(MethodView):
     @blp.alt_response(404, schema="Error", description="Page past the end")
     def get(self, args):
         """List the activity log entries the caller may see"""
-        query = apply_filters(visible_entries(current_user), args).options(WITH_ACTOR)
+        query = listed_entries(current_user, args)
         if "cursor" in args:
             keyset = Keyset(ActivityLog, args["ordering"])
             return cursor_paginate(query, keyset, args["cursor"], args["page_size"])
-        query = order_by_keys(query, ActivityLog, args["ordering"])
-        return paginate(query, args["page"], args["page_size"])
+        return paginate(ordered(query, args), args["page"], args["page_size"])
 
 
 @blp.route(f"/<{ID_IN_PATH}:entry_id>/")
@@ -47,8 +41,4 @@ class ActivityLogById(MethodView):
     @blp.not_found("No such entry, or not visible")
     def get(self, entry_id):
         """One activity log entry"""
-        query = visible_entries(current_user).where(ActivityLog.id == entry_id).options(WITH_ACTOR)
-        entry = db.session.execute(query).scalar_one_or_none()
-        if entry is None:
-            raise NotFound("ActivityLog")
-        return entry
+        return get_visible_entry(db.session, current_user, entry_id)

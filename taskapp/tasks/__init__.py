@@ -1,2 +1,8 @@
-"""Tasks: routes, schemas, queries (filters, ordering, counts, stats), service (the
-rules of a write)."""
+"""Tasks: routes and schemas (the web side); shape (the fields, defined once), service
+(the rules of a write), queries (filters, ordering, counts, stats), recurrence, overdue,
+reminders, mail, calendar_feed (the domain); jobs.py (sweeps, reminder mail) and cli.py
+(``flask tasks ...``, ``flask demo seed``), thin adapters."""
+
+from taskapp.features import Feature
+
+FEATURE = Feature("tasks", cli=True, jobs=True)

@@ -4,9 +4,9 @@ import operator
 
 from sqlalchemy import Select, func, or_, select
 
-from taskapp.models import Priority, Role, Status, Task, TaskChange, TaskCounter, User
+from taskapp.models import Priority, Status, Task, TaskChange, TaskCounter, User
+from taskapp.ordering import order_by_keys
 from taskapp.visibility import limit_to_owner, visible_tasks
-from taskapp.web.ordering import order_by_keys
 
 COMPARISONS = {
     "due_date": (Task.due_date, operator.eq),
@@ -85,11 +85,8 @@ def change_stamp(user: User) -> Select:
     counter (bumped by changes to their tasks, reassignments to and away from them
     included), for an ADMIN the sum of every assignee's (each counter only grows, so
     the sum moves whenever any of them does; no single hot row for all writers)."""
-    if user.role == Role.ADMIN:
-        return select(func.coalesce(func.sum(TaskChange.n), 0))
-    return select(func.coalesce(func.max(TaskChange.n), 0)).where(
-        TaskChange.assigned_to_id == user.id
-    )
+    query = select(func.coalesce(func.sum(TaskChange.n), 0))
+    return limit_to_owner(query, user, TaskChange.assigned_to_id)
 
 
 def task_count(user: User, args: dict, filtered: Select) -> Select:

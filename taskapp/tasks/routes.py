@@ -2,12 +2,10 @@
 
 from flask import current_app, url_for
 from flask.views import MethodView
-from flask_jwt_extended import current_user
 
-from taskapp import overdue
 from taskapp.extensions import db
 from taskapp.models import Task, task_etag
-from taskapp.tasks import service
+from taskapp.tasks import overdue, service
 from taskapp.tasks.queries import (
     NULLABLE_KEYS,
     apply_filters,
@@ -29,6 +27,7 @@ from taskapp.web.api import ETAG_HEADER, ID_IN_PATH, Blueprint, check_if_match
 from taskapp.web.conditional import ListTag, not_modified
 from taskapp.web.dumps import compile_dump, json_response
 from taskapp.web.paging import Keyset, cursor_paginate, paginate, rows
+from taskapp.web.permissions import current_user
 
 blp = Blueprint("tasks", __name__, url_prefix="/api/tasks", description="Tasks")
 NOT_VISIBLE = "No such task, or not the caller's"

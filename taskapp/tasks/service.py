@@ -7,12 +7,12 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, joinedload, make_transient_to_detached
 from sqlalchemy.orm.util import identity_key
 
-from taskapp import recurrence
 from taskapp.errors import InvalidField, NotFound, PermissionDenied
-from taskapp.models import Role, Status, Task, User, utcnow
+from taskapp.models import SERIES, Role, Status, Task, User, task_fields, utcnow
+from taskapp.tasks import recurrence
 from taskapp.visibility import visible_tasks
 
-SERIES_FIELDS = ("title", "description", "priority", "assigned_to_id", "created_by_id")
+SERIES_FIELDS = tuple(task_fields(SERIES))
 """What the next occurrence of a recurring task copies (besides the rule and series)."""
 
 

@@ -1,2 +1,7 @@
-"""User administration: routes, schemas, queries (listing filters), service (the
-rules, shared with the CLI)."""
+"""User administration: routes and schemas (the web side); service (the rules, shared
+with the CLI), queries (listing filters), passwords (argon2id hashing); cli.py
+(``flask users ...``)."""
+
+from taskapp.features import Feature
+
+FEATURE = Feature("users", cli=True)

@@ -3,7 +3,7 @@
 from sqlalchemy import Select, func, or_, select
 
 from taskapp.models import User
-from taskapp.web.ordering import order_by_keys
+from taskapp.ordering import order_by_keys
 
 
 def filtered_users(args: dict) -> Select:

@@ -1,12 +1,13 @@
 """User administration (ADMIN only). Users are deactivated, never deleted."""
 
+from flask import current_app
 from flask.views import MethodView
-from flask_jwt_extended import current_user
 
 from taskapp.errors import NotFound
 from taskapp.extensions import db
 from taskapp.models import Role, User
 from taskapp.users import service
+from taskapp.users.passwords import PasswordHashing
 from taskapp.users.queries import filtered_users
 from taskapp.users.schemas import (
     UserCreateSchema,
@@ -17,7 +18,7 @@ from taskapp.users.schemas import (
 )
 from taskapp.web.api import ID_IN_PATH, Blueprint
 from taskapp.web.paging import paginate
-from taskapp.web.permissions import forbid_personal_token
+from taskapp.web.permissions import current_user, forbid_personal_token
 
 blp = Blueprint("users", __name__, url_prefix="/api/users", description="User administration")
 ADMIN = Role.ADMIN.value
@@ -46,7 +47,7 @@ class Users(MethodView):
     @blp.alt_response(409, schema="Error", description="Username taken (case-insensitive)")
     def post(self, data):
         """Create a user (role defaults to INTERN)"""
-        user = service.create_user(db.session, **data)
+        user = service.create_user(db.session, **data, hashing=PasswordHashing.of(current_app))
         db.session.commit()
         return user
 
@@ -71,6 +72,8 @@ class UserById(MethodView):
         if "password" in data:
             forbid_personal_token()
         user = _get_user(user_id)
-        service.update_user(user, data, acting=current_user)
+        service.update_user(
+            user, data, hashing=PasswordHashing.of(current_app), acting=current_user
+        )
         db.session.commit()
         return user

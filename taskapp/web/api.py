@@ -10,7 +10,7 @@ from flask import abort, request
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException
 
-from taskapp.web import idempotency, messages
+from taskapp.web import messages, replay
 from taskapp.web.permissions import roles_required
 
 NON_FIELD_ERRORS = "non_field_errors"
@@ -283,12 +283,12 @@ class Blueprint(flask_smorest.Blueprint):
         return decorator
 
     def idempotent(self):
-        """Honour ``Idempotency-Key`` (see :mod:`taskapp.web.idempotency`) and document
+        """Honour ``Idempotency-Key`` (see :mod:`taskapp.web.replay`) and document
         the header with its 409 and 422. Place it right under ``auth_required``."""
 
         def decorator(view):
-            wrapped = idempotency.idempotent(view)
-            wrapped = self.doc(parameters=[idempotency.HEADER_DOC])(wrapped)
+            wrapped = replay.idempotent(view)
+            wrapped = self.doc(parameters=[replay.HEADER_DOC])(wrapped)
             wrapped = self.alt_response(
                 409, schema="Error", description="A request with this key is still running"
             )(wrapped)

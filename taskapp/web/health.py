@@ -5,7 +5,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from taskapp.extensions import db
-from taskapp.web.errors import rollback_quietly
+from taskapp.web.failures import rollback_quietly
 
 blp = Blueprint("health", __name__)
 

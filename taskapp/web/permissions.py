@@ -3,21 +3,30 @@
 
 A personal access token is checked by the loader that ``auth/tokens.py`` registers with
 :func:`personal_token_loader` (the web layer knows no resource package). Once it is
-checked, the request looks to every view exactly as a JWT request does:
-``flask_jwt_extended.current_user`` is the owner and ``get_jwt()`` holds claims with the
-owner's ``role`` plus ``type: "personal"`` and the token's ``scopes``.
+checked, the request looks to every view exactly as a JWT request does: this module's
+``current_user`` is the owner and its ``get_jwt()`` holds claims with the owner's
+``role`` plus ``type: "personal"`` and the token's ``scopes``. Views import those two
+names from here, never from flask-jwt-extended: this is the one adapter over its public
+API (a personal token's caller is kept in ``g.taskapp_caller``, our own name).
+
+The audit actor is set here, in :func:`authenticate`, once the caller is known.
 
 Roles and scopes: a JWT session has every scope its role allows; a personal access
 token has the scopes it was created with (never more than its owner's role allows).
 """
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import wraps
 
+import flask_jwt_extended
 from flask import abort, current_app, g, request
-from flask_jwt_extended import get_jwt, verify_jwt_in_request
+from flask_jwt_extended import verify_jwt_in_request
+from werkzeug.local import LocalProxy
 
-from taskapp.models import Role
-from taskapp.personal_tokens import PREFIX, scopes_for_role
+from taskapp.audit import act_as
+from taskapp.extensions import db
+from taskapp.models import Role, Source
 from taskapp.web.messages import PERMISSION_DENIED
 from taskapp.web.ratelimit import check_personal_token
 
@@ -25,9 +34,34 @@ PERSONAL = "personal"
 LOADER_KEY = "taskapp.personal_token_loader"
 
 
-def personal_token_loader(app, callback) -> None:
-    """Register ``callback(token) -> (user, claims)``; it aborts 401 for a bad token."""
-    app.extensions[LOADER_KEY] = callback
+@dataclass(frozen=True)
+class PersonalTokens:
+    """What the auth feature tells the web layer about personal access tokens."""
+
+    prefix: str
+    load: Callable[[str], tuple]
+    """``load(token) -> (user, claims)``; aborts 401 for a bad token."""
+    scopes_for_role: Callable[[Role], frozenset[str]]
+
+
+def personal_token_loader(app, tokens: PersonalTokens) -> None:
+    """Register how personal access tokens are recognised, loaded and scoped."""
+    app.extensions[LOADER_KEY] = tokens
+
+
+def get_jwt() -> dict:
+    """The claims the request runs with (a JWT's, or a personal token's)."""
+    caller = g.get("taskapp_caller")
+    return caller[1] if caller is not None else flask_jwt_extended.get_jwt()
+
+
+def _current_user():
+    caller = g.get("taskapp_caller")
+    return caller[0] if caller is not None else flask_jwt_extended.get_current_user()
+
+
+current_user = LocalProxy(_current_user)
+"""The authenticated caller (a JWT's user, or a personal token's owner)."""
 
 
 def current_role() -> str:
@@ -42,7 +76,7 @@ def current_scopes() -> frozenset[str]:
     claims = get_jwt()
     if claims.get("type") == PERSONAL:
         return frozenset(claims["scopes"])
-    return scopes_for_role(Role(claims["role"]))
+    return current_app.extensions[LOADER_KEY].scopes_for_role(Role(claims["role"]))
 
 
 def forbid_personal_token() -> None:
@@ -53,25 +87,23 @@ def forbid_personal_token() -> None:
 
 def _bearer_personal_token() -> str | None:
     scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
-    if scheme == "Bearer" and credentials.startswith(PREFIX):
+    if scheme == "Bearer" and credentials.startswith(current_app.extensions[LOADER_KEY].prefix):
         return credentials
     return None
 
 
 def authenticate() -> None:
     """Verify the bearer token, JWT or personal; 401 unless it is valid and live, 429
-    when a personal token is over its rate limit."""
+    when a personal token is over its rate limit. Then the caller is the audit actor
+    of whatever this request writes."""
     token = _bearer_personal_token()
     if token is None:
         verify_jwt_in_request()
-        return
-    user, claims = current_app.extensions[LOADER_KEY](token)
-    check_personal_token(claims["pat"])
-    # The names flask-jwt-extended's get_jwt() and current_user read (pinned version).
-    g._jwt_extended_jwt = claims
-    g._jwt_extended_jwt_header = {}
-    g._jwt_extended_jwt_user = {"loaded_user": user}
-    g._jwt_extended_jwt_location = "headers"
+    else:
+        user, claims = current_app.extensions[LOADER_KEY].load(token)
+        check_personal_token(claims["pat"])
+        g.taskapp_caller = (user, claims)
+    act_as(db.session, current_user.id, Source.API)
 
 
 def roles_required(*roles: str, scope: str | None = None, personal_tokens: bool = True):

@@ -14,7 +14,7 @@ from werkzeug.wrappers import Response
 
 from taskapp.extensions import db
 from taskapp.web.api import FORM
-from taskapp.web.errors import rollback_quietly
+from taskapp.web.failures import rollback_quietly
 from taskapp.web.messages import UNSUPPORTED_MEDIA_TYPE
 
 BODY_METHODS = {"POST", "PUT", "PATCH"}

@@ -2,13 +2,13 @@
 
 from flask import current_app
 from flask.views import MethodView
-from flask_jwt_extended import current_user
 
 from taskapp.extensions import db
 from taskapp.models import utcnow
 from taskapp.visibility import visible_webhooks
 from taskapp.web.api import ID_IN_PATH, Blueprint
 from taskapp.web.paging import paginate
+from taskapp.web.permissions import current_user
 from taskapp.webhooks import service
 from taskapp.webhooks.queries import deliveries_of
 from taskapp.webhooks.schemas import (
@@ -21,6 +21,7 @@ from taskapp.webhooks.schemas import (
     WebhookWithSecretSchema,
     WebhookWriteSchema,
 )
+from taskapp.webhooks.settings import WebhookSettings
 
 blp = Blueprint("webhooks", __name__, url_prefix="/api/webhooks", description="Webhooks")
 NOT_VISIBLE = "No such webhook, or not the caller's"
@@ -49,7 +50,7 @@ class Webhooks(MethodView):
     def post(self, data):
         """Register a webhook; the answer shows its secret, once"""
         webhook, secret = service.create(
-            db.session, current_user, data, current_app.config, utcnow()
+            db.session, current_user, data, WebhookSettings.of(current_app), utcnow()
         )
         db.session.commit()
         return _with_secret(webhook, secret)
@@ -71,7 +72,7 @@ class WebhookById(MethodView):
     def patch(self, data, webhook_id):
         """Change a webhook's url, events, description, or re-enable it"""
         webhook = service.get_visible(db.session, current_user, webhook_id)
-        service.update(webhook, data, current_app.config)
+        service.update(webhook, data, WebhookSettings.of(current_app))
         db.session.commit()
         return webhook
 
@@ -92,7 +93,7 @@ class WebhookSecret(MethodView):
     def post(self, webhook_id):
         """New secret; the previous one keeps signing for 24 h"""
         webhook = service.get_visible(db.session, current_user, webhook_id)
-        secret = service.rotate_secret(webhook, current_app.config, utcnow())
+        secret = service.rotate_secret(webhook, WebhookSettings.of(current_app), utcnow())
         db.session.commit()
         return _with_secret(webhook, secret)
 

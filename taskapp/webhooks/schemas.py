@@ -1,8 +1,8 @@
 import marshmallow as ma
 
 from taskapp.models import DeliveryStatus
-from taskapp.outbox import TASK_EVENTS
 from taskapp.web.schemas import BaseSchema, Boolean, DateTime, PageArgsSchema, Text, page_schema
+from taskapp.webhooks.outbox import TASK_EVENTS
 
 URL_MAX = 2000
 ASCII_URL = ma.validate.Regexp(

@@ -6,10 +6,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from taskapp import outbox, signing, targets
 from taskapp.errors import InvalidField, NotFound
 from taskapp.models import User, Webhook, WebhookDelivery
 from taskapp.visibility import visible_webhooks
+from taskapp.webhooks import outbox, signing, targets
+from taskapp.webhooks.settings import WebhookSettings
 
 
 def get_visible(session: Session, user: User, webhook_id: int) -> Webhook:
@@ -21,14 +22,14 @@ def get_visible(session: Session, user: User, webhook_id: int) -> Webhook:
     return webhook
 
 
-def check_url(url: str, config) -> None:
+def check_url(url: str, config: WebhookSettings) -> None:
     try:
-        targets.check_literal(url, config["WEBHOOK_ALLOWED_NETWORKS"])
+        targets.check_literal(url, config.allowed_networks)
     except targets.RefusedTarget as error:
         raise InvalidField("url", str(error)) from None
 
 
-def create(session: Session, user: User, data: dict, config, now: datetime):
+def create(session: Session, user: User, data: dict, config: WebhookSettings, now: datetime):
     """A new webhook owned by ``user``; returns it and its secret (shown once)."""
     check_url(data["url"], config)
     secret = signing.new_secret()
@@ -38,7 +39,7 @@ def create(session: Session, user: User, data: dict, config, now: datetime):
         events=list(dict.fromkeys(data.get("events") or outbox.TASK_EVENTS)),
         description=data.get("description", ""),
         is_active=True,
-        secret_encrypted=signing.encrypt(secret, config["WEBHOOK_SECRET_KEY"]),
+        secret_encrypted=signing.encrypt(secret, config.secret_key),
         created_at=now,
     )
     session.add(webhook)
@@ -46,7 +47,7 @@ def create(session: Session, user: User, data: dict, config, now: datetime):
     return webhook, secret
 
 
-def update(webhook: Webhook, data: dict, config) -> None:
+def update(webhook: Webhook, data: dict, config: WebhookSettings) -> None:
     if "url" in data:
         check_url(data["url"], config)
     if "events" in data:
@@ -67,12 +68,12 @@ def delete(session: Session, webhook: Webhook) -> None:
     session.delete(webhook)
 
 
-def rotate_secret(webhook: Webhook, config, now: datetime) -> str:
+def rotate_secret(webhook: Webhook, config: WebhookSettings, now: datetime) -> str:
     """A new secret; the current one keeps signing for WEBHOOK_SECRET_OVERLAP_SECONDS."""
-    key = config["WEBHOOK_SECRET_KEY"]
+    key = config.secret_key
     secret = signing.new_secret()
     webhook.previous_secret_encrypted = webhook.secret_encrypted
-    overlap = timedelta(seconds=config["WEBHOOK_SECRET_OVERLAP_SECONDS"])
+    overlap = timedelta(seconds=config.secret_overlap_seconds)
     webhook.previous_secret_expires_at = now + overlap
     webhook.secret_encrypted = signing.encrypt(secret, key)
     return secret

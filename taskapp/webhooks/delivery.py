@@ -24,8 +24,9 @@ import urllib3
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from taskapp import signing, targets
 from taskapp.models import DeliveryStatus, Webhook, WebhookAttempt, WebhookDelivery, utcnow
+from taskapp.webhooks import signing, targets
+from taskapp.webhooks.settings import WebhookSettings
 
 LEASE_MARGIN_SECONDS = 15
 MAX_RETRY_AFTER_SECONDS = 86400
@@ -69,10 +70,10 @@ def live_secrets(webhook: Webhook, key: str, now: datetime) -> list[str]:
     return secrets
 
 
-def deliver(session: Session, delivery_id: int, config) -> Outcome | None:
+def deliver(session: Session, delivery_id: int, config: WebhookSettings) -> Outcome | None:
     """Claim, send and record one delivery; None if another worker has it or it is not
     due. Commits (twice: the claim, then the outcome)."""
-    timeout = config["WEBHOOK_TIMEOUT_SECONDS"]
+    timeout = config.timeout_seconds
     if not claim(session, delivery_id, utcnow(), timeout):
         session.rollback()
         return None
@@ -87,10 +88,10 @@ def deliver(session: Session, delivery_id: int, config) -> Outcome | None:
         )
         session.commit()
         return None
-    secrets = live_secrets(webhook, config["WEBHOOK_SECRET_KEY"], utcnow())
+    secrets = live_secrets(webhook, config.secret_key, utcnow())
     url, msg_id, message = webhook.url, delivery.msg_id, delivery.body
     session.commit()  # no transaction stays open during the request
-    outcome = send(url, msg_id, message, secrets, timeout, config["WEBHOOK_ALLOWED_NETWORKS"])
+    outcome = send(url, msg_id, message, secrets, timeout, config.allowed_networks)
     record(session, delivery_id, outcome, utcnow(), config)
     session.commit()
     return outcome
@@ -161,7 +162,9 @@ def post(url: str, body: bytes, headers: dict, timeout: float, allowed: list[str
         pool.close()
 
 
-def record(session: Session, delivery_id: int, outcome: Outcome, now: datetime, config) -> None:
+def record(
+    session: Session, delivery_id: int, outcome: Outcome, now: datetime, config: WebhookSettings
+) -> None:
     delivery = session.execute(
         select(WebhookDelivery).where(WebhookDelivery.id == delivery_id).with_for_update()
     ).scalar_one()
@@ -191,10 +194,10 @@ def record(session: Session, delivery_id: int, outcome: Outcome, now: datetime, 
         delivery.next_attempt_at = None
         disable(webhook, "The receiver answered 410 Gone.")
         return
-    _schedule_retry(delivery, outcome, now, config["WEBHOOK_RETRY_SCHEDULE"])
+    _schedule_retry(delivery, outcome, now, config.retry_schedule)
     webhook.failing_since = webhook.failing_since or now
     failing_for = (now - webhook.failing_since).total_seconds()
-    if failing_for >= config["WEBHOOK_DISABLE_AFTER_SECONDS"]:
+    if failing_for >= config.disable_after_seconds:
         disable(webhook, f"Every delivery failed for {int(failing_for)} s; last: {outcome.error}")
 
 

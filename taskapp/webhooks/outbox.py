@@ -18,19 +18,17 @@ import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from types import SimpleNamespace
 
 from sqlalchemy import String, delete, or_, select, type_coerce, update
 from sqlalchemy.orm import Session
 
-from taskapp.audit import task_snapshot, to_json
+from taskapp.audit import from_json, task_snapshot, to_json
 from taskapp.models import (
     ActivityLog,
     DeliveryStatus,
-    Priority,
     Role,
-    Status,
     Task,
     User,
     Webhook,
@@ -38,6 +36,7 @@ from taskapp.models import (
     WebhookDelivery,
     WebhookOutbox,
 )
+from taskapp.visibility import may_see
 
 EVENT_OF_ACTION = {
     "CREATED": "task.created",
@@ -108,7 +107,7 @@ def relay(session: Session, now: datetime, render_task: RenderTask) -> Relayed:
             continue
         event, message = messages[entry.id]
         for hook, role in hooks:
-            if event in hook.events and (role == Role.ADMIN or entry.assignee_id == hook.owner_id):
+            if event in hook.events and may_see(role, hook.owner_id, entry.assignee_id):
                 rows.append(_delivery(hook.id, event, message, now, entry_id=entry.id))
                 healthy.append(hook.failing_since is None)
     if rows:
@@ -269,20 +268,6 @@ def _task_payloads(session: Session, entries, render_task: RenderTask) -> dict[i
 
 
 def _task_view(snapshot: dict, names: dict) -> SimpleNamespace:
-    def when(value):
-        return datetime.fromisoformat(value) if value else None
-
-    due = snapshot.get("due_date")
-    return SimpleNamespace(
-        **{
-            **snapshot,
-            "status": Status(snapshot["status"]),
-            "priority": Priority(snapshot["priority"]),
-            "due_date": date.fromisoformat(due) if due else None,
-            "created_at": when(snapshot.get("created_at")),
-            "updated_at": when(snapshot.get("updated_at")),
-            "completed_at": when(snapshot.get("completed_at")),
-            "remind_at": when(snapshot.get("remind_at")),
-            "assigned_to_username": names.get(snapshot["assigned_to_id"]),
-        }
-    )
+    """The task as its entry's snapshot left it, typed as the model types it."""
+    values = {name: from_json(Task, name, value) for name, value in snapshot.items()}
+    return SimpleNamespace(**values, assigned_to_username=names.get(snapshot["assigned_to_id"]))

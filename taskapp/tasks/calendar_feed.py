@@ -25,11 +25,11 @@ from collections.abc import Iterator
 
 from icalendar import Calendar, Parameters, vDate, vDatetime, vInt, vRecur, vText
 from icalendar.parser import Contentline
-from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy import and_, delete, func, select
 from sqlalchemy.orm import Session
 
-from taskapp.models import CalendarFeed, Priority, Role, Status, Task, User, utcnow
-from taskapp.visibility import visible_tasks
+from taskapp.models import CalendarFeed, Priority, Status, Task, User, utcnow
+from taskapp.visibility import seen_by, visible_tasks
 
 SECRET_BYTES = 32
 BATCH = 1000
@@ -89,7 +89,7 @@ def feed_state(session: Session, secret: str) -> tuple[User, str] | None:
     the count."""
     visible = and_(
         Task.due_date.isnot(None),
-        or_(User.role == Role.ADMIN, Task.assigned_to_id == User.id),
+        seen_by(User, Task.assigned_to_id),
     )
     aggregate = [
         select(function).where(visible).correlate(User).scalar_subquery()

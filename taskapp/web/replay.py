@@ -28,10 +28,10 @@ from contextlib import contextmanager
 from datetime import timedelta
 from functools import wraps
 
+from cryptography.fernet import Fernet
 from flask import abort, current_app, make_response, request
-from flask_jwt_extended import current_user
 
-from taskapp import idempotency, signing
+from taskapp import idempotency
 from taskapp.extensions import db
 from taskapp.models import utcnow
 from taskapp.web.messages import (
@@ -40,6 +40,7 @@ from taskapp.web.messages import (
     IDEMPOTENCY_KEY_REUSED,
     IDEMPOTENCY_LOST_CLAIM,
 )
+from taskapp.web.permissions import current_user
 
 HEADER = "Idempotency-Key"
 MAX_LENGTH = 255
@@ -55,6 +56,11 @@ HEADER_DOC = {
     ),
     "schema": {"type": "string", "minLength": 1, "maxLength": MAX_LENGTH},
 }
+
+
+def _sealer() -> Fernet:
+    """Fernet (from ``cryptography``) under ``WEBHOOK_SECRET_KEY``, as webhook secrets."""
+    return Fernet(current_app.config["WEBHOOK_SECRET_KEY"].encode())
 
 
 def idempotent(view):
@@ -81,7 +87,7 @@ def _answer_from(stored: idempotency.Stored, fingerprint: str):
         abort(422, IDEMPOTENCY_KEY_REUSED)
     if stored.status_code is None:
         abort(409, IDEMPOTENCY_IN_FLIGHT)
-    body = signing.decrypt(stored.body, current_app.config["WEBHOOK_SECRET_KEY"])
+    body = _sealer().decrypt(stored.body.encode()).decode()
     response = current_app.response_class(
         body, status=stored.status_code, mimetype="application/json"
     )
@@ -98,9 +104,7 @@ def _run_once(held: idempotency.Claim, view, args, kwargs):
             if not 200 <= response.status_code < 300:
                 raise _Failed(response)
             headers = {h: response.headers[h] for h in REPLAYED_HEADERS if h in response.headers}
-            body = signing.encrypt(
-                response.get_data(as_text=True), current_app.config["WEBHOOK_SECRET_KEY"]
-            )
+            body = _sealer().encrypt(response.get_data()).decode()
             if not idempotency.complete(session, held, response.status_code, headers, body):
                 session.rollback()
                 abort(409, IDEMPOTENCY_LOST_CLAIM)

@@ -1,0 +1,36 @@
+"""The webhooks feature's settings: one small typed object, built once per app from its
+configuration (itself read from the environment in ``taskapp/config.py``) and passed
+in to the domain functions, which never read ``current_app``."""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    secret_key: str
+    """The Fernet key that encrypts webhook secrets (WEBHOOK_SECRET_KEY)."""
+    timeout_seconds: float
+    retry_schedule: tuple[float, ...]
+    disable_after_seconds: float
+    allowed_networks: tuple[str, ...]
+    relay_interval_seconds: float
+    secret_overlap_seconds: float
+    delivery_retention_days: float
+
+    @classmethod
+    def from_config(cls, config) -> "WebhookSettings":
+        return cls(
+            secret_key=config["WEBHOOK_SECRET_KEY"],
+            timeout_seconds=config["WEBHOOK_TIMEOUT_SECONDS"],
+            retry_schedule=tuple(config["WEBHOOK_RETRY_SCHEDULE"]),
+            disable_after_seconds=config["WEBHOOK_DISABLE_AFTER_SECONDS"],
+            allowed_networks=tuple(config["WEBHOOK_ALLOWED_NETWORKS"]),
+            relay_interval_seconds=config["WEBHOOK_RELAY_INTERVAL_SECONDS"],
+            secret_overlap_seconds=config["WEBHOOK_SECRET_OVERLAP_SECONDS"],
+            delivery_retention_days=config["WEBHOOK_DELIVERY_RETENTION_DAYS"],
+        )
+
+    @classmethod
+    def of(cls, app) -> "WebhookSettings":
+        """The app's settings, built from its config on first use."""
+        return app.extensions.setdefault("taskapp.webhook_settings", cls.from_config(app.config))
