@@ -65,6 +65,21 @@ def summary(times: list[float]) -> str:
     return f"median {statistics.median(ordered):6.2f} ms   p99 {p99:6.2f} ms"
 
 
+def explain(db, user, head) -> str:
+    """The database's own time for the feed's one query with nothing new."""
+    from sqlalchemy import text
+
+    from taskapp.events import log
+    from taskapp.visibility import entries_heard_by
+
+    query = log.read_query(True, entries_heard_by(user), head, 101)
+    sql = query.compile(db.engine, compile_kwargs={"literal_binds": True})
+    plan = db.session.execute(text(f"EXPLAIN (ANALYZE, BUFFERS) {sql}")).scalars().all()
+    db.session.rollback()
+    times = [line.strip() for line in plan if "Execution Time" in line or "Planning Time" in line]
+    return "; ".join(times)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=200)
@@ -73,7 +88,8 @@ def main() -> None:
     args = parser.parse_args()
     use_database(DATABASE)
     ensure_database()
-    if current_seed() != {"users": args.users, "tasks": args.tasks}:
+    seeded = current_seed() or {}
+    if (seeded.get("users"), seeded.get("tasks")) != (args.users, args.tasks):
         print(f"seeding {args.users} users, {args.tasks} tasks ...", flush=True)
         seed(args.users, args.tasks, quiet=True)
     with connect(autocommit=True) as conn:
@@ -122,6 +138,9 @@ def run(admin_id: int, intern_id: int, entries: int, calls: int) -> None:
     )
     for label, times in results.items():
         print(f"  {label:40s} {summary(times)}")
+    with app.app_context():
+        for name, user in users.items():
+            print(f"  EXPLAIN ANALYZE, unchanged feed query ({name}): {explain(db, user, head)}")
     base = statistics.median(results["baseline GET /api/tasks/{id}/, intern"])
     for name in ("admin", "intern"):
         median = statistics.median(results[f"unchanged feed, {name}"])
