@@ -68,7 +68,11 @@ def stream_server(database_url: str, tmp_path: Path, **settings):
         yield base
     finally:
         process.terminate()
-        process.wait(15)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
         log.close()
 
 

@@ -64,6 +64,8 @@ def explained_by_the_docs(failure, response) -> bool:
 
 def configured_schema(base_url: str, caller, explained: collections.Counter):
     schema = schemathesis.openapi.from_url(f"{base_url}/api/openapi.json")
+    # The event stream never ends: an endless body is no answer to check (docs/live.md).
+    schema = schema.exclude(method="GET", path="/api/events/")
     schema.config.update(headers=caller.headers)
     schema.config.generation.update(
         modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE], max_examples=EXAMPLES
@@ -76,8 +78,6 @@ def configured_schema(base_url: str, caller, explained: collections.Counter):
         """Leave out a PATCH of the caller's own account: changing one's own password
         ends one's own session (tests/test_users.py covers it), after which every
         request of the run would be an uninformative 401."""
-        if case.method == "GET" and case.path == "/api/events/":
-            return False  # an endless stream is no answer to check (docs/live.md)
         return not (case.method == "PATCH" and case.path_parameters == {"user_id": caller.id})
 
     @schema.hook

@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 import flask_smorest
 from flask import Flask, Response, abort, current_app, has_app_context, request
 from flask.views import MethodView
-from flask_jwt_extended import current_user, get_jwt
 from sqlalchemy import select
 
 from taskapp.events import credentials, feed, notify, signed, stream, tickets
@@ -25,7 +24,13 @@ from taskapp.tasks.schemas import TaskSchema
 from taskapp.web.api import Blueprint
 from taskapp.web.dumps import compile_dump, json_response
 from taskapp.web.messages import PERMISSION_DENIED
-from taskapp.web.permissions import PERSONAL, authenticate, current_scopes
+from taskapp.web.permissions import (
+    PERSONAL,
+    authenticate,
+    current_scopes,
+    current_user,
+    get_jwt,
+)
 
 blp = Blueprint("events", __name__, url_prefix="/api", description="Live changes")
 DUMP_TASK = compile_dump(TaskSchema())
