@@ -33,6 +33,7 @@ RUN groupadd --system --gid 10001 taskapp \
 
 COPY wsgi.py gunicorn.conf.py ./
 COPY migrations ./migrations
+COPY deploy/stream.gunicorn.conf.py ./deploy/
 COPY taskapp ./taskapp
 
 # Numeric, so an orchestrator's run-as-non-root check can verify it.

@@ -36,8 +36,8 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-APP_SERVICES = ("migrate", "web", "worker", "beat")
-LONG_RUNNING = ("nginx", "postgres", "redis", "web", "worker", "beat")
+APP_SERVICES = ("migrate", "web", "stream", "worker", "beat")
+LONG_RUNNING = ("nginx", "postgres", "redis", "web", "stream", "worker", "beat")
 ROOT = Path(__file__).resolve().parent.parent
 NOT_FROM_COMPOSE = {
     "TASKAPP_APP_DB_PASSWORD": "migrate only (`db grant-app-role`), set on that service",

@@ -127,6 +127,7 @@ def _diff(task: Task) -> dict:
 
 def _entry(session: Session, task: Task, action: Action, changes: dict) -> dict:
     actor_id, source = session.info.get(ACTOR_KEY, (None, Source.SYSTEM))
+    reassigned = changes.get("assigned_to") if action != Action.DELETED else None
     return {
         "task_id": task.id,
         "task_title": task.title,
@@ -137,6 +138,7 @@ def _entry(session: Session, task: Task, action: Action, changes: dict) -> dict:
         "assignee_id": task.assigned_to_id,
         "created_at": utcnow(),
         "task_snapshot": task_snapshot(task),
+        "previous_assignee_id": reassigned["from"] if reassigned else None,
     }
 
 

@@ -83,6 +83,14 @@ def log_format() -> str:
     return "json" if os.environ.get("TASKAPP_ENV") == "production" else "text"
 
 
+def _pool_size() -> dict:
+    """DB_POOL_SIZE: connections per process kept open (and as many more on a burst);
+    unset: SQLAlchemy's 5 + 10. The stream service, where one process serves thousands
+    of clients (each authenticated with a query when it connects), sets it higher."""
+    size = os.environ.get("DB_POOL_SIZE")
+    return {"pool_size": int(size), "max_overflow": int(size)} if size else {}
+
+
 def _env_float(name: str, default: float) -> float:
     return float(os.environ.get(name, default))
 
@@ -141,6 +149,7 @@ def load_config() -> dict:
         **_rate_limit_settings(redis_url),
         **_task_settings(),
         **_webhook_settings(),
+        **_events_settings(redis_url),
         "CELERY": _celery_settings(_broker_url(redis_url)),
         **OPENAPI_SETTINGS,
     }
@@ -154,7 +163,7 @@ def _app_settings(env: str, redis_url: str | None) -> dict:
         "CALENDAR_UID_DOMAIN": _calendar_uid_domain(trusted_hosts),
         "TASKAPP_TIMEZONE": os.environ.get("TASKAPP_TIMEZONE", "UTC"),
         "SQLALCHEMY_DATABASE_URI": os.environ.get("DATABASE_URL", _sqlite_url("taskapp.sqlite")),
-        "SQLALCHEMY_ENGINE_OPTIONS": {},  # no pre-ping: see taskapp/db.py
+        "SQLALCHEMY_ENGINE_OPTIONS": {**_pool_size()},  # no pre-ping: see taskapp/db.py
         "REDIS_URL": redis_url,
         "MAX_CONTENT_LENGTH": 1024 * 1024,
         "CORS_ORIGINS": os.environ.get("CORS_ORIGINS", ""),
@@ -232,6 +241,17 @@ def _webhook_settings() -> dict:
         "WEBHOOK_SECRET_OVERLAP_SECONDS": _env_float("WEBHOOK_SECRET_OVERLAP_SECONDS", 86400),
         "WEBHOOK_DELIVERY_RETENTION_DAYS": _env_float("WEBHOOK_DELIVERY_RETENTION_DAYS", 30),
         "WEBHOOK_MAX_PER_USER": _env_int("WEBHOOK_MAX_PER_USER", 10),
+    }
+
+
+def _events_settings(redis_url: str | None) -> dict:
+    """The sync feed and the event stream (taskapp/events, docs/live.md)."""
+    return {
+        "CHANGES_RETENTION_DAYS": _env_float("CHANGES_RETENTION_DAYS", 30),
+        "EVENTS_POLL_SECONDS": _env_float("EVENTS_POLL_SECONDS", 1 if redis_url else 0.2),
+        "EVENTS_HEARTBEAT_SECONDS": _env_float("EVENTS_HEARTBEAT_SECONDS", 15),
+        "EVENTS_CREDENTIAL_CHECK_SECONDS": _env_float("EVENTS_CREDENTIAL_CHECK_SECONDS", 2),
+        "EVENTS_TICKET_SECONDS": _env_float("EVENTS_TICKET_SECONDS", 60),
     }
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import import_module
 
-PACKAGES = ("auth", "users", "tasks", "logs", "webhooks")
+PACKAGES = ("auth", "users", "tasks", "logs", "webhooks", "events")
 
 
 @dataclass(frozen=True)

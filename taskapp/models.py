@@ -18,6 +18,7 @@ from sqlalchemy import (
     DateTime,
     Enum,
     ForeignKey,
+    Identity,
     Index,
     Integer,
     LargeBinary,
@@ -370,6 +371,7 @@ class ActivityLog(Base):
         Index("ix_activity_log_created", "created_at", "id"),
         Index("ix_activity_log_actor_created", "actor_id", "created_at"),
         SQLITE_AUTOINCREMENT,
+        Index("ix_activity_log_position", "xid", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -395,12 +397,45 @@ class ActivityLog(Base):
         String(64), default=_origin_param("origin_job_id", origin.job_id)
     )
     """The Celery task id of the job that wrote the entry (null for requests and the CLI)."""
+    xid: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    """PostgreSQL: the writing transaction's id (the column's default, migration 0008),
+    which joins the entry to its CommitPosition; 0 on SQLite."""
+    previous_assignee_id: Mapped[int | None] = mapped_column(Integer)
+    """On a reassignment, who the task was taken from (they hear that it left them)."""
 
     actor: Mapped[User | None] = relationship(lazy="raise")
 
     @property
     def actor_username(self) -> str | None:
         return self.actor.username if self.actor is not None else None
+
+
+class CommitPosition(Base):
+    """PostgreSQL: one row per transaction that wrote activity-log entries, ``seq`` in
+    commit order (a deferred trigger under an advisory lock, migration 0008); entries
+    join it by ``xid``. Read by the live-changes feed and stream (events/log.py)."""
+
+    __tablename__ = "commit_position"
+
+    seq: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    xid: Mapped[int] = mapped_column(BigInteger)
+
+
+class StreamTicket(Base):
+    """A single-use, short-lived ticket to open the event stream from a browser (whose
+    EventSource cannot send headers); only its SHA-256 is stored. It carries what the
+    credential that asked for it was, so the stream ends when that credential does."""
+
+    __tablename__ = "stream_ticket"
+    __table_args__ = (Index("ix_stream_ticket_expires", "expires_at"),)
+
+    ticket_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"))
+    token_version: Mapped[int] = mapped_column(Integer)
+    sid: Mapped[str | None] = mapped_column(String(64))
+    pat_id: Mapped[int | None] = mapped_column(Integer)
+    credential_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class PersonalAccessToken(Base):

@@ -4,7 +4,11 @@ when the entry was written. Listings, lookups, counts, change stamps, the calend
 feed and the events sent to a user's webhooks all go through this module: a query
 starts from one of its ``visible_*`` selects, or is limited by :func:`limit_to_owner`,
 :func:`seen_by` (in SQL, for a viewer that is a row of the query) or :func:`may_see`
-(for a row already in hand)."""
+(for a row already in hand).
+
+Live changes (the sync feed and the event stream) hear what webhooks hear, plus one
+thing: the user a task was reassigned away from hears that it left them
+(:func:`entries_heard_by`, :func:`hearing`)."""
 
 from sqlalchemy import ColumnElement, Select, or_, select
 
@@ -39,3 +43,26 @@ def visible_entries(user: User) -> Select:
 def visible_webhooks(user: User) -> Select:
     """An ADMIN sees (and manages) every webhook; anyone else their own."""
     return limit_to_owner(select(Webhook), user, Webhook.owner_id).order_by(Webhook.id)
+
+
+HEARS = "event"
+LOSES = "removed"
+
+
+def entries_heard_by(user: User) -> Select:
+    """The entries ``user`` hears of live: an ADMIN every one; anyone else the entries
+    they may read (:func:`visible_entries`) and those that took a task from them."""
+    if user.role == Role.ADMIN:
+        return select(ActivityLog)
+    mine = or_(ActivityLog.assignee_id == user.id, ActivityLog.previous_assignee_id == user.id)
+    return select(ActivityLog).where(mine)
+
+
+def hearing(role: Role, user_id: int, entry) -> str | None:
+    """How a user hears one entry (the rule of :func:`entries_heard_by`, for an entry
+    already read): HEARS it, LOSES the task by it (reassigned away), or None."""
+    if may_see(role, user_id, entry.assignee_id):
+        return HEARS
+    if entry.previous_assignee_id == user_id:
+        return LOSES
+    return None

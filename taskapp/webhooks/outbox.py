@@ -113,13 +113,12 @@ def relay(session: Session, now: datetime, render_task: RenderTask) -> Relayed:
         .where(ActivityLog.id.in_(entry_ids))
         .order_by(ActivityLog.id)
     ).all()
-    tasks = _task_payloads(session, entries, render_task)
+    messages = entry_messages(session, entries, render_task)
     rows, healthy = [], []
     for entry in entries:
-        event = EVENT_OF_ACTION.get(entry.action)
-        if event is None:
+        if entry.id not in messages:
             continue
-        message = body(event, entry.created_at, event_data(entry, tasks[entry.id]))
+        event, message = messages[entry.id]
         for hook, role in hooks:
             if event in hook.events and may_see(role, hook.owner_id, entry.assignee_id):
                 rows.append(_delivery(hook.id, event, message, now, entry_id=entry.id))
@@ -132,6 +131,19 @@ def relay(session: Session, now: datetime, render_task: RenderTask) -> Relayed:
         created=[row.id for row in rows],
         to_healthy=[row.id for row, ok in zip(rows, healthy, strict=True) if ok],
     )
+
+
+def entry_messages(session: Session, entries, render_task: RenderTask) -> dict[int, tuple]:
+    """Entry id -> (event name, message body) for the entries that announce an event;
+    the same bytes for a webhook and for the event stream."""
+    tasks = _task_payloads(session, entries, render_task)
+    messages = {}
+    for entry in entries:
+        event = EVENT_OF_ACTION.get(entry.action)
+        if event is not None:
+            data = event_data(entry, tasks[entry.id])
+            messages[entry.id] = (event, body(event, entry.created_at, data))
+    return messages
 
 
 def ping(session: Session, webhook: Webhook, now: datetime) -> WebhookDelivery:

@@ -16,8 +16,8 @@ deleted tasks still named by the activity log and revoked tokens named by their 
 
 PostgreSQL: nothing to do, sequences never hand out a value twice.
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-12-03
 """
 
@@ -26,8 +26,8 @@ import warnings
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010"
-down_revision = "0009"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
