@@ -370,8 +370,8 @@ class ActivityLog(Base):
         Index("ix_activity_log_assignee_created", "assignee_id", "created_at"),
         Index("ix_activity_log_created", "created_at", "id"),
         Index("ix_activity_log_actor_created", "actor_id", "created_at"),
-        SQLITE_AUTOINCREMENT,
         Index("ix_activity_log_position", "xid", "id"),
+        SQLITE_AUTOINCREMENT,
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

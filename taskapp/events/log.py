@@ -61,6 +61,7 @@ ENTRY_COLUMNS = (
     ActivityLog.previous_assignee_id,
     ActivityLog.created_at,
     ActivityLog.task_snapshot,
+    ActivityLog.request_id,
 )
 """What a reader needs of an entry (the webhook message's inputs and the audience)."""
 

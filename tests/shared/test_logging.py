@@ -119,16 +119,9 @@ AUTH = {
 }
 
 
-def test_every_line_is_json_and_no_secret_reaches_any_log(app, processes, receiver):
-    """Every route of the URL map is called with real credentials (JWTs, refresh
-    tokens, a personal token, webhook secrets, the calendar feed's secret, passwords);
-    then every line gunicorn, the app, the worker and beat wrote is read."""
-    admin_id = create_user(app, "boss", Role.ADMIN)
-    intern_id = create_user(app, "intern", Role.INTERN)
-    worker = processes.celery("worker")
-    beat = processes.celery("beat", REMINDER_SWEEP_INTERVAL_SECONDS="1")
-    gunicorn, port = processes.gunicorn()
-    client = Client(port)
+def _credentials(client, receiver, worker, intern_id) -> tuple[dict, dict, dict]:
+    """Real credentials of every kind, and ids for every path parameter; returns
+    (secrets, path values, the doomed task a DELETE may remove)."""
     pair = client.login("boss")
     spare = client.login("boss")
     intern = client.login("intern")
@@ -181,6 +174,11 @@ def test_every_line_is_json_and_no_secret_reaches_any_log(app, processes, receiv
         "secret": secrets["feed"],
         "filename": "swagger-ui.css",
     }
+    return secrets, values, doomed
+
+
+def _walk_every_route(app, client, secrets, values, doomed, receiver) -> set:
+    """Every route of the URL map, with real credentials; returns the rules called."""
     routes = _rules(app)
     routes.sort(key=lambda r: (r[1] == "DELETE" or r[0] == "auth.Logout", r[0] == "auth.Refresh"))
     called = set()
@@ -201,7 +199,11 @@ def test_every_line_is_json_and_no_secret_reaches_any_log(app, processes, receiv
             secrets[f"{endpoint}-refresh"] = answer["refresh"]
             secrets[f"{endpoint}-access"] = answer["access"]
         called.add(rule)
-    # Credentials where they do not belong, and failures, must not leak either.
+    return called
+
+
+def _misuse(client, secrets) -> None:
+    """Credentials where they do not belong, and failures, must not leak either."""
     client.call("GET", "/api/tasks/", None, bearer(secrets["pat"]))
     client.call("POST", "/api/auth/login/", {"username": "boss", "password": WRONG_PASSWORD})
     client.call(
@@ -211,12 +213,9 @@ def test_every_line_is_json_and_no_secret_reaches_any_log(app, processes, receiv
     client.call("GET", "/api/tasks/", None, bearer(secrets["access"] + "x"))
     client.call("GET", f"/api/auth/calendar-feed/{secrets['feed']}x.ics")
     client.call("GET", f"/api/tasks/?token={secrets['pat']}", None, bearer(secrets["pat"]))
-    time.sleep(1.5)  # the worker relays and delivers what the walk changed
-    for process in (gunicorn, worker, beat):
-        process.terminate()
-        process.wait(timeout=20)
 
-    logs = {p.log.name: p.log.read_text() for p in (gunicorn, worker, beat)}
+
+def _assert_json_lines_without_secrets(logs, secrets) -> None:
     for name, text in logs.items():
         for key, secret in secrets.items():
             assert secret not in text, f"{key} found in {name}"
@@ -230,7 +229,8 @@ def test_every_line_is_json_and_no_secret_reaches_any_log(app, processes, receiv
             assert datetime.fromisoformat(record["ts"]).utcoffset().total_seconds() == 0
             assert record["ts"].endswith("Z")
 
-    access = [r for r in json_lines(logs[gunicorn.log.name]) if r["logger"] == "taskapp.access"]
+
+def _assert_access_lines(access, client, called, admin_id) -> None:
     by_id = {r["request_id"]: r for r in access}
     for method, _path, status, request_id in client.answers:
         record = by_id[request_id]
@@ -248,6 +248,29 @@ def test_every_line_is_json_and_no_secret_reaches_any_log(app, processes, receiv
     logins = [r for r in access if r["route"] == "/api/auth/login/"]
     assert {r["user_id"] for r in logins} == {None}
 
+
+def test_every_line_is_json_and_no_secret_reaches_any_log(app, processes, receiver):
+    """Every route of the URL map is called with real credentials (JWTs, refresh
+    tokens, a personal token, webhook secrets, the calendar feed's secret, passwords);
+    then every line gunicorn, the app, the worker and beat wrote is read."""
+    admin_id = create_user(app, "boss", Role.ADMIN)
+    intern_id = create_user(app, "intern", Role.INTERN)
+    worker = processes.celery("worker")
+    beat = processes.celery("beat", REMINDER_SWEEP_INTERVAL_SECONDS="1")
+    gunicorn, port = processes.gunicorn()
+    client = Client(port)
+    secrets, values, doomed = _credentials(client, receiver, worker, intern_id)
+    called = _walk_every_route(app, client, secrets, values, doomed, receiver)
+    _misuse(client, secrets)
+    time.sleep(1.5)  # the worker relays and delivers what the walk changed
+    for process in (gunicorn, worker, beat):
+        process.terminate()
+        process.wait(timeout=20)
+
+    logs = {p.log.name: p.log.read_text() for p in (gunicorn, worker, beat)}
+    _assert_json_lines_without_secrets(logs, secrets)
+    access = [r for r in json_lines(logs[gunicorn.log.name]) if r["logger"] == "taskapp.access"]
+    _assert_access_lines(access, client, called, admin_id)
     worker_lines = json_lines(logs[worker.log.name])
     jobs = [r for r in worker_lines if r["logger"] == "taskapp.jobs"]
     delivered = [r for r in jobs if r.get("job") == "taskapp.deliver_webhook"]

@@ -147,23 +147,8 @@ def test_production_needs_the_token_or_an_allowed_network(make_app):
     assert app.test_client().get("/metrics", headers=local).status_code == 401
 
 
-def test_every_family_exists_and_moves_during_a_real_run(app, run, receiver):
-    create_user(app, "boss", Role.ADMIN)
-    intern_id = create_user(app, "intern", Role.INTERN)
-    beat = run.celery("beat")
-    _, port = run.gunicorn(WEB_CONCURRENCY="2")
-    before = scrape(port)
-    samples, sampling = [], threading.Event()
-    started = time.monotonic()
-
-    def sample():
-        while not sampling.wait(0.5):
-            samples.append((time.monotonic() - started, scrape(port)))
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-
-    # The API, before any worker runs: the outbox and the broker's queue fill up.
+def _drive_the_api(port, receiver, intern_id) -> dict:
+    """The API, before any worker runs: the outbox and the broker's queue fill up."""
     status, _, body = call(
         port, "POST", "/api/auth/login/", {"username": "boss", "password": PASSWORD}
     )
@@ -215,9 +200,12 @@ def test_every_family_exists_and_moves_during_a_real_run(app, run, receiver):
     assert wait_for(lambda: total(scrape(port), "taskapp_broker_queue_length") > 0, timeout=30)
     waiting = scrape(port)
     assert total(waiting, "taskapp_outbox_pending") >= 4
+    return waiting
 
-    # The worker: relays, delivers (ok, retried, failed and disabled), sweeps, mails
-    # (the mail server is down at first: failed; then up: sent).
+
+def _let_the_worker_run(run, port, receiver, sampling, sampler):
+    """The worker: relays, delivers (ok, retried, failed and disabled), sweeps, mails (the
+    mail server is down at first: failed; then up: sent). Returns the last scrape."""
     worker = run.celery("worker")
     assert wait_for(lambda: len(receiver.at("/flaky")) >= 2, timeout=60), worker.log.read_text()[
         -3000:
@@ -243,6 +231,27 @@ def test_every_family_exists_and_moves_during_a_real_run(app, run, receiver):
         controller.stop()
         sampling.set()
         sampler.join()
+    return after, worker
+
+
+def test_every_family_exists_and_moves_during_a_real_run(app, run, receiver):
+    create_user(app, "boss", Role.ADMIN)
+    intern_id = create_user(app, "intern", Role.INTERN)
+    beat = run.celery("beat")
+    _, port = run.gunicorn(WEB_CONCURRENCY="2")
+    before = scrape(port)
+    samples, sampling = [], threading.Event()
+    started = time.monotonic()
+
+    def sample():
+        while not sampling.wait(0.5):
+            samples.append((time.monotonic() - started, scrape(port)))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+
+    waiting = _drive_the_api(port, receiver, intern_id)
+    after, worker = _let_the_worker_run(run, port, receiver, sampling, sampler)
     assert after, worker.log.read_text()[-3000:]
     if os.environ.get("METRICS_PNG"):
         from metrics_plot import plot
