@@ -25,17 +25,16 @@ from dataclasses import dataclass
 from sqlalchemy import (
     BigInteger,
     Select,
-    String,
     func,
     literal,
     select,
     true,
     tuple_,
-    type_coerce,
 )
 from sqlalchemy.orm import Session
 
 from taskapp.models import ActivityLog, CommitPosition
+from taskapp.webhooks.outbox import ENTRY_COLUMNS
 
 
 @dataclass(frozen=True, order=True, slots=True)
@@ -49,21 +48,6 @@ class Position:
 START = Position(0, 0)
 WHOLE_COMMIT = 2**62
 """As a position's id: every entry of commit ``seq``."""
-ENTRY_COLUMNS = (
-    ActivityLog.id,
-    ActivityLog.task_id,
-    ActivityLog.task_title,
-    type_coerce(ActivityLog.action, String).label("action"),
-    ActivityLog.changes,
-    ActivityLog.actor_id,
-    type_coerce(ActivityLog.source, String).label("source"),
-    ActivityLog.assignee_id,
-    ActivityLog.previous_assignee_id,
-    ActivityLog.created_at,
-    ActivityLog.task_snapshot,
-    ActivityLog.request_id,
-)
-"""What a reader needs of an entry (the webhook message's inputs and the audience)."""
 
 
 @dataclass

@@ -77,6 +77,24 @@ def event_data(entry, task: dict) -> dict:
     }
 
 
+ENTRY_COLUMNS = (
+    ActivityLog.id,
+    ActivityLog.task_id,
+    ActivityLog.task_title,
+    type_coerce(ActivityLog.action, String).label("action"),
+    ActivityLog.changes,
+    ActivityLog.actor_id,
+    type_coerce(ActivityLog.source, String).label("source"),
+    ActivityLog.assignee_id,
+    ActivityLog.previous_assignee_id,
+    ActivityLog.created_at,
+    ActivityLog.task_snapshot,
+    ActivityLog.request_id,
+)
+"""What a reader of the log needs of an entry (the message's inputs and its audience):
+the relay and the event stream read the same columns."""
+
+
 @dataclass
 class Relayed:
     """What one :func:`relay` did: entries claimed, deliveries written (their ids), and
@@ -97,21 +115,7 @@ def relay(session: Session, now: datetime, render_task: RenderTask) -> Relayed:
     if not hooks:
         return Relayed(claimed=len(entry_ids))
     entries = session.execute(
-        select(
-            ActivityLog.id,
-            ActivityLog.task_id,
-            ActivityLog.task_title,
-            type_coerce(ActivityLog.action, String).label("action"),
-            ActivityLog.changes,
-            ActivityLog.actor_id,
-            type_coerce(ActivityLog.source, String).label("source"),
-            ActivityLog.assignee_id,
-            ActivityLog.created_at,
-            ActivityLog.task_snapshot,
-            ActivityLog.request_id,
-        )
-        .where(ActivityLog.id.in_(entry_ids))
-        .order_by(ActivityLog.id)
+        select(*ENTRY_COLUMNS).where(ActivityLog.id.in_(entry_ids)).order_by(ActivityLog.id)
     ).all()
     messages = entry_messages(session, entries, render_task)
     rows, healthy = [], []
