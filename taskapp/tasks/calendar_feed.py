@@ -24,11 +24,12 @@ cost a few hundred microseconds per task, too slow for 10,000 tasks in a second 
 import hashlib
 import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, time, timedelta
 
 from icalendar import Calendar, Parameters, vDate, vDatetime, vInt, vRecur, vText
 from icalendar.parser import Contentline
-from sqlalchemy import and_, delete, func, select
+from sqlalchemy import Connection, and_, delete, func, select
 from sqlalchemy.orm import Session
 
 from taskapp.models import CalendarFeed, Priority, Status, Task, User, utcnow
@@ -150,9 +151,23 @@ def feed_chunks(
     )
     uid_suffix = vText(f"@{uid_domain}").to_ical()
     component = vevent if form == EVENTS else vtodo
-    for rows in session.execute(query).partitions():
-        yield b"".join(component(row, uid_suffix) for row in rows)
+    with _transaction(session) as conn:
+        for rows in conn.execute(query).partitions():
+            yield b"".join(component(row, uid_suffix) for row in rows)
     yield b"END:VCALENDAR" + tail
+
+
+@contextmanager
+def _transaction(session: Session) -> Iterator[Connection]:
+    """A connection of its own, in a transaction at the database's default isolation.
+
+    A server-side cursor lives only inside a transaction, and a GET's session reads in
+    autocommit (see ``taskapp.db``), so the stream cannot use the session's connection."""
+    with session.get_bind().connect() as conn:
+        isolation = conn.dialect.default_isolation_level
+        conn = conn.execution_options(isolation_level=isolation)
+        with conn.begin():
+            yield conn
 
 
 def vtodo(task, uid_suffix: bytes) -> bytes:

@@ -171,7 +171,7 @@ def test_the_feed_dies_with_deactivation_role_or_password_change(
         assert client.get(url).status_code == 404, change
 
 
-def test_long_text_with_escapes_and_non_ascii_round_trips_exactly(client, intern, make_task):
+def test_long_text_with_escapes_and_non_ascii_round_trips_exactly(app, client, intern, make_task):
     """Folding and TEXT escaping: every physical line fits in 75 octets, a fold never
     splits a UTF-8 character or an escape, and vobject reads back the exact text."""
     paragraph = (
@@ -190,6 +190,6 @@ def test_long_text_with_escapes_and_non_ascii_round_trips_exactly(client, intern
     assert sum(line.startswith(b" ") for line in lines) > 20  # it was folded
     for line in lines:
         line.decode()  # no line ends inside a UTF-8 sequence
-    todo = parse(response)[f"task-{task['id']}@localhost"]
+    todo = parse(response)[f"task-{task['id']}@{app.config['CALENDAR_UID_DOMAIN']}"]
     assert todo.description.value == description
     assert todo.summary.value == title
