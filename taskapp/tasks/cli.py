@@ -13,6 +13,7 @@ from taskapp.models import Priority, Role, Source, Status, Task
 from taskapp.tasks import overdue
 from taskapp.tasks import service as tasks
 from taskapp.tasks.jobs import run_reminder_sweep
+from taskapp.tasks.settings import TaskSettings
 from taskapp.users import service
 from taskapp.users.passwords import PasswordHashing
 
@@ -30,7 +31,7 @@ COMMANDS = (tasks_cli, demo_cli)
 )
 def mark_overdue(today) -> None:
     """Run the overdue sweep now and print how many tasks it marked."""
-    day = today.date() if today else overdue.today(current_app.config)
+    day = today.date() if today else TaskSettings.of(current_app).today()
     marked = overdue.mark_overdue(db.session, day)
     commit(f"marked {marked} task(s) overdue (today is {day.isoformat()})")
 
@@ -50,7 +51,7 @@ def complete(task_id: int) -> None:
     if task is None:
         raise click.ClickException(f"no task with id {task_id}")
     audit.act_as(db.session, None, Source.CLI)
-    if not tasks.complete_task(db.session, task, overdue.today(current_app.config)):
+    if not tasks.complete_task(db.session, task, TaskSettings.of(current_app).today()):
         raise click.ClickException(f"task {task_id} is already completed")
     following = task.next_occurrence_id
     db.session.commit()

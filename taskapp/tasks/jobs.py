@@ -8,7 +8,7 @@ The reminder sweep runs every ``REMINDER_SWEEP_INTERVAL_SECONDS`` (default one m
 """
 
 import logging
-from datetime import date, timedelta
+from datetime import date
 
 from celery import shared_task
 from flask import current_app
@@ -19,19 +19,21 @@ from taskapp import metrics
 from taskapp.extensions import db
 from taskapp.models import utcnow
 from taskapp.tasks import mail, overdue, reminders
+from taskapp.tasks.settings import TaskSettings
 
 log = logging.getLogger(__name__)
 
 
 def beat_schedule(config) -> dict:
+    settings = TaskSettings.from_config(config)
     return {
         "mark-overdue": {
             "task": "taskapp.mark_overdue",
-            "schedule": timedelta(seconds=config["OVERDUE_SWEEP_INTERVAL_SECONDS"]),
+            "schedule": settings.overdue_sweep_every,
         },
         "send-reminders": {
             "task": "taskapp.send_reminders",
-            "schedule": timedelta(seconds=config["REMINDER_SWEEP_INTERVAL_SECONDS"]),
+            "schedule": settings.reminder_sweep_every,
         },
     }
 
@@ -52,7 +54,7 @@ def init_celery(app, celery_app) -> None:
 )
 def mark_overdue(today: str | None = None) -> int:
     """Run the overdue sweep as the system actor; ``today`` (YYYY-MM-DD) for tests."""
-    day = date.fromisoformat(today) if today else overdue.today(current_app.config)
+    day = date.fromisoformat(today) if today else TaskSettings.of(current_app).today()
     try:
         with metrics.OVERDUE_SWEEP.time():
             marked = overdue.mark_overdue(db.session, day)
@@ -86,12 +88,14 @@ def run_reminder_sweep() -> tuple[list[int], list[int]]:
     """The sweep and its commit, then one mail task per owed e-mail. The mails are
     owed in the database before they are enqueued: a broker that is down now delays
     them until a later sweep enqueues them again (``REMINDER_MAIL_RESEND_AFTER_SECONDS``)."""
-    config = current_app.config
-    resend_after = timedelta(seconds=config["REMINDER_MAIL_RESEND_AFTER_SECONDS"])
+    settings = TaskSettings.of(current_app)
     try:
         with metrics.REMINDER_SWEEP.time():
             reminded, owed = reminders.announce(
-                db.session, utcnow(), mail=bool(config["SMTP_URL"]), resend_after=resend_after
+                db.session,
+                utcnow(),
+                mail=settings.mails,
+                resend_after=settings.reminder_mail_resend_after,
             )
             db.session.commit()
     except Exception:
@@ -124,14 +128,14 @@ def send_reminder_mail(task_id: int) -> bool:
     """E-mail the reminder of ``task_id`` to its assignee, once. A mail server that is
     down raises (smtplib's errors are OSErrors): the claim rolls back, the mail stays
     owed and Celery retries with exponential backoff."""
-    config = current_app.config
-    if not config["SMTP_URL"]:
+    settings = TaskSettings.of(current_app)
+    if not settings.mails:
         return False
     try:
         reminder = reminders.claim_mail(db.session, task_id)
         if reminder is not None:
-            message = mail.reminder_message(reminder, config["REMINDER_MAIL_FROM"])
-            mail.send(config["SMTP_URL"], message)
+            message = mail.reminder_message(reminder, settings.reminder_mail_from)
+            mail.send(settings.smtp_url, message)
         db.session.commit()
     except Exception:
         db.session.rollback()

@@ -19,8 +19,7 @@ row plus the values the UPDATE sets), so a webhook relayed late never shows a la
 state of the task.
 """
 
-from datetime import date, datetime
-from zoneinfo import ZoneInfo
+from datetime import date
 
 from sqlalchemy import Integer, and_, any_, cast, func, literal, literal_column, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -30,11 +29,6 @@ from taskapp.audit import SNAPSHOT_FIELDS, act_as, insert_status_changes
 from taskapp.models import Action, Source, Status, Task, UTCDateTime, utcnow
 
 SWEPT_STATUSES = (Status.PENDING, Status.IN_PROGRESS)
-
-
-def today(config) -> date:
-    """Today's date in the configured zone (``TASKAPP_TIMEZONE``), not the server's."""
-    return datetime.now(ZoneInfo(config["TASKAPP_TIMEZONE"])).date()
 
 
 def mark_overdue(session: Session, today: date) -> int:

@@ -6,7 +6,7 @@ from flask.views import MethodView
 from taskapp.db import reads
 from taskapp.extensions import db
 from taskapp.models import Task, task_etag
-from taskapp.tasks import overdue, service
+from taskapp.tasks import service
 from taskapp.tasks.queries import NULLABLE_KEYS, change_stamp, listing, stats
 from taskapp.tasks.schemas import (
     TaskPageSchema,
@@ -16,6 +16,7 @@ from taskapp.tasks.schemas import (
     TaskStatsSchema,
     TaskWriteSchema,
 )
+from taskapp.tasks.settings import TaskSettings
 from taskapp.web.api import ETAG_HEADER, ID_IN_PATH, Blueprint, check_if_match
 from taskapp.web.conditional import ListTag, not_modified
 from taskapp.web.dumps import compile_dump, json_response
@@ -33,7 +34,7 @@ LIST_ETAG_HEADER = {
 
 
 def _today():
-    return overdue.today(current_app.config)
+    return TaskSettings.of(current_app).today()
 
 
 DUMP_TASK = compile_dump(TaskSchema())
