@@ -44,9 +44,11 @@ def register_extensions(app: Flask) -> None:
     from taskapp.auth.tokens import init_jwt
     from taskapp.db import drop_dead_connections
     from taskapp.extensions import db, jwt, limiter, migrate
+    from taskapp.features import import_models
     from taskapp.web.api import api
     from taskapp.web.docs import register_docs_assets
 
+    import_models()
     _ensure_sqlite_dir(app.config["SQLALCHEMY_DATABASE_URI"])
     metrics.count_pool(app.config)
     db.init_app(app)

@@ -3,7 +3,7 @@
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from taskapp.models import DeliveryStatus, Webhook, WebhookDelivery, WebhookOutbox
+from taskapp.webhooks.models import DeliveryStatus, Webhook, WebhookDelivery, WebhookOutbox
 
 
 def deliveries_of(webhook: Webhook) -> Select:
