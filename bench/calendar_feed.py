@@ -28,7 +28,8 @@ from flask_migrate import upgrade
 from bench.common import ADMIN_DSN, FAST_HASHING, JWT_SECRET, PASSWORD, connect, scratch_database
 from taskapp import create_app
 from taskapp.extensions import db
-from taskapp.models import Priority, Role, Task
+from taskapp.models import Role
+from taskapp.tasks.models import Priority, Task
 from taskapp.users import service as users
 from taskapp.users.passwords import PasswordHashing
 

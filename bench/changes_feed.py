@@ -107,7 +107,8 @@ def run(admin_id: int, intern_id: int, entries: int, calls: int) -> None:
     from taskapp.auth.tokens import issue_tokens
     from taskapp.events import log, signed
     from taskapp.extensions import db
-    from taskapp.models import Task, User
+    from taskapp.tasks.models import Task
+    from taskapp.users.models import User
 
     app = make_app()
     client = app.test_client()

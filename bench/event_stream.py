@@ -202,7 +202,8 @@ def login_token(env: dict, username_role: str) -> tuple[str, int]:
     from taskapp import create_app
     from taskapp.auth.tokens import issue_tokens
     from taskapp.extensions import db
-    from taskapp.models import Task, User
+    from taskapp.tasks.models import Task
+    from taskapp.users.models import User
 
     app = create_app({"RATELIMIT_STORAGE_URI": "memory://"})
     with app.app_context():

@@ -34,8 +34,11 @@ from sqlalchemy import bindparam, create_engine, func, insert, select
 from webargs.flaskparser import parser
 
 from taskapp.audit import to_json
-from taskapp.models import Action, ActivityLog, Source, Task, TaskChange, TaskCounter, User, utcnow
+from taskapp.logs.models import Action, ActivityLog
+from taskapp.models import Source, utcnow
+from taskapp.tasks.models import Task, TaskChange, TaskCounter
 from taskapp.tasks.schemas import TaskQueryArgsSchema, TaskSchema, TaskWriteSchema
+from taskapp.users.models import User
 from taskapp.web.dumps import compile_dump
 
 DUMP = compile_dump(TaskSchema())

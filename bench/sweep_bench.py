@@ -104,7 +104,8 @@ def _inserts(session) -> int:
     from sqlalchemy import text
 
     from taskapp.audit import act_as
-    from taskapp.models import Source, Task
+    from taskapp.models import Source
+    from taskapp.tasks.models import Task
 
     user_id = session.execute(text("SELECT min(id) FROM user_account")).scalar_one()
     act_as(session, user_id, Source.API)

@@ -44,9 +44,11 @@ def register_extensions(app: Flask) -> None:
     from taskapp.auth.tokens import init_jwt
     from taskapp.db import drop_dead_connections
     from taskapp.extensions import db, jwt, limiter, migrate
+    from taskapp.features import import_models
     from taskapp.web.api import api
     from taskapp.web.docs import register_docs_assets
 
+    import_models()
     _ensure_sqlite_dir(app.config["SQLALCHEMY_DATABASE_URI"])
     metrics.count_pool(app.config)
     db.init_app(app)
@@ -105,16 +107,19 @@ def register_errors(app: Flask) -> None:
 
 def register_observability(app: Flask) -> None:
     """Request ids, the access line and the request metrics around everything the app
-    answers (the outermost WSGI layer); /metrics, /livez and /readyz."""
+    answers (the outermost WSGI layer); /metrics, /livez and /readyz. /metrics (web/,
+    which imports no feature) is handed the webhooks' backlog query for its gauges."""
     from taskapp import metrics
     from taskapp.extensions import db
     from taskapp.web import access
     from taskapp.web.metrics import blp as metrics_blp
     from taskapp.web.request_id import RequestIdMiddleware
+    from taskapp.webhooks.queries import backlog
 
     access.register(app)
     app.wsgi_app = RequestIdMiddleware(app.wsgi_app, on_finish=access.finished)
     app.register_blueprint(metrics_blp)
+    app.extensions["webhook_backlog"] = backlog
     with app.app_context():
         metrics.watch_pool(db.engine)
 

@@ -36,19 +36,16 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import ORMExecuteState, Session
 from sqlalchemy.sql.functions import FunctionElement
 
-from taskapp.models import (
+from taskapp.logs.models import Action, ActivityLog
+from taskapp.models import Source, UTCDateTime, utcnow
+from taskapp.tasks.models import (
     SNAPSHOT,
     TRACKED,
-    Action,
-    ActivityLog,
     Priority,
     PriorityRank,
-    Source,
     Status,
     Task,
-    UTCDateTime,
     task_fields,
-    utcnow,
 )
 
 ACTOR_KEY = "taskapp.audit_actor"

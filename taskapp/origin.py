@@ -2,7 +2,7 @@
 Celery task id (the job side sets it), in a context variable.
 
 The activity log's ``request_id`` and ``job_id`` columns take their defaults from here
-(see :class:`taskapp.models.ActivityLog`), so every entry records what wrote it however
+(see :class:`taskapp.logs.models.ActivityLog`), so every entry records what wrote it however
 it is inserted: by the audit listener's flush, or set-based by a sweep's INSERT ... SELECT
 (SQLAlchemy evaluates a Python default once for such a statement). This module imports
 nothing of Flask or Celery: the web side and the job side call :func:`serving` and

@@ -12,7 +12,11 @@ thing: the user a task was reassigned away from hears that it left them
 
 from sqlalchemy import ColumnElement, Select, or_, select
 
-from taskapp.models import ActivityLog, Role, Task, User, Webhook
+from taskapp.logs.models import ActivityLog
+from taskapp.models import Role
+from taskapp.tasks.models import Task
+from taskapp.users.models import User
+from taskapp.webhooks.models import Webhook
 
 
 def may_see(role: Role, viewer_id: int, owner_id: int | None) -> bool:

@@ -19,12 +19,13 @@ from helpers import IN_CI, JWT_SECRET, PG_ADMIN_URL, ROOT, Api, Person, create_u
 
 from taskapp import create_app
 from taskapp.extensions import db, limiter
-from taskapp.models import Base, Role
+from taskapp.features import import_models
+from taskapp.models import Role
 
 PG_TEST_DB = os.environ.get("TEST_PG_DATABASE", "taskapp_test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 BACKENDS = [b for b in os.environ.get("TEST_BACKENDS", "sqlite,postgresql").split(",") if b]
-TABLES = tuple(table.name for table in Base.metadata.sorted_tables)
+TABLES = tuple(table.name for table in import_models().sorted_tables)
 """Every table, emptied between PostgreSQL tests (new models join automatically)."""
 
 BASE_CONFIG = {
@@ -219,7 +220,7 @@ def make_task(client):
 @pytest.fixture
 def backdate(app):
     """Set a task's created_at (test setup only: a bulk UPDATE writes no audit entry)."""
-    from taskapp.models import Task
+    from taskapp.tasks.models import Task
 
     def run(task_id: int, created_at) -> None:
         with app.app_context():

@@ -5,9 +5,10 @@ user's), so this module adds no group of its own."""
 import click
 
 from taskapp.auth import personal_tokens
+from taskapp.auth.models import PersonalAccessToken
 from taskapp.cli import commit, json_option, print_rows, when
 from taskapp.extensions import db
-from taskapp.models import PersonalAccessToken, Source
+from taskapp.models import Source
 from taskapp.users.cli import user_or_fail, users_cli
 
 COMMANDS = ()

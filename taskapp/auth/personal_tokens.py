@@ -18,16 +18,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import Column, Connection, delete, or_, select, update
 from sqlalchemy.orm import Session, contains_eager
 
+from taskapp.auth.models import PersonalAccessToken, TokenAction, TokenEvent
 from taskapp.errors import InvalidField, NotFound, PermissionDenied
-from taskapp.models import (
-    PersonalAccessToken,
-    Role,
-    Source,
-    TokenAction,
-    TokenEvent,
-    User,
-    utcnow,
-)
+from taskapp.models import Role, Source, utcnow
+from taskapp.users.models import User
 
 PREFIX = "tap_"
 SCOPES = (

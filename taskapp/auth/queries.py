@@ -2,9 +2,11 @@
 
 from sqlalchemy import Select, select
 
+from taskapp.auth.models import PersonalAccessToken, TokenEvent
 from taskapp.auth.personal_tokens import live_tokens
 from taskapp.errors import PermissionDenied
-from taskapp.models import PersonalAccessToken, Role, TokenEvent, User
+from taskapp.models import Role
+from taskapp.users.models import User
 
 
 def listed_tokens(caller: User, args: dict) -> Select:

@@ -9,7 +9,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from taskapp.models import RevokedSession, RevokedToken
+from taskapp.auth.models import RevokedSession, RevokedToken
 
 
 def revoke(session: Session, now: datetime, *payloads: dict) -> bool:

@@ -1,7 +1,8 @@
 import marshmallow as ma
 
+from taskapp.auth.models import TokenAction
 from taskapp.auth.personal_tokens import SCOPES
-from taskapp.models import Source, TokenAction
+from taskapp.models import Source
 from taskapp.tasks.calendar_feed import EVENTS, FORMS, TODOS
 from taskapp.web.schemas import (
     BaseSchema,

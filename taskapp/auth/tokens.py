@@ -25,9 +25,11 @@ from jwt import PyJWTError
 from sqlalchemy import bindparam, exists, select
 
 from taskapp.auth import personal_tokens, revocations
+from taskapp.auth.models import RevokedSession, RevokedToken
 from taskapp.db import reads
 from taskapp.extensions import db
-from taskapp.models import RevokedSession, RevokedToken, Role, User, utcnow
+from taskapp.models import Role, utcnow
+from taskapp.users.models import User
 from taskapp.web.api import MAX_ID, UNAUTHENTICATED_HEADERS
 from taskapp.web.messages import (
     BAD_AUTHORIZATION_HEADER,

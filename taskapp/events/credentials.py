@@ -14,7 +14,9 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from taskapp.models import PersonalAccessToken, RevokedSession, RevokedToken, Role, User
+from taskapp.auth.models import PersonalAccessToken, RevokedSession, RevokedToken
+from taskapp.models import Role
+from taskapp.users.models import User
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,8 +20,9 @@ from sqlalchemy.orm import Session
 
 from taskapp.events import log
 from taskapp.events.signed import Token
-from taskapp.models import Task, User
+from taskapp.tasks.models import Task
 from taskapp.tasks.service import as_rows
+from taskapp.users.models import User
 from taskapp.visibility import entries_heard_by, visible_tasks
 
 

@@ -33,7 +33,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from taskapp.models import ActivityLog, CommitPosition
+from taskapp.events.models import CommitPosition
+from taskapp.logs.models import ActivityLog
 from taskapp.webhooks.outbox import ENTRY_COLUMNS
 
 

@@ -16,7 +16,7 @@ import redis
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from taskapp.models import Task
+from taskapp.tasks.models import Task
 
 logger = logging.getLogger(__name__)
 CHANNEL = "taskapp:events:wake"

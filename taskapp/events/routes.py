@@ -19,8 +19,8 @@ from taskapp.events.schemas import (
     TicketSchema,
 )
 from taskapp.extensions import db
-from taskapp.models import User
 from taskapp.tasks.schemas import TaskSchema
+from taskapp.users.models import User
 from taskapp.web.api import Blueprint
 from taskapp.web.dumps import compile_dump, json_response
 from taskapp.web.messages import PERMISSION_DENIED

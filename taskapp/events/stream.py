@@ -32,7 +32,7 @@ from taskapp.events import credentials as creds
 from taskapp.events import log, tickets
 from taskapp.events.credentials import Credential
 from taskapp.events.log import Position
-from taskapp.models import ActivityLog
+from taskapp.logs.models import ActivityLog
 from taskapp.visibility import HEARS, LOSES, entries_heard_by, hearing
 from taskapp.webhooks import outbox
 

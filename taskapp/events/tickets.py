@@ -17,7 +17,8 @@ from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from taskapp.events.credentials import Credential
-from taskapp.models import Role, StreamTicket
+from taskapp.events.models import StreamTicket
+from taskapp.models import Role
 
 PREFIX = "tkt_"
 

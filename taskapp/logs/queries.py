@@ -5,8 +5,9 @@ from sqlalchemy import Select
 from sqlalchemy.orm import Session, joinedload
 
 from taskapp.errors import NotFound
-from taskapp.models import ActivityLog, User
+from taskapp.logs.models import ActivityLog
 from taskapp.ordering import order_by_keys
+from taskapp.users.models import User
 from taskapp.visibility import visible_entries
 
 WITH_ACTOR = joinedload(ActivityLog.actor)

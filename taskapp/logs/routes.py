@@ -3,13 +3,13 @@
 from flask.views import MethodView
 
 from taskapp.extensions import db
+from taskapp.logs.models import ActivityLog
 from taskapp.logs.queries import get_visible_entry, listed_entries, ordered
 from taskapp.logs.schemas import (
     ActivityLogPageSchema,
     ActivityLogQueryArgsSchema,
     ActivityLogSchema,
 )
-from taskapp.models import ActivityLog
 from taskapp.web.api import ID_IN_PATH, Blueprint
 from taskapp.web.paging import Keyset, cursor_paginate, paginate
 from taskapp.web.permissions import current_user

@@ -1,6 +1,7 @@
 import marshmallow as ma
 
-from taskapp.models import Action, Source
+from taskapp.logs.models import Action
+from taskapp.models import Source
 from taskapp.web.schemas import (
     CommaSeparatedEnum,
     DateTime,

@@ -32,7 +32,9 @@ from icalendar.parser import Contentline
 from sqlalchemy import Connection, and_, delete, func, select
 from sqlalchemy.orm import Session
 
-from taskapp.models import CalendarFeed, Priority, Status, Task, User, utcnow
+from taskapp.models import utcnow
+from taskapp.tasks.models import CalendarFeed, Priority, Status, Task
+from taskapp.users.models import User
 from taskapp.visibility import seen_by, visible_tasks
 
 SECRET_BYTES = 32

@@ -9,10 +9,11 @@ from flask import current_app
 from taskapp import audit
 from taskapp.cli import CheckedGroup, commit
 from taskapp.extensions import db
-from taskapp.models import Priority, Role, Source, Status, Task
+from taskapp.models import Role, Source
 from taskapp.tasks import overdue
 from taskapp.tasks import service as tasks
 from taskapp.tasks.jobs import run_reminder_sweep
+from taskapp.tasks.models import Priority, Status, Task
 from taskapp.tasks.settings import TaskSettings
 from taskapp.users import service
 from taskapp.users.passwords import PasswordHashing

@@ -26,7 +26,9 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from taskapp.audit import SNAPSHOT_FIELDS, act_as, insert_status_changes
-from taskapp.models import Action, Source, Status, Task, UTCDateTime, utcnow
+from taskapp.logs.models import Action
+from taskapp.models import Source, UTCDateTime, utcnow
+from taskapp.tasks.models import Status, Task
 
 SWEPT_STATUSES = (Status.PENDING, Status.IN_PROGRESS)
 

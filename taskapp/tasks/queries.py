@@ -5,9 +5,10 @@ from functools import lru_cache
 
 from sqlalchemy import Select, func, or_, select
 
-from taskapp.models import Priority, Status, Task, TaskChange, TaskCounter, User
 from taskapp.ordering import order_by_keys
+from taskapp.tasks.models import Priority, Status, Task, TaskChange, TaskCounter
 from taskapp.tasks.service import as_rows
+from taskapp.users.models import User
 from taskapp.visibility import limit_to_owner, visible_tasks
 
 COMPARISONS = {

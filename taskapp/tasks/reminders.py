@@ -26,7 +26,10 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from taskapp.audit import SNAPSHOT_FIELDS, change, insert_entries, snapshot_sql
-from taskapp.models import Action, ActivityLog, Status, Task, User, UTCDateTime
+from taskapp.logs.models import Action, ActivityLog
+from taskapp.models import UTCDateTime
+from taskapp.tasks.models import Status, Task
+from taskapp.users.models import User
 
 
 def due_predicate(now: datetime):

@@ -5,8 +5,8 @@ from flask.views import MethodView
 
 from taskapp.db import reads
 from taskapp.extensions import db
-from taskapp.models import Task, task_etag
 from taskapp.tasks import service
+from taskapp.tasks.models import Task, task_etag
 from taskapp.tasks.queries import NULLABLE_KEYS, change_stamp, listing, stats
 from taskapp.tasks.schemas import (
     TaskPageSchema,

@@ -2,7 +2,7 @@ from datetime import datetime
 
 import marshmallow as ma
 
-from taskapp.models import Priority, Status
+from taskapp.tasks.models import Priority, Status
 from taskapp.web.schemas import (
     CONTROLS,
     BaseSchema,

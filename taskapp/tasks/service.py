@@ -9,8 +9,10 @@ from sqlalchemy.orm import Session, joinedload, make_transient_to_detached
 from sqlalchemy.orm.util import identity_key
 
 from taskapp.errors import InvalidField, NotFound, PermissionDenied
-from taskapp.models import SERIES, Role, Status, Task, User, task_fields, utcnow
+from taskapp.models import Role, utcnow
 from taskapp.tasks import recurrence
+from taskapp.tasks.models import SERIES, Status, Task, task_fields
+from taskapp.users.models import User
 from taskapp.visibility import visible_tasks
 
 SERIES_FIELDS = tuple(task_fields(SERIES))

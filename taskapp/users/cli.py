@@ -8,8 +8,9 @@ from sqlalchemy import select
 
 from taskapp.cli import CheckedGroup, commit, json_option, print_rows, validated, when
 from taskapp.extensions import db
-from taskapp.models import Role, User
+from taskapp.models import Role
 from taskapp.users import service
+from taskapp.users.models import User
 from taskapp.users.passwords import PasswordHashing
 from taskapp.users.schemas import UserCreateSchema, UserUpdateSchema
 

@@ -2,8 +2,8 @@
 
 from sqlalchemy import Select, func, or_, select
 
-from taskapp.models import User
 from taskapp.ordering import order_by_keys
+from taskapp.users.models import User
 
 
 def filtered_users(args: dict) -> Select:

@@ -5,8 +5,9 @@ from flask.views import MethodView
 
 from taskapp.errors import NotFound
 from taskapp.extensions import db
-from taskapp.models import Role, User
+from taskapp.models import Role
 from taskapp.users import service
+from taskapp.users.models import User
 from taskapp.users.passwords import PasswordHashing
 from taskapp.users.queries import filtered_users
 from taskapp.users.schemas import (

@@ -5,7 +5,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from taskapp.errors import Conflict, PermissionDenied
-from taskapp.models import Role, User
+from taskapp.models import Role
+from taskapp.users.models import User
 from taskapp.users.passwords import (
     PasswordHashing,
     burn_equal_time,

@@ -22,11 +22,9 @@ from prometheus_client import (
     multiprocess,
 )
 from prometheus_client.core import GaugeMetricFamily
-from sqlalchemy import func, select
 
 from taskapp import metrics
 from taskapp.extensions import db
-from taskapp.models import DeliveryStatus, WebhookDelivery, WebhookOutbox
 from taskapp.web.failures import rollback_quietly
 
 log = logging.getLogger(__name__)
@@ -73,17 +71,20 @@ def _process_registry():
 
 def _scrape_registry() -> CollectorRegistry:
     registry = CollectorRegistry()
-    registry.register(ScrapeTimeCollector(current_app.extensions["celery"]))
+    extensions = current_app.extensions
+    registry.register(ScrapeTimeCollector(extensions["celery"], extensions["webhook_backlog"]))
     return registry
 
 
 class ScrapeTimeCollector:
-    """Gauges read when Prometheus scrapes: one COUNT each from the database, one queue
-    length per configured Celery queue from the broker. A part that cannot be read is
-    left out of the answer (the scrape still succeeds; /readyz says what is down)."""
+    """Gauges read when Prometheus scrapes: the webhooks' backlog from the database
+    (``backlog(session)``, two COUNTs), one queue length per configured Celery queue
+    from the broker. A part that cannot be read is left out of the answer (the scrape
+    still succeeds; /readyz says what is down)."""
 
-    def __init__(self, celery):
+    def __init__(self, celery, backlog):
         self.celery = celery
+        self.backlog = backlog
 
     def collect(self):
         yield from self._database()
@@ -91,12 +92,7 @@ class ScrapeTimeCollector:
 
     def _database(self):
         try:
-            outbox = db.session.execute(select(func.count()).select_from(WebhookOutbox)).scalar()
-            pending = db.session.execute(
-                select(func.count())
-                .select_from(WebhookDelivery)
-                .where(WebhookDelivery.status == DeliveryStatus.PENDING)
-            ).scalar()
+            outbox, pending = self.backlog(db.session)
         except Exception:
             rollback_quietly()
             log.warning("metrics: the database could not be read")

@@ -6,8 +6,10 @@ from sqlalchemy import select
 
 from taskapp.cli import CheckedGroup, commit, json_option, print_rows, when
 from taskapp.extensions import db
-from taskapp.models import User, Webhook, WebhookDelivery, utcnow
+from taskapp.models import utcnow
+from taskapp.users.models import User
 from taskapp.webhooks import outbox
+from taskapp.webhooks.models import Webhook, WebhookDelivery
 
 webhooks_cli = CheckedGroup("webhooks", help="Inspect webhooks and redeliver messages.")
 COMMANDS = (webhooks_cli,)

@@ -27,8 +27,9 @@ import urllib3
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from taskapp.models import DeliveryStatus, Webhook, WebhookAttempt, WebhookDelivery, utcnow
+from taskapp.models import utcnow
 from taskapp.webhooks import signing, targets
+from taskapp.webhooks.models import DeliveryStatus, Webhook, WebhookAttempt, WebhookDelivery
 from taskapp.webhooks.settings import WebhookSettings
 
 LEASE_MARGIN_SECONDS = 15

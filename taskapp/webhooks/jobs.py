@@ -20,9 +20,11 @@ from sqlalchemy.orm import Session
 from taskapp import metrics
 from taskapp.extensions import db
 from taskapp.jobs import purged as _purged
-from taskapp.models import ActivityLog, DeliveryStatus, Webhook, WebhookDelivery, utcnow
-from taskapp.models import Task as TaskRow
+from taskapp.logs.models import ActivityLog
+from taskapp.models import utcnow
+from taskapp.tasks.models import Task as TaskRow
 from taskapp.webhooks import delivery, outbox
+from taskapp.webhooks.models import DeliveryStatus, Webhook, WebhookDelivery
 from taskapp.webhooks.senders import senders
 from taskapp.webhooks.settings import WebhookSettings
 

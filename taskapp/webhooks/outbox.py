@@ -25,18 +25,18 @@ from sqlalchemy import String, and_, delete, func, or_, select, type_coerce, upd
 from sqlalchemy.orm import Session
 
 from taskapp.audit import from_json, to_json
-from taskapp.models import (
-    ActivityLog,
+from taskapp.logs.models import ActivityLog
+from taskapp.models import Role
+from taskapp.tasks.models import Task
+from taskapp.users.models import User
+from taskapp.visibility import may_see
+from taskapp.webhooks.models import (
     DeliveryStatus,
-    Role,
-    Task,
-    User,
     Webhook,
     WebhookAttempt,
     WebhookDelivery,
     WebhookOutbox,
 )
-from taskapp.visibility import may_see
 
 EVENT_OF_ACTION = {
     "CREATED": "task.created",

@@ -2,7 +2,6 @@ from urllib.parse import urlsplit
 
 import marshmallow as ma
 
-from taskapp.models import DeliveryStatus
 from taskapp.web.schemas import (
     BaseSchema,
     Boolean,
@@ -11,6 +10,7 @@ from taskapp.web.schemas import (
     PlainText,
     page_schema,
 )
+from taskapp.webhooks.models import DeliveryStatus
 from taskapp.webhooks.outbox import TASK_EVENTS
 
 URL_MAX = 2000

@@ -7,9 +7,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from taskapp.errors import InvalidField, NotFound
-from taskapp.models import User, Webhook, WebhookDelivery
+from taskapp.users.models import User
 from taskapp.visibility import visible_webhooks
 from taskapp.webhooks import outbox, signing, targets
+from taskapp.webhooks.models import Webhook, WebhookDelivery
 from taskapp.webhooks.settings import WebhookSettings
 
 

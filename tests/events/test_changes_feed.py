@@ -13,7 +13,8 @@ from taskapp.audit import act_as
 from taskapp.events import signed
 from taskapp.events.log import Position
 from taskapp.extensions import db
-from taskapp.models import Source, Task
+from taskapp.models import Source
+from taskapp.tasks.models import Task
 
 URL = "/api/tasks/changes/"
 

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from taskapp.audit import AppendOnlyError
 from taskapp.extensions import db
-from taskapp.models import ActivityLog
+from taskapp.logs.models import ActivityLog
 
 ENTRY_FIELDS = {
     "id",

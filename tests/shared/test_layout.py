@@ -76,6 +76,9 @@ def imports_of(path: Path) -> list[tuple[str, list[str]]]:
 
 
 MODULES = {module_name(path): path for path in PACKAGE.rglob("*.py")}
+MODELS = {f"{feature.package}.models" for feature in FEATURES if feature.models}
+"""Each feature's tables, the bottom layer under the shared domain (``taskapp.models``
+holds ``Base``)."""
 
 
 def unit(module: str) -> str:
@@ -115,7 +118,10 @@ def _feature_folders() -> list[Path]:
 
 
 def test_importing_the_models_loads_no_web_celery_or_blueprint():
-    code = "import sys, taskapp.models; print('\\n'.join(sorted(sys.modules)))"
+    code = (
+        "import sys; from taskapp.features import import_models; import_models(); "
+        "print('\\n'.join(sorted(sys.modules)))"
+    )
     loaded = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout.split()
@@ -130,9 +136,20 @@ def test_importing_the_models_loads_no_web_celery_or_blueprint():
     assert {name for name in loaded if name.startswith("taskapp")} <= {
         "taskapp",
         "taskapp.config",
+        "taskapp.features",
         "taskapp.models",
         "taskapp.origin",  # a context variable (stdlib only): the log entries' request ids
+        *FEATURE_UNITS,
+        *MODELS,
     }
+
+
+def test_models_are_the_bottom_layer():
+    """A feature's models import only models (the shared ``Base``, another feature's
+    tables to relate to) and the stdlib-only context of :mod:`taskapp.origin`."""
+    for module in MODELS:
+        for imported in internal_imports(module):
+            assert imported in MODELS | {"taskapp.models", "taskapp.origin"}, (module, imported)
 
 
 @pytest.mark.parametrize("module", sorted(m for m in MODULES if role(m) in {"domain", *ADAPTERS}))
@@ -170,14 +187,21 @@ def test_extensions_hold_extension_objects_only():
 
 
 def test_packages_do_not_import_each_other_in_a_circle():
+    """A feature's models.py counts as a unit of its own: the shared domain
+    (``audit.py``, ``visibility.py``) reads several features' tables, and the features
+    build on it; the tables import no other module of their feature (see above)."""
     graph: dict[str, set[str]] = {}
     for module in MODULES:
         if module in {"taskapp", "taskapp.features", "taskapp.cli", "taskapp.jobs"}:
             continue  # the factory and the walkers import every feature, lazily
-        edges = {unit(imported) for imported in internal_imports(module)} - {unit(module)}
-        graph.setdefault(unit(module), set()).update(edges)
+        edges = {_layer(imported) for imported in internal_imports(module)} - {_layer(module)}
+        graph.setdefault(_layer(module), set()).update(edges)
     cycles = _cycles(graph)
     assert cycles == [], f"import cycles between units: {cycles}"
+
+
+def _layer(module: str) -> str:
+    return module if module in MODELS else unit(module)
 
 
 def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -200,10 +224,11 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 @pytest.mark.parametrize("feature", FEATURES, ids=lambda f: f.name)
 def test_feature_packages_have_one_shape(feature):
-    """routes.py + schemas.py each; cli.py and jobs.py exactly when the feature says it
-    adds commands or periodic tasks."""
+    """routes.py + schemas.py each; models.py, cli.py and jobs.py exactly when the feature
+    says it adds tables, commands or periodic tasks."""
     files = {path.stem for path in (PACKAGE / feature.name).glob("*.py")}
     assert {"__init__", "routes", "schemas"} <= files
+    assert ("models" in files) == feature.models
     assert ("cli" in files) == feature.cli
     assert ("jobs" in files) == feature.jobs
 

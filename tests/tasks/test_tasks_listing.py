@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from taskapp.models import Priority
+from taskapp.tasks.models import Priority
 
 PRIORITY_RANK = {p.value: p.rank for p in Priority}
 

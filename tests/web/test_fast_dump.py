@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
 from taskapp.extensions import db
-from taskapp.models import Task
+from taskapp.tasks.models import Task
 from taskapp.tasks.routes import DUMP_TASK
 from taskapp.tasks.schemas import TaskSchema
 from taskapp.web.dumps import compile_dump
