@@ -1,20 +1,10 @@
-"""The whole benchmark in one command: ``bench/run`` (or ``python -m bench``).
-
-1. the bench database created if missing, schema from the migrations, seeded (COPY);
-2. SQL statements per request (in-process, SQLAlchemy events);
-3. EXPLAIN (ANALYZE) of every task-list query shape, both roles;
-4. HTTP: gunicorn (or granian) + wrk, the app's endpoints and the ladder of minimal apps;
-5. the overdue sweep and POST's INSERT beside a minimal copy of ``task``, the sweep's memory;
-6. optionally (``--profile``) py-spy profiles of the HTTP scenarios.
-
-Prints every table and the targets, writes ``bench/results/latest.{json,md}``.
-
-``--smoke`` (``bench/smoke``) runs every stage briefly on a few thousand tasks in a database
-of its own, ``taskapp_bench_smoke``, and writes ``bench/results/smoke.{json,md}``: it keeps
-the benchmark working, and its figures mean nothing.
-
-The targets are printed, never asserted. The exit status is 1 when a stage crashed or
-measured something other than it should (an HTTP scenario answered errors or nothing).
+"""The whole benchmark in one command: ``bench/run`` (or ``python -m bench``): the seed,
+SQL statements per request, EXPLAIN of the list shapes, HTTP against the ladder, the
+overdue sweep, and (``--profile``) py-spy profiles; every table and target printed, and
+``bench/results/latest.{json,md}`` written. ``--smoke`` (``bench/smoke``) runs every stage
+briefly in ``taskapp_bench_smoke``, to keep the benchmark working (its figures mean
+nothing). Targets are printed, never asserted: the exit status is 1 when a stage crashed or
+an HTTP scenario answered errors or nothing. See bench/README.md.
 """
 
 import argparse

@@ -14,7 +14,7 @@ import argparse
 import statistics
 import time
 
-from bench.common import connect, ensure_database, use_database
+from bench.common import connect, ensure_database, latency_figures, use_database, verdict
 from bench.seed import current_seed, seed
 
 DATABASE = "taskapp_bench_live"
@@ -50,6 +50,7 @@ def seed_history(conn) -> None:
 
 
 def timed(client, url: str, headers: dict, calls: int) -> list[float]:
+    """In-process time of ``calls`` requests (ms)."""
     times = []
     for _ in range(calls):
         start = time.perf_counter()
@@ -57,12 +58,6 @@ def timed(client, url: str, headers: dict, calls: int) -> list[float]:
         times.append((time.perf_counter() - start) * 1000)
         assert response.status_code == 200, response.get_data(as_text=True)
     return times
-
-
-def summary(times: list[float]) -> str:
-    ordered = sorted(times)
-    p99 = ordered[int(len(ordered) * 0.99) - 1]
-    return f"median {statistics.median(ordered):6.2f} ms   p99 {p99:6.2f} ms"
 
 
 def explain(db, user, head) -> str:
@@ -137,16 +132,17 @@ def run(admin_id: int, intern_id: int, entries: int, calls: int) -> None:
         client, f"/api/tasks/{task_id}/", headers["intern"], calls
     )
     for label, times in results.items():
-        print(f"  {label:40s} {summary(times)}")
+        figures = latency_figures(times)
+        print(f"  {label:40s} median {figures['median']:6.2f} ms   p99 {figures['p99']:6.2f} ms")
     with app.app_context():
         for name, user in users.items():
             print(f"  EXPLAIN ANALYZE, unchanged feed query ({name}): {explain(db, user, head)}")
     base = statistics.median(results["baseline GET /api/tasks/{id}/, intern"])
     for name in ("admin", "intern"):
         median = statistics.median(results[f"unchanged feed, {name}"])
-        verdict = "met" if median < TARGET_MS else "MISSED"
+        met = verdict(median < TARGET_MS)
         print(
-            f"  target unchanged feed ({name}) median < {TARGET_MS} ms: {verdict}"
+            f"  target unchanged feed ({name}) median < {TARGET_MS} ms: {met}"
             f" ({median:.2f} ms, {median / base:.2f}x a one-task GET)"
         )
 

@@ -9,6 +9,9 @@ accepted: the ``test`` and ``taskapp_test`` databases are never touched.
 """
 
 import os
+import signal
+import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -185,3 +188,89 @@ def table(rows: list[list], headers: list[str]) -> str:
     out = [line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
     out.extend(line(r) for r in cells)
     return "\n".join(out)
+
+
+def verdict(ok: bool) -> str:
+    """How every target is printed: measured, never asserted."""
+    return "met" if ok else "MISSED"
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The nearest-rank ``q`` quantile (0.99: p99) of ``values``."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
+
+
+def latency_figures(values: list[float]) -> dict[str, float]:
+    """Median, p95, p99 and max of ``values`` (inf for each when there are none)."""
+    if not values:
+        return dict.fromkeys(("median", "p95", "p99", "max"), float("inf"))
+    figures = {"median": statistics.median(values), "max": max(values)}
+    return figures | {f"p{q}": percentile(values, q / 100) for q in (95, 99)}
+
+
+def login(client, username: str) -> str:
+    """An access token for ``username`` (the bench password), through a Flask test client."""
+    answer = client.post("/api/auth/login/", json={"username": username, "password": PASSWORD})
+    if answer.status_code != 200:
+        raise RuntimeError(
+            f"login {username}: {answer.status_code} {answer.get_data(as_text=True)}"
+        )
+    return answer.get_json()["access"]
+
+
+# --- processes the benchmarks start (servers, workers) ------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start(argv: list[str], env: dict, log: Path, cwd: Path = ROOT) -> subprocess.Popen:
+    """``argv`` in a process group of its own (so that :func:`stop` ends its workers too),
+    its output in ``log``."""
+    with open(log, "w") as out:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+def stop(process: subprocess.Popen) -> None:
+    """SIGTERM to the process group, SIGKILL if it is not gone in 15 s."""
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=5)
+
+
+def group_pids(pid: int) -> list[int]:
+    """The leader of a process group started by :func:`start` and every process in it."""
+    out = subprocess.run(["ps", "-o", "pid=", "-g", str(pid)], capture_output=True)
+    return sorted({pid, *(int(p) for p in out.stdout.split())})
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def proc_cpu(pid: int) -> float:
+    """User + system CPU seconds of one process so far (0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def proc_rss_kib(pid: int) -> int:
+    """Resident memory of one process (KiB; 0 if it is gone)."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return 0
+    return next((int(x.split()[1]) for x in lines if x.startswith("VmRSS:")), 0)

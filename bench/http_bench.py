@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,8 +25,21 @@ from pathlib import Path
 
 import psycopg
 
-from bench.common import PASSWORD, RESULTS_DIR, ROOT, VENV_BIN, app_env, connect, db_name
-from bench.common import table as md_table
+from bench.common import (
+    PASSWORD,
+    RESULTS_DIR,
+    ROOT,
+    VENV_BIN,
+    app_env,
+    connect,
+    db_name,
+    free_port,
+    group_pids,
+    proc_cpu,
+    start,
+    stop,
+    table,
+)
 
 SERVERS = {
     "gunicorn": "gunicorn 2 workers x 4 threads (gthread), keep-alive 5 s",
@@ -61,12 +73,6 @@ ORDER += ["detail", "intern_detail", "post", "intern_post"]
 """One round: each taskapp scenario right after its ladder step."""
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def server_argv(kind: str, app_spec: str, port: int) -> list[str]:
     if kind == "granian":
         return [
@@ -88,21 +94,14 @@ class Server:
     def __init__(self, kind: str, app_spec: str, env: dict, label: str, cwd: Path = ROOT):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        self.log = open(RESULTS_DIR / f"{kind}-{label}.log", "w")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            server_argv(kind, app_spec, self.port),
-            cwd=cwd,
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        self.log = RESULTS_DIR / f"{kind}-{label}.log"
+        self.proc = start(server_argv(kind, app_spec, self.port), env, self.log, cwd)
 
     def wait_ready(self, path: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited early, see {self.log.name}")
+                raise RuntimeError(f"server exited early, see {self.log}")
             try:
                 with urllib.request.urlopen(self.base + path, timeout=2):
                     return
@@ -114,21 +113,13 @@ class Server:
 
     def pids(self) -> list[int]:
         """The master and every process below it (granian: workers under the master)."""
-        out = subprocess.run(["ps", "-o", "pid=", "-g", str(self.proc.pid)], capture_output=True)
-        return sorted({self.proc.pid, *(int(p) for p in out.stdout.split())})
+        return group_pids(self.proc.pid)
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=5)
-        self.log.close()
+        stop(self.proc)
 
 
 def http(method: str, url: str, body=None, token=None, headers=None):
@@ -229,19 +220,6 @@ def wait_quiet(limit: float = 0.25, patience: float = 30) -> float:
     return busy
 
 
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def _proc_cpu(pid: int) -> float:
-    """User + system CPU seconds of one process so far (0 if it is gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
 def cpu_snapshot(server: Server) -> dict[str, dict[int, float]]:
     """CPU seconds so far of the server's processes and of the PostgreSQL backends
     connected to the bench database (the monitoring one excluded)."""
@@ -252,8 +230,8 @@ def cpu_snapshot(server: Server) -> dict[str, dict[int, float]]:
             [db_name()],
         ).fetchall()
     return {
-        "python": {pid: _proc_cpu(pid) for pid in server.pids()},
-        "postgres": {row[0]: _proc_cpu(row[0]) for row in backends},
+        "python": {pid: proc_cpu(pid) for pid in server.pids()},
+        "postgres": {row[0]: proc_cpu(row[0]) for row in backends},
     }
 
 
@@ -454,7 +432,7 @@ def report(results: dict) -> str:
         rows[-1] += [f"{r['p99_ms']:.1f}", r["errors"]]
     headers = ["scenario", "worker CPU ms/req", "by round", "PostgreSQL CPU ms/req"]
     headers += ["req/s", "p50 ms", "p99 ms", "errors"]
-    return md_table(rows, headers) + "\n\n" + md_table(ratios(results), RATIO_HEADERS)
+    return table(rows, headers) + "\n\n" + table(ratios(results), RATIO_HEADERS)
 
 
 RATIO_HEADERS = ["taskapp", "worker CPU ms", "ladder step", "step ms", "ratio", "target"]

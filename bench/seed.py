@@ -1,31 +1,15 @@
-"""Seed the bench database (``taskapp_bench``) with N users and N tasks, fast: COPY, not the ORM.
+"""Seed the bench database with N users and N tasks, fast: COPY, not the ORM.
 
     python -m bench.seed --users 200 --tasks 1000000
 
-What it does, in one transaction for the data:
-- empties the four tables (TRUNCATE ... RESTART IDENTITY);
-- COPYs the users: 5% ADMIN (at least one), the rest INTERN, all active, token_version 1,
-  all sharing ONE argon2id hash of ``bench.common.PASSWORD`` made with the app's default
-  cost (so a login costs what it costs in production, and no rehash happens);
-- drops the task table's secondary indexes (their definitions are read from the catalog,
-  so they are always the migrations' own), COPYs the tasks with foreign-key triggers off
-  (``session_replication_role = replica``; every id written is valid by construction and
-  checked afterwards), and rebuilds the indexes;
-- rebuilds ``task_counter`` from the tasks in one ``INSERT ... SELECT ... GROUP BY``: the
-  COPY ran with triggers off, so the triggers that keep it (migration 0002) never saw the
-  rows, and the list counts (which read it) would all be 0; then checks it matches;
-- VACUUM ANALYZE, so the planner has statistics and index-only scans see an all-visible map.
-
-The spreads (deterministic for a given ``--seed``):
-- status: COMPLETED 40%, PENDING 30%, IN_PROGRESS 15%, OVERDUE 15%;
-- priority: LOW 30%, MEDIUM 50%, HIGH 20%;
-- due dates consistent with the overdue rule as if the sweep had run today: PENDING and
-  IN_PROGRESS are due today or within a year (10% have none), OVERDUE were due 1-365 days
-  ago, COMPLETED anywhere from a year ago to three months ahead (10% none);
-- created_at spread over the past two years, increasing with the id (as a serial id
-  does); updated_at after it; completed_at set exactly on COMPLETED tasks;
-- assignees uniform over all users (about N_tasks / N_users each); the creator is the
-  assignee for 70%, otherwise an admin.
+One transaction: the tables emptied, the users and tasks COPYed (every user shares ONE
+argon2id hash made at the app's default cost, so a login costs what it does in production),
+the task table's secondary indexes dropped for the load and rebuilt from their catalog
+definitions (always the migrations' own), foreign-key triggers off during the COPY (ids
+are valid by construction, checked after), ``task_counter`` rebuilt (its triggers never saw
+the COPYed rows), then VACUUM ANALYZE. The spreads (``STATUSES``, ``PRIORITIES``, due dates
+consistent with the overdue rule) are deterministic for a ``--seed``; bench/README.md,
+"Seed", gives them in full.
 """
 
 import argparse

@@ -1,27 +1,14 @@
 """The overdue sweep on the seeded tasks, beside the same sweep on a minimal copy of
 ``task`` and beside hand-written SQL; and the INSERT that POST makes, on both tables.
 
-The minimal copy (``bench_minimal.task``, made here for the run and dropped after) holds
-the same rows with only a primary key and the sweep's own index (status, due_date, id): no
-other index, no trigger, no foreign key. The app's code runs on it unchanged, with
-``search_path = bench_minimal, public`` (``activity_log`` stays the real one), so the ratio
-is what the real table's indexes and triggers cost the write (issue 19: sweep <= 1.6x,
-insert <= 1.3x).
-
-How "N due" is made without touching the data: the seed keeps PENDING/IN_PROGRESS tasks
-due today or later, so sweeping with a later ``today`` makes exactly the tasks due before
-it overdue (the cut-off is the first day at which at least N are due; the exact N is
-printed). Each measurement runs in a fresh Python process (so peak memory is the
-sweep's): app and connection first, then the wall time (``time.perf_counter``) and the
-peak RSS growth (the kernel's high-water mark reset through ``/proc/self/clear_refs``, then
-``VmHWM`` minus the RSS before) and ``tracemalloc``'s peak; then the transaction is ROLLED
-BACK and VACUUM clears the dead rows. Contenders, interleaved, medians compared:
-``orm`` (``taskapp.tasks.overdue.sweep``, what Celery and ``flask tasks mark-overdue`` run),
-``minimal`` (the same on the copy), ``raw_two`` (two hand-written statements: INSERT INTO
-activity_log ... SELECT ... FOR UPDATE, then UPDATE ... RETURNING id); ``insert`` and
-``insert_minimal``: 300 tasks created as POST creates them (ORM flush + audit row).
-
     python -m bench.sweep_bench [--target 100000] [--repeat 3] [--memory 10000,200000]
+
+The minimal copy (``bench_minimal.task``: the same rows, a primary key and the sweep's own
+index, no trigger or foreign key; reached through ``search_path``) makes the ratio what the
+real table's indexes and triggers cost a write (issue 19: sweep <= 1.6x, insert <= 1.3x).
+"N due" is made without touching the data, by sweeping with a later ``today``. Each
+measurement runs in a fresh process (so peak memory is the sweep's) and is rolled back.
+The contenders and how memory is read: bench/README.md, "Sweep and INSERT".
 """
 
 import argparse
