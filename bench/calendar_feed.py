@@ -25,7 +25,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from flask_migrate import upgrade
 
-from bench.common import ADMIN_DSN, FAST_HASHING, JWT_SECRET, PASSWORD, connect, scratch_database
+from bench import common
+from bench.common import FAST_HASHING, JWT_SECRET, PASSWORD, login
 from taskapp import create_app
 from taskapp.extensions import db
 from taskapp.models import Priority, Role, Task
@@ -45,13 +46,9 @@ CONFIG = {
 def seed(app, n_tasks: int) -> None:
     with app.app_context():
         upgrade()
+        hashing = PasswordHashing.of(app)
         owner = users.create_user(
-            db.session,
-            "owner",
-            PASSWORD,
-            Role.INTERN,
-            "o@example.com",
-            hashing=PasswordHashing.of(app),
+            db.session, "owner", PASSWORD, Role.INTERN, "o@x.org", hashing=hashing
         )
         db.session.commit()
         now = datetime.now(UTC)
@@ -77,13 +74,9 @@ def seed(app, n_tasks: int) -> None:
 
 
 def feed_path(app) -> str:
-    client = app.test_client()
-    token = client.post(
-        "/api/auth/login/", json={"username": "owner", "password": PASSWORD}
-    ).get_json()["access"]
-    url = client.post(
-        "/api/auth/calendar-feed/", headers={"Authorization": f"Bearer {token}"}
-    ).get_json()["url"]
+    """The owner's feed URL (it carries its own secret), as the app hands it out."""
+    headers = {"Authorization": f"Bearer {login(app.test_client(), 'owner')}"}
+    url = app.test_client().post("/api/auth/calendar-feed/", headers=headers).get_json()["url"]
     return url.removeprefix("http://localhost")
 
 
@@ -138,7 +131,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         targets = {"sqlite": f"sqlite:///{Path(tmp) / 'feed.sqlite'}"}
-        pg = scratch_database(PG_DB)
+        pg = common.scratch_database(PG_DB)
         if pg:
             targets["postgresql"] = pg
         for name, url in targets.items():
@@ -148,7 +141,7 @@ def main() -> None:
             dispose(app)
             report(name, measure(url, path, args.rounds, args.form))
     if pg:
-        with connect(ADMIN_DSN, autocommit=True) as conn:
+        with common.connect(common.ADMIN_DSN, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{PG_DB}" WITH (FORCE)')
 
 

@@ -267,10 +267,11 @@ def proc_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
-def proc_rss_kib(pid: int) -> int:
-    """Resident memory of one process (KiB; 0 if it is gone)."""
+def proc_kib(pid: int | str, field: str = "VmRSS") -> int:
+    """A memory figure of one process from /proc/<pid>/status (KiB; 0 if it is gone):
+    ``VmRSS`` its resident memory, ``VmHWM`` the peak of it."""
     try:
         lines = Path(f"/proc/{pid}/status").read_text().splitlines()
     except OSError:
         return 0
-    return next((int(x.split()[1]) for x in lines if x.startswith("VmRSS:")), 0)
+    return next((int(x.split()[1]) for x in lines if x.startswith(field + ":")), 0)

@@ -39,21 +39,8 @@ from pathlib import Path
 
 import httpx
 
-from bench.common import (
-    ROOT,
-    VENV_BIN,
-    app_env,
-    free_port,
-    group_pids,
-    latency_figures,
-    percentile,
-    proc_cpu,
-    proc_rss_kib,
-    start,
-    stop,
-    use_database,
-    verdict,
-)
+from bench import common
+from bench.common import ROOT, VENV_BIN, verdict
 
 DATABASE = "taskapp_bench_live"
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/8")
@@ -199,27 +186,27 @@ def stream_argv(server: str, port: int, streams: int) -> list[str]:
 
 
 def group_total(pid: int, of) -> float:
-    """``of`` (:func:`proc_cpu`, :func:`proc_rss_kib`) summed over a process group."""
-    return sum(of(each) for each in group_pids(pid))
+    """``of`` (``common.proc_cpu``, ``common.proc_kib``) summed over a process group."""
+    return sum(of(each) for each in common.group_pids(pid))
 
 
 def run_postgresql(args) -> None:
-    use_database(DATABASE)
+    common.use_database(DATABASE)
     workdir = Path(tempfile.mkdtemp(prefix="bench-stream-"))
-    env = app_env(REDIS_URL=REDIS_URL, EVENTS_POLL_SECONDS="1", WEB_CONCURRENCY="2")
+    env = common.app_env(REDIS_URL=REDIS_URL, EVENTS_POLL_SECONDS="1", WEB_CONCURRENCY="2")
     token, task_id = login_token(env, "ADMIN")
-    api_port, stream_port = free_port(), free_port()
-    api = start(gunicorn_argv("gunicorn.conf.py", api_port), env, workdir / "api.log")
+    api_port, stream_port = common.free_port(), common.free_port()
+    api = common.start(gunicorn_argv("gunicorn.conf.py", api_port), env, workdir / "api.log")
     stream_env = {**env, "DB_POOL_SIZE": "20"}
-    streams = start(
+    streams = common.start(
         stream_argv(args.server, stream_port, args.streams), stream_env, workdir / "s.log"
     )
     try:
         api_base, stream_base = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{stream_port}"
         figures = measure(args, token, task_id, (api_base, stream_base), streams.pid, workdir)
     finally:
-        stop(streams)
-        stop(api)
+        common.stop(streams)
+        common.stop(api)
     report(args, figures)
 
 
@@ -230,26 +217,27 @@ def measure(args, token: str, task_id: int, bases: tuple, stream_pid: int, workd
     wait_up(api_base)
     wait_up(stream_base)
     api_latencies(api_base, headers, task_id, 3)  # warm up
-    f = {"rss_idle": group_total(stream_pid, proc_rss_kib)}
+    f = {"rss_idle": group_total(stream_pid, common.proc_kib)}
     f["baseline"] = api_latencies(api_base, headers, task_id, args.seconds)
     out, hold = workdir / "client.json", args.seconds * 2 + 20
     client = open_streams(stream_base + "/api/events/", token, args.streams, hold, out)
     f["rss_busy"], cpu_before = (
-        group_total(stream_pid, proc_rss_kib),
-        group_total(stream_pid, proc_cpu),
+        group_total(stream_pid, common.proc_kib),
+        group_total(stream_pid, common.proc_cpu),
     )
     f["writes"] = int(args.seconds * 2 / WRITE_EVERY)
     write = threading.Thread(target=writer, args=(api_base, headers, f["writes"], WRITE_EVERY))
     write.start()
     f["loaded"] = api_latencies(api_base, headers, task_id, args.seconds)
     write.join()
-    f["cpu"] = group_total(stream_pid, proc_cpu) - cpu_before
+    f["cpu"] = group_total(stream_pid, common.proc_cpu) - cpu_before
     client.wait(hold + 60)
     return f | json.loads(out.read_text())
 
 
 def report(args, f: dict) -> None:
-    base99, load99 = percentile(f["baseline"], 0.99), percentile(f["loaded"], 0.99)
+    base99 = common.percentile(f["baseline"], 0.99)
+    load99 = common.percentile(f["loaded"], 0.99)
     print(f"stream server: {args.server}; streams asked {args.streams}, opened {f['opened']}")
     print(
         f"  stream service RSS: idle {f['rss_idle'] / 1024:.0f} MiB,"
@@ -258,7 +246,7 @@ def report(args, f: dict) -> None:
     for name, times in (("no streams:  ", f["baseline"]), ("with streams:", f["loaded"])):
         print(
             f"  API GET one task, {name} median {statistics.median(times) * 1000:6.1f} ms"
-            f"  p99 {percentile(times, 0.99) * 1000:6.1f} ms  ({len(times)} requests)"
+            f"  p99 {common.percentile(times, 0.99) * 1000:6.1f} ms  ({len(times)} requests)"
         )
     if f["latencies"]:
         per_event = f["cpu"] / len(f["latencies"]) * 1e6
@@ -274,7 +262,7 @@ def print_events(latencies: list[float], expected: int) -> None:
     """Commit-to-event figures and their targets (both modes)."""
     print(f"  events received {len(latencies)} of {expected} expected")
     if latencies:
-        lat = {k: v * 1000 for k, v in latency_figures(latencies).items()}
+        lat = {k: v * 1000 for k, v in common.latency_figures(latencies).items()}
         print(
             f"  commit-to-event: median {lat['median']:.0f} ms,"
             f" p99 {lat['p99']:.0f} ms, max {lat['max']:.0f} ms"
@@ -296,8 +284,8 @@ def run_embedded(args) -> None:
     subprocess.run([flask, "db", "upgrade"], cwd=ROOT, env=env, check=True, capture_output=True)
     subprocess.run([flask, "demo", "seed"], cwd=ROOT, env=env, check=True, capture_output=True)
     token, _ = login_token(env, "ADMIN")
-    port = free_port()
-    server = start([flask, "run", "--port", str(port)], env, workdir / "server.log")
+    port = common.free_port()
+    server = common.start([flask, "run", "--port", str(port)], env, workdir / "server.log")
     base = f"http://127.0.0.1:{port}"
     try:
         wait_up(base)
@@ -308,7 +296,7 @@ def run_embedded(args) -> None:
         client.wait(hold + 60)
         result = json.loads(out.read_text())
     finally:
-        stop(server)
+        common.stop(server)
     print(f"embedded (SQLite, flask run, no Redis): streams {result['opened']}")
     print_events(result["latencies"], writes * args.streams)
 

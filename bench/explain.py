@@ -16,7 +16,7 @@ import json
 from datetime import date, timedelta
 
 from bench.common import RESULTS_DIR, connect, table
-from bench.inprocess import Client, Recorder, make_app
+from bench.inprocess import in_process
 
 ORDER_FIELDS = ("id", "title", "status", "priority", "due_date", "created_at", "updated_at")
 
@@ -158,23 +158,17 @@ def deep_page_requests(app, conn) -> list[tuple[str, str]]:
 
 
 def run(users: dict, today: date) -> dict:
-    app = make_app()
-    from taskapp.extensions import db
-
-    with app.app_context():
-        recorder = Recorder(db.engine)
-    client = Client(app, users["admin"], users["intern"])
-    task_id = users["intern_task_ids"][len(users["intern_task_ids"]) // 2]
-    requests = [
+    """Every shape for both roles (ADMIN also the deep pages), every statement explained."""
+    shape_urls = [
         (label, "/api/tasks/?" + query) for label, query in shapes(today, users["intern_id"])
     ]
-    requests.append(("detail", f"/api/tasks/{task_id}/"))
+    shape_urls.append(("detail", f"/api/tasks/{users['intern_task_id']}/"))
     rows, auth = [], []
-    with connect(autocommit=True) as conn:
+    with in_process(users) as (client, recorder), connect(autocommit=True) as conn:
         conn.execute("SET jit = off")  # the app's sessions run with the server default too
-        deep = deep_page_requests(app, conn)
+        deep = deep_page_requests(client.app, conn)
         for role in ("INTERN", "ADMIN"):
-            for label, url in requests + (deep if role == "ADMIN" else []):
+            for label, url in shape_urls + (deep if role == "ADMIN" else []):
                 rows += _explain_request(conn, recorder, client, (role, label, url), auth)
     failures = [
         f"{r['role']} {r['shape']} {r['statement']}"

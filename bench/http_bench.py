@@ -18,28 +18,14 @@ import statistics
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from contextlib import ExitStack
 from pathlib import Path
 
+import httpx
 import psycopg
 
-from bench.common import (
-    PASSWORD,
-    RESULTS_DIR,
-    ROOT,
-    VENV_BIN,
-    app_env,
-    connect,
-    db_name,
-    free_port,
-    group_pids,
-    proc_cpu,
-    start,
-    stop,
-    table,
-)
+from bench import common
+from bench.common import PASSWORD, RESULTS_DIR, ROOT, VENV_BIN, app_env, connect, table
 
 SERVERS = {
     "gunicorn": "gunicorn 2 workers x 4 threads (gthread), keep-alive 5 s",
@@ -92,60 +78,47 @@ class Server:
     """A server (gunicorn or granian) in its own process group, stopped on exit."""
 
     def __init__(self, kind: str, app_spec: str, env: dict, label: str, cwd: Path = ROOT):
-        self.port = free_port()
+        self.port = common.free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = RESULTS_DIR / f"{kind}-{label}.log"
-        self.proc = start(server_argv(kind, app_spec, self.port), env, self.log, cwd)
+        self.proc = common.start(server_argv(kind, app_spec, self.port), env, self.log, cwd)
 
     def wait_ready(self, path: str, timeout: float = 60) -> None:
+        """Until the server answers anything (e.g. 401) on ``path``."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited early, see {self.log}")
             try:
-                with urllib.request.urlopen(self.base + path, timeout=2):
-                    return
-            except urllib.error.HTTPError:
-                return  # it answers (e.g. 401): ready
-            except OSError:
+                httpx.get(self.base + path, timeout=2)
+                return
+            except httpx.TransportError:
                 time.sleep(0.2)
         raise RuntimeError(f"server not ready after {timeout} s")
 
     def pids(self) -> list[int]:
         """The master and every process below it (granian: workers under the master)."""
-        return group_pids(self.proc.pid)
+        return common.group_pids(self.proc.pid)
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
-        stop(self.proc)
+        common.stop(self.proc)
 
 
-def http(method: str, url: str, body=None, token=None, headers=None):
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
-    if data is not None:
-        request.add_header("Content-Type", "application/json")
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, response.read(), response.headers
-    except urllib.error.HTTPError as error:
-        return error.code, error.read(), error.headers
-
-
-def expect(status: int, method: str, url: str, body=None, token=None, headers=None):
-    got, answer, answer_headers = http(method, url, body, token, headers)
-    if got != status:
-        raise RuntimeError(f"{method} {url} answered {got}: {answer[:300]!r}")
-    return answer, answer_headers
+def expect(status: int, method: str, url: str, token: str = "", **kwargs) -> httpx.Response:
+    """A request to a server under benchmark, which must answer ``status``."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    answer = httpx.request(method, url, headers=headers, timeout=30, **kwargs)
+    if answer.status_code != status:
+        raise RuntimeError(f"{method} {url} answered {answer.status_code}: {answer.text[:300]}")
+    return answer
 
 
 def login(base: str, username: str) -> str:
     credentials = {"username": username, "password": PASSWORD}
-    return json.loads(expect(200, "POST", base + "/api/auth/login/", credentials)[0])["access"]
+    return expect(200, "POST", base + "/api/auth/login/", json=credentials).json()["access"]
 
 
 def ensure_wrk() -> None:
@@ -227,11 +200,11 @@ def cpu_snapshot(server: Server) -> dict[str, dict[int, float]]:
         backends = conn.execute(
             "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid() "
             "AND backend_type = 'client backend'",
-            [db_name()],
+            [common.db_name()],
         ).fetchall()
     return {
-        "python": {pid: proc_cpu(pid) for pid in server.pids()},
-        "postgres": {row[0]: proc_cpu(row[0]) for row in backends},
+        "python": {pid: common.proc_cpu(pid) for pid in server.pids()},
+        "postgres": {row[0]: common.proc_cpu(row[0]) for row in backends},
     }
 
 
@@ -271,6 +244,7 @@ def bench_users() -> dict:
         "intern_id": intern[0],
         "intern_tasks": intern[2],
         "intern_task_ids": [row[0] for row in ids],
+        "intern_task_id": ids[len(ids) // 2][0],  # the in-process detail's
         "max_task_id": max_id,
     }
 
@@ -305,11 +279,11 @@ def prepare(base: str, users: dict) -> dict:
     """Log in both users, check the list and the POST, keep the INTERN's page (the
     ladder's pre-built body) and the ids for the detail scenarios; wrk's environments."""
     tokens = {role: login(base, users[role]) for role in ("admin", "intern")}
-    page, _ = expect(200, "GET", base + LIST_PATH, token=tokens["intern"])
+    page = expect(200, "GET", base + LIST_PATH, tokens["intern"]).content
     (RESULTS_DIR / "bare_page.json").write_bytes(page)
     ids_file = RESULTS_DIR / "intern_task_ids.txt"
     ids_file.write_text("\n".join(map(str, users["intern_task_ids"])) + "\n")
-    expect(201, "POST", base + "/api/tasks/", POST_BODY, tokens["intern"])
+    expect(201, "POST", base + "/api/tasks/", tokens["intern"], json=POST_BODY)
     cleanup_writes(users["max_task_id"])
     intern = {"BENCH_TOKEN": tokens["intern"]}
     envelope = json.loads(page)
@@ -328,7 +302,7 @@ def prepare(base: str, users: dict) -> dict:
 
 def list_etag(base: str, token: str) -> str:
     """The ETag taskapp answers now for the INTERN list (for the 304 scenarios)."""
-    return expect(200, "GET", base + LIST_PATH, token=token)[1]["ETag"]
+    return expect(200, "GET", base + LIST_PATH, token).headers["ETag"]
 
 
 def describe(key: str) -> tuple[str, str, str]:

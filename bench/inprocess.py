@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 from sqlalchemy import event
 
-from bench.common import PASSWORD, table, use_app_env
+from bench.common import login, table, use_app_env
 
 LIST_URL = "/api/tasks/?status=PENDING&ordering=due_date"
 POST_BODY = {
@@ -105,28 +105,40 @@ class Recorder:
 
 
 class Client:
-    """Test client with bearer tokens for the bench ADMIN and INTERN."""
+    """Test client with bearer tokens for the bench ADMIN and INTERN, and the INTERN's
+    personal access token (``PAT``)."""
 
     def __init__(self, app, admin: str, intern: str):
         self.app = app
         self.client = app.test_client()
-        self.tokens = {"ADMIN": self._login(admin), "INTERN": self._login(intern)}
+        self.tokens = {"ADMIN": login(self.client, admin), "INTERN": login(self.client, intern)}
         made = self.request("INTERN", "POST", "/api/auth/tokens/", PAT_BODY)
-        self.tokens["PAT"] = made.get_json()["token"]  # the INTERN's personal access token
-
-    def _login(self, username: str) -> str:
-        response = self.client.post(
-            "/api/auth/login/", json={"username": username, "password": PASSWORD}
-        )
-        if response.status_code != 200:
-            raise RuntimeError(
-                f"login {username}: {response.status_code} {response.get_data(as_text=True)}"
-            )
-        return response.get_json()["access"]
+        self.tokens["PAT"] = made.get_json()["token"]
 
     def request(self, role: str, method: str, url: str, body: dict | None = None, **headers):
         headers["Authorization"] = f"Bearer {self.tokens[role]}"
         return self.client.open(url, method=method, headers=headers, json=body)
+
+
+@contextmanager
+def in_process(users: dict):
+    """The app on the bench database, a :class:`Recorder` on its engine and a
+    :class:`Client`; afterwards the connections closed and the rows the requests wrote
+    removed."""
+    from bench.http_bench import cleanup_writes
+
+    app = make_app()
+    from taskapp.extensions import db
+
+    with app.app_context():
+        recorder = Recorder(db.engine)
+    try:
+        yield Client(app, users["admin"], users["intern"]), recorder
+    finally:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+        cleanup_writes(users["max_task_id"])
 
 
 def endpoints(intern_task_id: int) -> list[tuple[str, str, str, str, dict | None, int]]:
@@ -201,25 +213,11 @@ def profile(client: Client, intern_task_id: int, out_dir, seconds: float = 4.0) 
 
 def run(users: dict, timed: int = 50, profile_dir=None) -> list[dict]:
     """Statements, round trips and in-process time of each endpoint (and, given
-    ``profile_dir``, pyinstrument profiles); the POSTs' rows removed after."""
-    from bench.http_bench import cleanup_writes
-
-    app = make_app()
-    from taskapp.extensions import db
-
-    with app.app_context():
-        recorder = Recorder(db.engine)
-    client = Client(app, users["admin"], users["intern"])
-    task_id = users["intern_task_ids"][len(users["intern_task_ids"]) // 2]
-    try:
-        rows = count_statements(client, recorder, task_id, timed)
+    ``profile_dir``, pyinstrument profiles)."""
+    with in_process(users) as (client, recorder):
+        rows = count_statements(client, recorder, users["intern_task_id"], timed)
         if profile_dir:
-            print(profile(client, task_id, profile_dir))
-    finally:
-        with app.app_context():
-            db.session.remove()
-            db.engine.dispose()
-        cleanup_writes(users["max_task_id"])
+            print(profile(client, users["intern_task_id"], profile_dir))
     return rows
 
 

@@ -22,7 +22,7 @@ import time
 import tracemalloc
 from datetime import date
 
-from bench.common import RESULTS_DIR, ROOT, connect, table
+from bench.common import RESULTS_DIR, ROOT, connect, proc_kib, table
 
 DUE = "due_date < %(today)s AND status IN ('PENDING', 'IN_PROGRESS')"
 CHANGES = "jsonb_build_object('status', jsonb_build_object('from', {old}, 'to', 'OVERDUE'))"
@@ -58,14 +58,6 @@ ALL_DUE_SETUP = (
     "WHERE status NOT IN ('PENDING', 'IN_PROGRESS') OR due_date IS NULL"
 )
 FAR_FUTURE = date(2100, 1, 1)
-
-
-def _status_kib(field: str) -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise KeyError(field)
 
 
 def _sweep(method: str, session, raw, today: date) -> int:
@@ -108,14 +100,14 @@ def _measured_sweep(method: str, session, raw, today: date) -> dict:
     gc.collect()
     with open("/proc/self/clear_refs", "w") as clear:
         clear.write("5")  # reset the peak RSS (VmHWM) to the current RSS
-    rss_before = _status_kib("VmRSS")
+    rss_before = proc_kib("self")
     tracemalloc.start()
     start = time.perf_counter()
     rows = _sweep(method, session, raw, today)
     seconds = time.perf_counter() - start
     _, traced_peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    rss_after = _status_kib("VmHWM")  # peak since the reset
+    rss_after = proc_kib("self", "VmHWM")  # peak since the reset
     return {
         "rows": rows,
         "seconds": seconds,

@@ -36,18 +36,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from bench.common import (
-    FAST_HASHING,
-    JWT_SECRET,
-    PASSWORD,
-    ROOT,
-    latency_figures,
-    login,
-    scratch_database,
-    start,
-    stop,
-    verdict,
-)
+from bench import common
+from bench.common import PASSWORD, ROOT, verdict
 
 sys.path.insert(0, str(ROOT / "tests"))
 from drip import DripReceiver  # the tests' hostile receiver
@@ -101,10 +91,10 @@ def prepare_environment(mode: str, workdir: Path, args) -> dict[str, str]:
     """The app's and the worker's environment, on a fresh database at head."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WEBHOOK_", "REDIS_"))}
     env.update(
-        JWT_SECRET_KEY=JWT_SECRET,
+        JWT_SECRET_KEY=common.JWT_SECRET,
         TASKAPP_INSTANCE_DIR=str(workdir),
         WEBHOOK_ALLOWED_NETWORKS="127.0.0.0/8",
-        **{key: str(value) for key, value in FAST_HASHING.items()},
+        **{key: str(value) for key, value in common.FAST_HASHING.items()},
     )
     env.pop("CELERY_BROKER_URL", None)
     if mode == "embedded":
@@ -112,7 +102,7 @@ def prepare_environment(mode: str, workdir: Path, args) -> dict[str, str]:
     else:
         import redis
 
-        env["DATABASE_URL"] = scratch_database(args.pg_database)
+        env["DATABASE_URL"] = common.scratch_database(args.pg_database)
         env["CELERY_BROKER_URL"] = args.redis_url
         redis.Redis.from_url(args.redis_url).flushdb()
     upgrade = [sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"]
@@ -127,11 +117,11 @@ def start_worker(env: dict, workdir: Path) -> subprocess.Popen:
     log = workdir / "worker.log"
     command = [sys.executable, "-m", "celery", "-A", "wsgi.celery", "worker", "--beat"]
     command += ["--pool=solo", "--loglevel=INFO", "--without-gossip", "--without-mingle"]
-    process = start(command, env, log)
+    process = common.start(command, env, log)
     deadline = time.monotonic() + 120
     while " ready." not in log.read_text():
         if time.monotonic() > deadline or process.poll() is not None:
-            stop(process)
+            common.stop(process)
             raise SystemExit(f"the worker did not start:\n{log.read_text()[-3000:]}")
         time.sleep(0.2)
     time.sleep(1)  # beat's first tick
@@ -189,7 +179,9 @@ def measure(mode: str, args, behaviours: list) -> dict:
     env = prepare_environment(mode, workdir, args)
     app = make_app(env)
     client = app.test_client()
-    heads = {n: {"Authorization": f"Bearer {login(client, n)}"} for n in ("hostile", "healthy")}
+    heads = {
+        n: {"Authorization": f"Bearer {common.login(client, n)}"} for n in ("hostile", "healthy")
+    }
     arrivals = Arrivals()
     with DripReceiver(interval=1.0) as drip:
         for n, behaviour in enumerate(behaviours):
@@ -201,7 +193,7 @@ def measure(mode: str, args, behaviours: list) -> dict:
             arrivals.wait_for(len(committed), args.timeout)
             hostile_requests = len(drip.held)
         finally:
-            stop(worker)
+            common.stop(worker)
             arrivals.server.shutdown()
             from taskapp.extensions import db
 
@@ -210,7 +202,7 @@ def measure(mode: str, args, behaviours: list) -> dict:
     latencies = [arrivals.at[i] - t for i, t in committed.items() if i in arrivals.at]
     if os.environ.get("WEBHOOK_LATENCY_TRACE"):
         print(" ".join(f"{x:.2f}" for x in latencies))
-    figures = latency_figures(latencies)
+    figures = common.latency_figures(latencies)
     if len(latencies) < len(committed):
         figures["max"] = float("inf")  # an event lost is worse than any latency
     label = mode if behaviours or not args.hostile else f"{mode}, baseline (no hostile webhooks)"
