@@ -1,18 +1,11 @@
 """Calendar feed: time to the full body of a 10,000-task feed, and to a 304.
 
-    .venv/bin/python -m bench.calendar_feed [--tasks 10000] [--rounds 5] [--as events]
+    python -m bench.calendar_feed [--tasks 10000] [--rounds 5] [--as events]
 
-Runs in-process (Flask's test client reads the streamed body to its end) against a
-SQLite file and, when reachable, its own PostgreSQL database ``taskapp_bench_calendar``
-on 127.0.0.1 (dropped and re-created; nothing else is touched). One user owns every
-task; one in ten is recurring. Prints the median of ``--rounds`` of: a cold feed (the
-first request of a freshly created app: new engine, connection pool and SQL compile
-cache), a warm one (the same app's second request), and a 304; and the ratio to the
-one-second budget. Every request renders every VTODO (or, with ``--as events``, every
-all-day VEVENT of the ``?as=events`` form): nothing is cached between them.
-Each figure also gives the benchmark process's CPU time (``time.process_time``: the
-app, the test client and SQLite, not the PostgreSQL server), which a busy shared
-machine inflates less than the wall time.
+In-process (the test client reads the streamed body to its end), on SQLite and, when
+reachable, the database ``taskapp_bench_calendar`` (re-created). Medians of a cold feed
+(the first request of a fresh app), a warm one and a 304, with the process's CPU time (less
+inflated by a busy machine than wall time) and the ratio to the one-second budget.
 """
 
 import argparse

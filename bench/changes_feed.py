@@ -1,13 +1,10 @@
-"""The sync feed at scale: what a call with nothing new costs, with 1M tasks and 1M log
-entries in 100k commits, against a one-task GET measured in the same run.
+"""The sync feed at scale: an unchanged call with 1M tasks and 1M log entries in 100k
+commits, against a one-task GET in the same run (in-process; target: median < 5 ms).
 
     python -m bench.changes_feed [--tasks 1000000] [--calls 300]
 
-Runs on its own database (``taskapp_bench_live``: this branch's migration is not on the
-shared bench database). Seeds it with bench/seed.py if its sizes differ, then writes the
-log history set-based (one CREATED entry per task, ten entries per commit: 100k
-``commit_position`` rows). Times the app in this process (Flask test client): the server
-time of the request, without a network. Target: median < 5 ms for an unchanged call.
+On its own database, ``taskapp_bench_live``, seeded by bench/seed.py, its log history
+written set-based (one CREATED entry per task, ten per commit).
 """
 
 import argparse

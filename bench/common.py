@@ -19,6 +19,7 @@ import zlib
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -247,6 +248,20 @@ def stop(process: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=5)
+
+
+def wait_answering(url: str, process: subprocess.Popen | None = None, timeout=60) -> None:
+    """Until a server answers ``url`` at all (a 401 or a 503 will do), or ``process`` exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{url}: the server exited early")
+        try:
+            httpx.get(url, timeout=2)
+            return
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer in {timeout} s")
 
 
 def group_pids(pid: int) -> list[int]:

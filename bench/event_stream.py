@@ -3,25 +3,14 @@ them, and commit-to-event latency, on PostgreSQL + Redis and in the embedded mod
 
     python -m bench.event_stream [--streams 1000] [--server gevent|granian] [--embedded]
 
-PostgreSQL + Redis (default): the bench database of bench/changes_feed.py
-(``taskapp_bench_live``, 1M tasks), the API as production runs it (gunicorn -c
-gunicorn.conf.py, 2 workers), the stream service beside it (``--server gevent``: gunicorn
--c deploy/stream.gunicorn.conf.py; ``--server granian``: granian's WSGI interface with
-one blocking thread per stream, the same app unchanged), Redis for wake-ups.
-
-1. baseline: the API's latency (GET /api/tasks/{id}/, 4 clients in a closed loop) with
-   the stream service up and no stream;
-2. the same with ``--streams`` streams open (one asyncio client process holds them all)
-   while a writer creates a task every 0.5 s: the API's p99 against the baseline's
-   (target: within 1.5x), the stream service's RSS;
-3. commit-to-event: the writer stamps each task's title with the time it sent the POST
-   (before the commit: the figure is an upper bound); every stream records when the event
-   arrived. Targets: median < 0.5 s, p99 < 2 s, over every (stream, event).
-
-``--embedded``: SQLite, no Redis, the development server (``flask run``, what scripts/run
-starts) serving the API and the streams; 20 streams (a thread each there), latency only.
-
-Every target is printed with "met" or "MISSED"; nothing is asserted.
+PostgreSQL + Redis: on bench/changes_feed.py's database, the API as production runs it
+(gunicorn.conf.py) and the stream service beside it (gevent as deployed, or granian with a
+thread per stream). The API's latency (4 clients in a closed loop) without streams, then
+with ``--streams`` open while a writer creates a task every 0.5 s (target: p99 within
+1.5x); each task's title carries the time its POST was sent, so every stream reads its
+commit-to-event latency (an upper bound; targets: median < 0.5 s, p99 < 2 s).
+``--embedded``: SQLite, no Redis, ``flask run`` as scripts/run starts it, 20 streams,
+latency only. Figures: docs/live.md, "Measured".
 """
 
 import argparse
@@ -48,18 +37,6 @@ API_CLIENTS = 4
 OPEN_EVERY = 0.01
 """The client opens its streams 100 a second (1,000 in 10 s)."""
 WRITE_EVERY = 0.5
-
-
-def wait_up(base: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(base + "/healthz", timeout=2).status_code in (200, 503):
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise SystemExit(f"{base} did not come up")
 
 
 def api_latencies(base: str, headers: dict, task_id: int, seconds: float) -> list[float]:
@@ -214,8 +191,8 @@ def measure(args, token: str, task_id: int, bases: tuple, stream_pid: int, workd
     """The API's latency without streams, then with them while a writer makes tasks."""
     headers = {"Authorization": f"Bearer {token}"}
     api_base, stream_base = bases
-    wait_up(api_base)
-    wait_up(stream_base)
+    common.wait_answering(api_base + "/healthz")
+    common.wait_answering(stream_base + "/healthz")
     api_latencies(api_base, headers, task_id, 3)  # warm up
     f = {"rss_idle": group_total(stream_pid, common.proc_kib)}
     f["baseline"] = api_latencies(api_base, headers, task_id, args.seconds)
@@ -288,7 +265,7 @@ def run_embedded(args) -> None:
     server = common.start([flask, "run", "--port", str(port)], env, workdir / "server.log")
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_up(base)
+        common.wait_answering(base + "/healthz", server)
         out, hold = workdir / "client.json", args.seconds + 15
         client = open_streams(base + "/api/events/", token, args.streams, hold, out)
         writes = int(args.seconds / WRITE_EVERY)

@@ -1,21 +1,13 @@
-"""EXPLAIN (ANALYZE, BUFFERS) of every task-list query shape, for both roles, on the
-seeded database.
+"""EXPLAIN (ANALYZE, BUFFERS) of every task-list query shape, for both roles.
 
 The statements are not written by hand: each shape is requested from the app in this
-process (Flask test client), the SQL it sends is captured with its parameters, and that
-exact SQL is explained. So the plans follow the app's code as it changes.
-
-Shapes: no parameters (default ordering ``-created_at``), each filter of the contract,
-each ordering field both ways, a few combinations, a deep page; plus the detail query.
-The check: no sequential scan of ``task`` in any INTERN list or detail statement.
-
-    python -m bench.explain
+process and the SQL it sends is captured and explained as is, so the plans follow the
+code. The check: no sequential scan of ``task`` in any INTERN list or detail statement.
 """
 
-import json
 from datetime import date, timedelta
 
-from bench.common import RESULTS_DIR, connect, table
+from bench.common import connect, table
 from bench.inprocess import in_process
 
 ORDER_FIELDS = ("id", "title", "status", "priority", "due_date", "created_at", "updated_at")
@@ -242,19 +234,3 @@ def _cell(row: dict | None) -> str:
         prefix = "counter " if relation == "task_counter" else ""
         scans.append(prefix + ABBREVIATIONS.get(kind, kind) + (f" {index}" if index else ""))
     return f"{row['ms']:.1f} ms {'+'.join(scans)}"
-
-
-def main() -> None:
-    from bench.http_bench import bench_users
-    from bench.seed import current_seed
-
-    seed = current_seed() or {}
-    today = date.fromisoformat(seed["today"]) if seed.get("today") else date.today()
-    result = run(bench_users(), today)
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    (RESULTS_DIR / "explain.json").write_text(json.dumps(result, indent=1))
-    print(report(result))
-
-
-if __name__ == "__main__":
-    main()

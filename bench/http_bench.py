@@ -2,14 +2,10 @@
 under the same server configuration on loopback, driven by wrk, in interleaved rounds.
 
 The figure that counts is the worker CPU per request (user + system time of the server's
-processes from /proc, over the requests wrk counted): on a shared 2-core machine it moves
-far less than throughput. Each scenario's figures are the medians of its rounds. Every
-wrk run is bounded by ``-d``; every server started here is stopped here.
-
-    python -m bench.http_bench [--duration 12] [--rounds 3] [--server gunicorn|granian]
+processes, over the requests wrk counted): on a shared 2-core machine it moves far less
+than throughput. Each scenario's figures are the medians of its rounds.
 """
 
-import argparse
 import json
 import os
 import shutil
@@ -83,18 +79,8 @@ class Server:
         self.log = RESULTS_DIR / f"{kind}-{label}.log"
         self.proc = common.start(server_argv(kind, app_spec, self.port), env, self.log, cwd)
 
-    def wait_ready(self, path: str, timeout: float = 60) -> None:
-        """Until the server answers anything (e.g. 401) on ``path``."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited early, see {self.log}")
-            try:
-                httpx.get(self.base + path, timeout=2)
-                return
-            except httpx.TransportError:
-                time.sleep(0.2)
-        raise RuntimeError(f"server not ready after {timeout} s")
+    def wait_ready(self, path: str) -> None:
+        common.wait_answering(self.base + path, self.proc)
 
     def pids(self) -> list[int]:
         """The master and every process below it (granian: workers under the master)."""
@@ -428,24 +414,3 @@ def ratios(results: dict) -> list[list]:
         before = m.get(f"before_{key}", {}).get("python_cpu_ms")
         rows[-1] += [f"{before:.2f}", f"{before / floor:.2f}x"] if before else ["", ""]
     return rows
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--duration", type=float, default=12)
-    parser.add_argument("--connections", type=int, default=8)
-    parser.add_argument("--warmup", type=float, default=3)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--server", choices=sorted(SERVERS), default="gunicorn")
-    parser.add_argument("--before", type=Path, help="a checkout of the code to compare with")
-    parser.add_argument("--patience", type=float, default=30, help="max s to wait for quiet")
-    args = parser.parse_args()
-    ensure_wrk()
-    timing = (args.duration, args.connections, args.warmup, args.rounds)
-    results = run(*timing, patience=args.patience, kind=args.server, before=args.before)
-    print(report(results))
-    (RESULTS_DIR / f"http-{args.server}.json").write_text(json.dumps(results, default=str))
-
-
-if __name__ == "__main__":
-    main()

@@ -232,11 +232,3 @@ def report(rows: list[dict]) -> str:
     ]
     headers = ["request", "SQL statements", "round trips", "besides them", "in-process ms"]
     return table(cells, headers)
-
-
-if __name__ == "__main__":
-    from bench.common import RESULTS_DIR
-    from bench.http_bench import bench_users
-
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    print(report(run(bench_users(), profile_dir=RESULTS_DIR)))

@@ -11,7 +11,6 @@ measurement runs in a fresh process (so peak memory is the sweep's) and is rolle
 The contenders and how memory is read: bench/README.md, "Sweep and INSERT".
 """
 
-import argparse
 import gc
 import json
 import os
@@ -22,20 +21,18 @@ import time
 import tracemalloc
 from datetime import date
 
-from bench.common import RESULTS_DIR, ROOT, connect, proc_kib, table
+from bench.common import ROOT, connect, proc_kib, table
 
 DUE = "due_date < %(today)s AND status IN ('PENDING', 'IN_PROGRESS')"
-CHANGES = "jsonb_build_object('status', jsonb_build_object('from', {old}, 'to', 'OVERDUE'))"
 RAW_TWO = [
-    "INSERT INTO activity_log (task_id, task_title, action, changes, actor_id, source, "
-    "assignee_id, created_at) SELECT id, title, 'MARKED_OVERDUE', "
-    + CHANGES.format(old="status")
-    + ", NULL, 'system', assigned_to_id, now() FROM task WHERE "
-    + DUE
-    + " FOR UPDATE",
-    "UPDATE task SET status = 'OVERDUE', version = version + 1, updated_at = now() WHERE "
-    + DUE
-    + " RETURNING id",
+    f"""INSERT INTO activity_log
+        (task_id, task_title, action, changes, actor_id, source, assignee_id, created_at)
+    SELECT id, title, 'MARKED_OVERDUE',
+        jsonb_build_object('status', jsonb_build_object('from', status, 'to', 'OVERDUE')),
+        NULL, 'system', assigned_to_id, now()
+    FROM task WHERE {DUE} FOR UPDATE""",
+    f"""UPDATE task SET status = 'OVERDUE', version = version + 1, updated_at = now()
+    WHERE {DUE} RETURNING id""",
 ]
 METHODS = ("orm", "minimal", "raw_two", "insert", "insert_minimal")
 INSERTS = 300
@@ -168,7 +165,7 @@ def cutoffs(targets: list[int]) -> dict[int, tuple[date, int]]:
 def measure(method: str, today: date, all_due: bool = False) -> dict:
     extra = ["--all-due"] if all_due else []
     out = subprocess.run(
-        [sys.executable, "-m", "bench.sweep_bench", "--child", method, today.isoformat(), *extra],
+        [sys.executable, "-m", "bench.sweep_bench", method, today.isoformat(), *extra],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         capture_output=True,
@@ -302,23 +299,6 @@ def report(result: dict) -> str:
     )
 
 
-def main() -> None:
-    if len(sys.argv) >= 4 and sys.argv[1] == "--child":
-        all_due = "--all-due" in sys.argv[4:]
-        print(json.dumps(child(sys.argv[2], date.fromisoformat(sys.argv[3]), all_due)))
-        return
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--target", type=int, default=100_000)
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--memory", default="10000,200000")
-    parser.add_argument("--million", action="store_true", help="also sweep with every task due")
-    args = parser.parse_args()
-    memory = tuple(int(x) for x in args.memory.split(",") if x)
-    result = run(args.target, args.repeat, memory, million=args.million)
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    (RESULTS_DIR / "sweep.json").write_text(json.dumps(result, indent=1, default=str))
-    print(report(result))
-
-
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # one measured sweep, in a fresh process (see measure)
+    method, today, *flags = sys.argv[1:]
+    print(json.dumps(child(method, date.fromisoformat(today), "--all-due" in flags)))
