@@ -153,15 +153,10 @@ def stage_explain(run: Run) -> None:
 def stage_http(run: Run) -> None:
     sizes = run.sizes
     http_bench.ensure_wrk()
-    run.results["http"] = h = http_bench.run(
-        sizes["duration"],
-        run.args.connections,
-        warmup=sizes["warmup"],
-        rounds=sizes["rounds"],
-        patience=sizes["patience"],
-        kind=run.args.server,
-        before=run.args.before,
-    )
+    timing = {key: sizes[key] for key in ("warmup", "rounds", "patience")}
+    timing["seconds"] = sizes["duration"]
+    args = run.args
+    run.results["http"] = h = http_bench.run(timing, args.connections, args.server, args.before)
     cfg = h["config"]
     intro = (
         f"{cfg['server']}, the same for taskapp and the ladder; wrk 1 thread, "

@@ -334,51 +334,43 @@ def medians(rounds: list[dict]) -> dict:
     }
 
 
-def run(
-    seconds: float = 12,
-    connections: int = 8,
-    warmup: float = 3,
-    rounds: int = 3,
-    patience: float = 30,
-    kind: str = "gunicorn",
-    before: Path | None = None,
-) -> dict:
-    """taskapp and the ladder up side by side (the idle one costs nothing); ``rounds``
-    interleaved rounds, the POST rows removed after each. ``before``: a checkout of the
+def run(timing: dict, connections: int, kind: str, before: Path | None = None) -> dict:
+    """taskapp and the ladder up side by side (the idle one costs nothing); ``timing``'s
+    rounds, interleaved, the POST rows removed after each. ``before``: a checkout of the
     code to compare with (e.g. ``git archive main``), run as a third server, each of its
-    scenarios right after the same one of this checkout."""
+    scenarios right after the same one of this checkout. ``timing``: seconds, warmup,
+    rounds, patience (the most seconds to wait for a quiet machine)."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit("terminated"))  # servers stopped on exit
     users = bench_users()
-    timing = {"seconds": seconds, "warmup": warmup, "patience": patience}
-    print(f"HTTP: {SERVERS[kind]}; wrk {connections} connections, {seconds:g} s", flush=True)
+    print(f"HTTP: {SERVERS[kind]}; wrk {connections} connections, {timing['seconds']:g} s")
     results: dict = {"rounds": [], "server": kind}
     keys = [
         k for key in ORDER for k in (key, f"before_{key}") if k == key or (before and key in APP)
     ]
-    ladder_env = app_env(BENCH_BARE_PAGE=str(RESULTS_DIR / "bare_page.json"))
+    checkouts = {"app": ROOT, **({"before": before} if before else {})}
     with ExitStack() as stack:
         stack.callback(cleanup_writes, users["max_task_id"])
-        servers = {"app": stack.enter_context(Server(kind, "wsgi:app", app_env(), "app"))}
-        if before:
-            servers["before"] = stack.enter_context(
-                Server(kind, "wsgi:app", app_env(), "before", before)
-            )
+        servers = {
+            name: stack.enter_context(Server(kind, "wsgi:app", app_env(), name, cwd))
+            for name, cwd in checkouts.items()
+        }
         for server in servers.values():
             server.wait_ready("/healthz")
         plan = {**prepare(servers["app"].base, users), "keys": keys}
+        ladder_env = app_env(BENCH_BARE_PAGE=str(RESULTS_DIR / "bare_page.json"))
         servers["ladder"] = stack.enter_context(
             Server(kind, "bench.ladder_app:app", ladder_env, "ladder")
         )
         servers["ladder"].wait_ready("/api/tasks/")
-        for number in range(1, rounds + 1):
+        for number in range(1, timing["rounds"] + 1):
             print(f" round {number}", flush=True)
             results["rounds"].append(run_round(plan, servers, timing, connections))
             cleanup_writes(users["max_task_id"])
     results["median"] = medians(results["rounds"])
     results["page"] = plan["page"]
-    results["config"] = {"server": SERVERS[kind], "connections": connections, **timing}
-    results["config"].update(rounds=rounds, intern=users["intern"], tasks=users["intern_tasks"])
+    config = {"server": SERVERS[kind], "connections": connections, **timing}
+    results["config"] = config | {"intern": users["intern"], "tasks": users["intern_tasks"]}
     return results
 
 

@@ -10,7 +10,9 @@ Counting is done with SQLAlchemy events on the app's engine:
 """
 
 import time
+from collections import Counter
 from contextlib import contextmanager
+from functools import partial
 
 from sqlalchemy import event
 
@@ -36,52 +38,41 @@ def make_app():
 
 
 class Recorder:
+    """What the app's engine sends while :meth:`recording` (see the module docstring)."""
+
+    ENDS = ("begins", "commits", "rollbacks")
+
     def __init__(self, engine):
-        self.engine = engine
         self.active = False
         self.statements: list[tuple[str, object]] = []
-        self.pings = self.begins = self.commits = self.rollbacks = self.resets = 0
+        self.counts: Counter = Counter()
         event.listen(engine, "before_cursor_execute", self._statement)
-        event.listen(engine, "begin", self._begin)
-        event.listen(engine, "commit", self._commit)
-        event.listen(engine, "rollback", self._rollback)
-        event.listen(engine.pool, "reset", self._reset)
-        dialect = engine.dialect
-        original_ping = dialect.do_ping
+        for name in ("begin", "commit", "rollback"):
+            event.listen(engine, name, partial(self._transaction, name + "s"))
+        event.listen(engine.pool, "reset", lambda *_: self._count("pool_resets"))
+        original_ping = engine.dialect.do_ping
 
         def counting_ping(dbapi_connection):
-            if self.active:
-                self.pings += 1
+            self._count("pings")
             return original_ping(dbapi_connection)
 
-        dialect.do_ping = counting_ping
+        engine.dialect.do_ping = counting_ping
+
+    def _count(self, name: str, sent: bool = True) -> None:
+        self.counts[name] += self.active and sent
 
     def _statement(self, conn, cursor, statement, parameters, context, executemany):
         if self.active:
             self.statements.append((statement, parameters))
 
-    def _sent(self, conn) -> bool:
-        """Whether a BEGIN/COMMIT/ROLLBACK goes on the wire: not in autocommit (the app's
-        GETs), where psycopg sends none (checked with a pgconn.trace)."""
-        return self.active and not conn.connection.dbapi_connection.autocommit
-
-    def _begin(self, conn):
-        self.begins += self._sent(conn)
-
-    def _commit(self, conn):
-        self.commits += self._sent(conn)
-
-    def _rollback(self, conn):
-        self.rollbacks += self._sent(conn)
-
-    def _reset(self, dbapi_connection, record, reset_state=None):
-        self.resets += self.active
+    def _transaction(self, name: str, conn) -> None:
+        """A BEGIN/COMMIT/ROLLBACK goes on the wire only outside autocommit (the app's GETs
+        run in it, where psycopg sends none; checked with a pgconn.trace)."""
+        self._count(name, not conn.connection.dbapi_connection.autocommit)
 
     @contextmanager
     def recording(self):
-        self.statements = []
-        self.pings = self.begins = self.commits = self.rollbacks = self.resets = 0
-        self.active = True
+        self.statements, self.counts, self.active = [], Counter(), True
         try:
             yield self
         finally:
@@ -92,16 +83,9 @@ class Recorder:
         # is open (after the session's own COMMIT/ROLLBACK): it is listed, not counted.
         # Checked against a libpq protocol trace (pgconn.trace) of one INTERN list:
         # BEGIN, 3 x Parse/Bind/Execute/Sync, ROLLBACK, after the checkout's ping.
-        ends = self.commits + self.rollbacks
-        return {
-            "statements": len(self.statements),
-            "pings": self.pings,
-            "begins": self.begins,
-            "commits": self.commits,
-            "rollbacks": self.rollbacks,
-            "pool_resets": self.resets,
-            "round_trips": len(self.statements) + self.pings + self.begins + ends,
-        }
+        counts = {name: self.counts[name] for name in ("pings", *self.ENDS, "pool_resets")}
+        trips = len(self.statements) + sum(counts[name] for name in ("pings", *self.ENDS))
+        return {"statements": len(self.statements), **counts, "round_trips": trips}
 
 
 class Client:
