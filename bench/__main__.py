@@ -79,6 +79,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--rounds", type=int, help="rounds of HTTP scenarios, medians (3)")
     parser.add_argument("--sweep-repeat", type=int, help="sweep runs per method (3; smoke 1)")
+    parser.add_argument("--sweep-target", type=int, help="due tasks to sweep (100000; smoke 300)")
     parser.add_argument("--sweep-million", action="store_true", help="also sweep every task due")
     parser.add_argument("--profile", action="store_true", help="py-spy of the HTTP scenarios")
     parser.add_argument("--server", choices=sorted(http_bench.SERVERS), default="gunicorn")
@@ -99,7 +100,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def sizes_of(args: argparse.Namespace) -> dict:
     """The mode's defaults, overridden by the options given."""
     sizes = dict(SMOKE if args.smoke else FULL)
-    for key in ("users", "tasks", "duration", "rounds", "sweep_repeat", "warmup", "patience"):
+    for key in (
+        "users",
+        "tasks",
+        "duration",
+        "rounds",
+        "sweep_repeat",
+        "warmup",
+        "patience",
+        "sweep_target",
+    ):
         if getattr(args, key) is not None:
             sizes[key] = getattr(args, key)
     return sizes

@@ -210,15 +210,7 @@ def report(result: dict) -> str:
     )
 
 
-ABBREVIATIONS = {
-    "Index Only": "IOS",
-    "Parallel Index Only": "par IOS",
-    "Index": "IS",
-    "Parallel Index": "par IS",
-    "Bitmap Heap": "bitmap",
-    "Seq": "SEQ",
-    "Parallel Seq": "par SEQ",
-}
+ABBREVIATIONS = {"Index Only": "IOS", "Index": "IS", "Bitmap Heap": "bitmap", "Seq": "SEQ"}
 
 
 def _cell(row: dict | None) -> str:
@@ -232,5 +224,7 @@ def _cell(row: dict | None) -> str:
         kind, _, index = rest.partition("(")
         index = index.rstrip(")").removeprefix("ix_task_").replace("pk_task_counter", "pk")
         prefix = "counter " if relation == "task_counter" else ""
+        if kind.startswith("Parallel "):
+            prefix, kind = prefix + "par ", kind.removeprefix("Parallel ")
         scans.append(prefix + ABBREVIATIONS.get(kind, kind) + (f" {index}" if index else ""))
     return f"{row['ms']:.1f} ms {'+'.join(scans)}"

@@ -21,7 +21,7 @@ import httpx
 import psycopg
 
 from bench import common
-from bench.common import PASSWORD, RESULTS_DIR, ROOT, VENV_BIN, app_env, connect, table
+from bench.common import PASSWORD, RESULTS_DIR, ROOT, VENV_BIN, app_env, connect, table, verdict
 
 SERVERS = {
     "gunicorn": "gunicorn 2 workers x 4 threads (gthread), keep-alive 5 s",
@@ -50,8 +50,7 @@ APP = {  # scenario -> (label, request kind, its ladder step, the issue's ratio 
     "intern_detail": ("taskapp detail", "detail", "detail", 1.2),
     "intern_post": ("taskapp POST (+ audit row)", "post", "post", 1.25),
 }
-ORDER = [*"abcdefg", "intern_list", "admin_list", "h", "intern_list_304"]
-ORDER += ["detail", "intern_detail", "post", "intern_post"]
+ORDER = [k for step in LADDER for k in (step, *(s for s, v in APP.items() if v[2] == step))]
 """One round: each taskapp scenario right after its ladder step."""
 
 
@@ -296,9 +295,9 @@ def describe(key: str) -> tuple[str, str, str]:
     if key in LADDER:
         return *LADDER[key], "ladder"
     label, kind = APP[key.removeprefix("before_")][:2]
-    return (
-        (f"{label} (before)", kind, "before") if key.startswith("before_") else (label, kind, "app")
-    )
+    if key.startswith("before_"):
+        return f"{label} (before)", kind, "before"
+    return label, kind, "app"
 
 
 def run_round(plan: dict, servers: dict, timing: dict, connections: int) -> dict:
@@ -392,14 +391,11 @@ RATIO_HEADERS += ["before: ms", "before: ratio"]
 
 
 def ratios(results: dict) -> list[list]:
+    """Each taskapp figure as a multiple of its ladder step's (and the ``before`` code's)."""
     m, rows = results["median"], []
     for key, (label, _, step, target) in APP.items():
         cpu, floor = m[key]["python_cpu_ms"], m[step]["python_cpu_ms"] or 1e-9
-        met = (
-            ""
-            if target is None
-            else f"<= {target}x: {'met' if cpu / floor <= target else 'MISSED'}"
-        )
+        met = f"<= {target}x: {verdict(cpu / floor <= target)}" if target else ""
         rows.append(
             [label, f"{cpu:.2f}", LADDER[step][0], f"{floor:.2f}", f"{cpu / floor:.2f}x", met]
         )

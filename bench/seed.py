@@ -17,13 +17,14 @@ import json
 import random
 import time
 from datetime import UTC, datetime, timedelta
+from itertools import accumulate
 
 from argon2 import PasswordHasher
 
 from bench.common import PASSWORD, connect, db_name, ensure_database, exclusive_run
 
-STATUSES = [("COMPLETED", 0.40), ("PENDING", 0.30), ("IN_PROGRESS", 0.15), ("OVERDUE", 0.15)]
-PRIORITIES = [(1, 0.30), (2, 0.50), (3, 0.20)]
+STATUSES = {"COMPLETED": 0.40, "PENDING": 0.30, "IN_PROGRESS": 0.15, "OVERDUE": 0.15}
+PRIORITIES = {1: 0.30, 2: 0.50, 3: 0.20}  # LOW, MEDIUM, HIGH as stored
 VERBS = "Review Write Fix Update Prepare Plan Test Deploy Document Refactor Call Email"
 NOUNS = "report invoice onboarding backlog release budget API contract dashboard migration "
 NOUNS += "newsletter roadmap audit design survey"
@@ -52,21 +53,6 @@ COUNTER_MISMATCHES = (
 )
 
 
-def _cumulative(weights):
-    total, out = 0.0, []
-    for value, weight in weights:
-        total += weight
-        out.append((total, value))
-    return out
-
-
-def _pick(cumulative, r):
-    for bound, value in cumulative:
-        if r < bound:
-            return value
-    return cumulative[-1][1]
-
-
 def user_rows(n_users: int, password_hash: str, now: datetime):
     n_admins = max(1, n_users // 20)
     joined = (now - timedelta(days=800)).isoformat()
@@ -80,7 +66,7 @@ def task_chunks(n_tasks: int, n_users: int, seed: int, now: datetime):
     """Yield COPY text chunks of tasks, in created_at (so id) order."""
     rng = random.Random(seed)
     rand, randint = rng.random, rng.randint
-    statuses, priorities = _cumulative(STATUSES), _cumulative(PRIORITIES)
+    spreads = [(list(s), list(accumulate(s.values()))) for s in (STATUSES, PRIORITIES)]
     n_admins = max(1, n_users // 20)
     today = now.date()
     days = {offset: (today + timedelta(days=offset)).isoformat() for offset in range(-800, 800)}
@@ -91,8 +77,7 @@ def task_chunks(n_tasks: int, n_users: int, seed: int, now: datetime):
     buffer = []
     for n in range(n_tasks):
         created = start + n * step + rand() * step
-        status = _pick(statuses, rand())
-        priority = _pick(priorities, rand())
+        status, priority = (rng.choices(values, cum_weights=cum)[0] for values, cum in spreads)
         if status == "OVERDUE":
             due = days[-randint(1, 365)]
         elif status == "COMPLETED":
