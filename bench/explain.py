@@ -11,35 +11,30 @@ from bench.common import connect, table
 from bench.inprocess import in_process
 
 ORDER_FIELDS = ("id", "title", "status", "priority", "due_date", "created_at", "updated_at")
+AS_IS = "status=PENDING status=PENDING,IN_PROGRESS status=OVERDUE priority=HIGH priority=LOW,MEDIUM"
+"""Shapes named by their own query string."""
 
 
 def shapes(today: date, intern_id: int) -> list[tuple[str, str]]:
-    d = today.isoformat()
-    month_ago = (today - timedelta(days=30)).isoformat()
-    out = [
+    """(label, query string) of every shape: each filter of the contract, each ordering both
+    ways, a few combinations, page 10."""
+    d, month_ago = today.isoformat(), (today - timedelta(days=30)).isoformat()
+    dues = [(f"due_date__{op}", f"due_date__{op}={d}") for op in ("gte", "lte", "gt", "lt")]
+    nulls = [(f"due_date__isnull={v}",) * 2 for v in ("true", "false")]
+    orderings = [(f"ordering={s}{f}",) * 2 for f in ORDER_FIELDS for s in ("", "-")]
+    soon = today + timedelta(days=30)
+    return [
         ("default (-created_at)", ""),
-        ("status=PENDING", "status=PENDING"),
-        ("status=PENDING,IN_PROGRESS", "status=PENDING,IN_PROGRESS"),
-        ("status=OVERDUE", "status=OVERDUE"),
-        ("priority=HIGH", "priority=HIGH"),
-        ("priority=LOW,MEDIUM", "priority=LOW,MEDIUM"),
+        *((query, query) for query in AS_IS.split()),
         ("due_date=", f"due_date={d}"),
-        ("due_date__gte", f"due_date__gte={d}"),
-        ("due_date__lte", f"due_date__lte={d}"),
-        ("due_date__gt", f"due_date__gt={d}"),
-        ("due_date__lt", f"due_date__lt={d}"),
-        ("due_date__isnull=true", "due_date__isnull=true"),
-        ("due_date__isnull=false", "due_date__isnull=false"),
+        *dues,
+        *nulls,
         ("created_at__gte (30 days)", f"created_at__gte={month_ago}"),
         ("created_at__lte (30 days ago)", f"created_at__lte={month_ago}"),
         ("assigned_to", f"assigned_to={intern_id}"),
         ("search (common word)", "search=invoice"),
         ("search (no match)", "search=zz-no-such-text"),
-    ]
-    for field in ORDER_FIELDS:
-        out.append((f"ordering={field}", f"ordering={field}"))
-        out.append((f"ordering=-{field}", f"ordering=-{field}"))
-    out += [
+        *orderings,
         ("status=PENDING&ordering=due_date (bench)", "status=PENDING&ordering=due_date"),
         (
             "status=P,IP&priority=HIGH&ordering=-priority,due_date",
@@ -47,11 +42,10 @@ def shapes(today: date, intern_id: int) -> list[tuple[str, str]]:
         ),
         (
             "status=PENDING&due_date__lte&ordering=due_date",
-            f"status=PENDING&due_date__lte={today + timedelta(days=30)}&ordering=due_date",
+            f"status=PENDING&due_date__lte={soon}&ordering=due_date",
         ),
         ("page=10 (default ordering)", "page=10"),
     ]
-    return out
 
 
 def _walk(plan: dict, out: list) -> None:

@@ -14,22 +14,20 @@ without them. WEBHOOK_LATENCY_TRACE=1 prints every latency. Figures: bench/READM
 """
 
 import argparse
-import json
 import os
 import random
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from bench import common
 from bench.common import PASSWORD, ROOT, verdict
 
 sys.path.insert(0, str(ROOT / "tests"))
-from drip import DripReceiver  # the tests' hostile receiver
+from drip import DripReceiver  # the tests' receivers: a hostile one, and a real one
+from receiver import Receiver
 
 HOSTILE = [500, 500, 500, "headers", "headers", "body", "silent", "silent", 204, 204]
 """3 answer 500, 2 drip a header line a second, 1 its body a byte a second, 2 accept and
@@ -38,42 +36,20 @@ MEDIAN_TARGET = 1.0
 MAX_TARGET = {False: 2.0, True: 3.0}  # by --hostile
 
 
-class Arrivals:
-    """The receiver: when each ``task.created`` first arrived, by task id."""
+def arrivals(receiver: Receiver) -> dict[int, float]:
+    """When each task's ``task.created`` first reached the receiver, by task id."""
+    first: dict[int, float] = {}
+    for request in receiver.at("/hook"):
+        if request.json["type"] == "task.created":
+            first.setdefault(request.json["data"]["task"]["id"], request.at)
+    return first
 
-    def __init__(self):
-        self.at: dict[int, float] = {}
-        self.lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-
-    def wait_for(self, count: int, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while len(self.at) < count and time.monotonic() < deadline:
-            time.sleep(0.1)
-
-    def _handler(self):
-        arrivals = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                now = time.monotonic()
-                body = json.loads(self.rfile.read(int(self.headers["content-length"])))
-                if body["type"] == "task.created":
-                    with arrivals.lock:
-                        arrivals.at.setdefault(body["data"]["task"]["id"], now)
-                self.send_response(204)
-                self.end_headers()
-
-        return Handler
+def wait_for(receiver: Receiver, count: int, timeout: float) -> dict[int, float]:
+    deadline = time.monotonic() + timeout
+    while len(arrived := arrivals(receiver)) < count and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return arrived
 
 
 def prepare_environment(mode: str, workdir: Path, args) -> dict[str, str]:
@@ -171,24 +147,22 @@ def measure(mode: str, args, behaviours: list) -> dict:
     heads = {
         n: {"Authorization": f"Bearer {common.login(client, n)}"} for n in ("hostile", "healthy")
     }
-    arrivals = Arrivals()
-    with DripReceiver(interval=1.0) as drip:
+    with DripReceiver(interval=1.0) as drip, Receiver() as receiver:
         for n, behaviour in enumerate(behaviours):
             register(client, heads["hostile"], drip.url(f"/h{n}", behaviour))
-        register(client, heads["healthy"], arrivals.url)
+        register(client, heads["healthy"], receiver.url("/hook"))
         worker = start_worker(env, workdir)
         try:
             committed = make_changes(client, heads, args.changes, args.hostile)
-            arrivals.wait_for(len(committed), args.timeout)
+            arrived = wait_for(receiver, len(committed), args.timeout)
             hostile_requests = len(drip.held)
         finally:
             common.stop(worker)
-            arrivals.server.shutdown()
             from taskapp.extensions import db
 
             with app.app_context():
                 db.engine.dispose()
-    latencies = [arrivals.at[i] - t for i, t in committed.items() if i in arrivals.at]
+    latencies = [arrived[i] - t for i, t in committed.items() if i in arrived]
     if os.environ.get("WEBHOOK_LATENCY_TRACE"):
         print(" ".join(f"{x:.2f}" for x in latencies))
     figures = common.latency_figures(latencies)
