@@ -98,21 +98,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def sizes_of(args: argparse.Namespace) -> dict:
-    """The mode's defaults, overridden by the options given."""
+    """The mode's defaults (``FULL`` or ``SMOKE``), overridden by the options given."""
     sizes = dict(SMOKE if args.smoke else FULL)
-    for key in (
-        "users",
-        "tasks",
-        "duration",
-        "rounds",
-        "sweep_repeat",
-        "warmup",
-        "patience",
-        "sweep_target",
-    ):
-        if getattr(args, key) is not None:
-            sizes[key] = getattr(args, key)
-    return sizes
+    given = {key: getattr(args, key, None) for key in sizes}
+    return sizes | {key: value for key, value in given.items() if value is not None}
 
 
 # --- stages --------------------------------------------------------------------------

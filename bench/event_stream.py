@@ -24,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -51,11 +52,8 @@ def api_latencies(base: str, headers: dict, task_id: int, seconds: float) -> lis
                 times.append(time.perf_counter() - started)
                 assert response.status_code == 200, response.text
 
-    threads = [threading.Thread(target=client) for _ in range(API_CLIENTS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    with ThreadPoolExecutor(API_CLIENTS) as pool:
+        list(pool.map(lambda _: client(), range(API_CLIENTS)))  # a client's error re-raised
     return times
 
 

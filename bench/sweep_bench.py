@@ -270,30 +270,28 @@ def run(target=100_000, repeat=3, memory_targets=(10_000, 200_000), million=Fals
     }
 
 
+def _mib(kib: float) -> str:
+    return f"{kib / 1024:.1f}"
+
+
 def report(result: dict) -> str:
-    s = result["summary"]
-    mib = "{:.1f}".format
+    """Each method's median and peaks, then the ORM sweep's memory by number due."""
     rows = [
-        [m, f"{v['median_s']:.3f}", mib(v["rss_growth_kib"] / 1024), int(v["tracemalloc_peak_kib"])]
-        for m, v in s.items()
+        [m, f"{v['median_s']:.3f}", _mib(v["rss_growth_kib"]), int(v["tracemalloc_peak_kib"])]
+        for m, v in result["summary"].items()
     ]
     memory = [
-        [
-            m["due"],
-            f"{m['seconds']:.2f}",
-            mib(m["rss_growth_kib"] / 1024),
-            mib(m["rss_after_kib"] / 1024),
-        ]
+        [m["due"], f"{m['seconds']:.2f}", _mib(m["rss_growth_kib"]), _mib(m["rss_after_kib"])]
         for m in result["memory"]
     ]
     ratios = ", ".join(f"{k} {v:.2f}x" for k, v in result["ratios"].items())
+    head = f"{result['due']} due of {result['tasks']} tasks (today={result['today']}), "
+    head += f"{INSERTS} inserts; medians of {result['repeat']}: {ratios}"
     return "\n".join(
         [
-            f"{result['due']} due of {result['tasks']} tasks (today={result['today']}), "
-            f"{INSERTS} inserts; medians of {result['repeat']}: {ratios}",
+            head,
             table(rows, ["method", "median s", "peak RSS growth MiB", "tracemalloc peak KiB"]),
-            "",
-            "ORM sweep peak memory by number of due tasks:",
+            "\nORM sweep peak memory by number of due tasks:",
             table(memory, ["due", "sweep s", "RSS growth MiB", "peak RSS MiB"]),
         ]
     )
