@@ -95,10 +95,7 @@ def _explain_request(conn, recorder, client, request: tuple, auth: list) -> list
     one row per statement. The token check is explained once, into ``auth``."""
     role, label, url = request
     with recorder.recording():
-        response = client.request(role, "GET", url)
-    if response.status_code != 200:
-        text = response.get_data(as_text=True)[:200]
-        raise RuntimeError(f"{role} {url}: {response.status_code} {text}")
+        client.expect(200, role, "GET", url)
     statements = list(recorder.statements)
     rows = []
     for statement, parameters in statements:

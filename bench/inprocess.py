@@ -103,6 +103,13 @@ class Client:
         headers["Authorization"] = f"Bearer {self.tokens[role]}"
         return self.client.open(url, method=method, headers=headers, json=body)
 
+    def expect(self, status: int, role: str, method: str, url: str, body=None, **headers):
+        response = self.request(role, method, url, body, **headers)
+        if response.status_code != status:
+            text = response.get_data(as_text=True)[:300]
+            raise RuntimeError(f"{role} {method} {url}: {response.status_code} {text}")
+        return response
+
 
 @contextmanager
 def in_process(users: dict):
@@ -149,26 +156,15 @@ def count_statements(
             etag = client.request(role, method, url, body).headers.get("ETag")  # warm
         headers = {"If-None-Match": etag} if expected == 304 else {}
         with recorder.recording():
-            response = client.request(role, method, url, body, **headers)
-        if response.status_code != expected:
-            raise RuntimeError(
-                f"{label}: {response.status_code} {response.get_data(as_text=True)[:300]}"
-            )
+            client.expect(expected, role, method, url, body, **headers)
         summary = recorder.summary()
         n = timed if method == "GET" else max(1, int(timed / 2.5))
         start = time.perf_counter()
         for _ in range(n):
             client.request(role, method, url, body, **headers)
         summary["in_process_ms"] = (time.perf_counter() - start) / n * 1000
-        rows.append(
-            {
-                "endpoint": label,
-                "method": method,
-                "url": url,
-                **summary,
-                "sql": [s for s, _ in recorder.statements],
-            }
-        )
+        sql = [statement for statement, _ in recorder.statements]
+        rows.append({"endpoint": label, "method": method, "url": url, **summary, "sql": sql})
     return rows
 
 

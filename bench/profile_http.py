@@ -56,22 +56,15 @@ def analyse(collapsed_file, top: int = 40) -> dict:
     }
 
 
-def _below(frames: list[str], root: str) -> list[str] | None:
-    """The frames from the first one whose text starts with ``root``; None if none does."""
-    for i, frame in enumerate(frames):
-        if frame.startswith(root):
-            return frames[i:]
-    return None
-
-
 def _trie(collapsed_file, root: str) -> tuple[dict, int]:
-    """{frame: [samples, children]} of the stacks below ``root``, and all samples."""
+    """{frame: [samples, children]} of the stacks from their first frame whose text starts
+    with ``root`` (stacks without one are left out), and all samples."""
     trie: dict = {}
     total = 0
     for frames, n in _stacks(collapsed_file):
         total += n
         node = trie
-        for frame in _below(frames, root) or []:
+        for frame in next((frames[i:] for i, f in enumerate(frames) if f.startswith(root)), []):
             entry = node.setdefault(frame, [0, {}])
             entry[0] += n
             node = entry[1]
