@@ -60,12 +60,9 @@ def use_database(name: str) -> None:
     db_name()
 
 
-def dsn() -> str:
-    return f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{db_name()}"
-
-
-def database_url() -> str:
-    return f"postgresql+psycopg://{PG_USER}@{PG_HOST}:{PG_PORT}/{db_name()}"
+def dsn(driver: str = "postgresql") -> str:
+    """The bench database's URL: libpq's, or SQLAlchemy's with ``postgresql+psycopg``."""
+    return f"{driver}://{PG_USER}@{PG_HOST}:{PG_PORT}/{db_name()}"
 
 
 BENCH_WEBHOOK_KEY = "YmVuY2gtd2ViaG9vay1rZXktMzItYnl0ZXMtbG9uZyE="
@@ -76,7 +73,7 @@ def app_env(**extra: str) -> dict[str, str]:
     """Environment for the app under benchmark (gunicorn, flask CLI, in-process)."""
     env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
     env.update(
-        DATABASE_URL=database_url(),
+        DATABASE_URL=dsn("postgresql+psycopg"),
         JWT_SECRET_KEY=JWT_SECRET,
         TASKAPP_ENV="production",
         WEBHOOK_SECRET_KEY=BENCH_WEBHOOK_KEY,
