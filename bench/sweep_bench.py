@@ -19,7 +19,9 @@ import subprocess
 import sys
 import time
 import tracemalloc
-from datetime import date
+from bisect import bisect_left
+from datetime import date, timedelta
+from itertools import accumulate
 
 from bench.common import ROOT, connect, proc_kib, table
 
@@ -148,17 +150,13 @@ def cutoffs(targets: list[int]) -> dict[int, tuple[date, int]]:
             "SELECT due_date, count(*) FROM task WHERE status IN ('PENDING', 'IN_PROGRESS') "
             "AND due_date IS NOT NULL GROUP BY due_date ORDER BY due_date"
         ).fetchall()
+    days = [day for day, _ in histogram]
+    days.append(days[-1] + timedelta(days=1))  # after the last: every eligible task due
+    due_before = [0, *accumulate(count for _, count in histogram)]  # due before days[i]
     out = {}
     for target in targets:
-        cumulative = 0
-        for day, count in histogram:
-            if cumulative >= target:
-                out[target] = (day, cumulative)
-                break
-            cumulative += count
-        else:
-            last = histogram[-1][0]
-            out[target] = (date.fromordinal(last.toordinal() + 1), cumulative)
+        i = min(bisect_left(due_before, target), len(histogram))
+        out[target] = (days[i], due_before[i])
     return out
 
 

@@ -96,7 +96,6 @@ def start_worker(env: dict, workdir: Path) -> subprocess.Popen:
 def make_app(env: dict):
     """The app in this process, with the INTERNs ``hostile`` and ``healthy``."""
     os.environ.update(env)
-    sys.path.insert(0, str(ROOT))
     from taskapp import create_app
     from taskapp.extensions import db
     from taskapp.models import Role
