@@ -1,18 +1,11 @@
 """Calendar feed: time to the full body of a 10,000-task feed, and to a 304.
 
-    .venv/bin/python -m bench.calendar_feed [--tasks 10000] [--rounds 5] [--as events]
+    python -m bench.calendar_feed [--tasks 10000] [--rounds 5] [--as events]
 
-Runs in-process (Flask's test client reads the streamed body to its end) against a
-SQLite file and, when reachable, its own PostgreSQL database ``taskapp_bench_calendar``
-on 127.0.0.1 (dropped and re-created; nothing else is touched). One user owns every
-task; one in ten is recurring. Prints the median of ``--rounds`` of: a cold feed (the
-first request of a freshly created app: new engine, connection pool and SQL compile
-cache), a warm one (the same app's second request), and a 304; and the ratio to the
-one-second budget. Every request renders every VTODO (or, with ``--as events``, every
-all-day VEVENT of the ``?as=events`` form): nothing is cached between them.
-Each figure also gives the benchmark process's CPU time (``time.process_time``: the
-app, the test client and SQLite, not the PostgreSQL server), which a busy shared
-machine inflates less than the wall time.
+In-process (the test client reads the streamed body to its end), on SQLite and, when
+reachable, the database ``taskapp_bench_calendar`` (re-created). Medians of a cold feed
+(the first request of a fresh app), a warm one and a 304, with the process's CPU time (less
+inflated by a busy machine than wall time) and the ratio to the one-second budget.
 """
 
 import argparse
@@ -25,7 +18,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from flask_migrate import upgrade
 
-from bench.common import ADMIN_DSN, FAST_HASHING, JWT_SECRET, PASSWORD, connect, scratch_database
+from bench import common
+from bench.common import FAST_HASHING, JWT_SECRET, PASSWORD, login
 from taskapp import create_app
 from taskapp.extensions import db
 from taskapp.models import Role
@@ -46,13 +40,9 @@ CONFIG = {
 def seed(app, n_tasks: int) -> None:
     with app.app_context():
         upgrade()
+        hashing = PasswordHashing.of(app)
         owner = users.create_user(
-            db.session,
-            "owner",
-            PASSWORD,
-            Role.INTERN,
-            "o@example.com",
-            hashing=PasswordHashing.of(app),
+            db.session, "owner", PASSWORD, Role.INTERN, "o@x.org", hashing=hashing
         )
         db.session.commit()
         now = datetime.now(UTC)
@@ -78,13 +68,9 @@ def seed(app, n_tasks: int) -> None:
 
 
 def feed_path(app) -> str:
-    client = app.test_client()
-    token = client.post(
-        "/api/auth/login/", json={"username": "owner", "password": PASSWORD}
-    ).get_json()["access"]
-    url = client.post(
-        "/api/auth/calendar-feed/", headers={"Authorization": f"Bearer {token}"}
-    ).get_json()["url"]
+    """The owner's feed URL (it carries its own secret), as the app hands it out."""
+    headers = {"Authorization": f"Bearer {login(app.test_client(), 'owner')}"}
+    url = app.test_client().post("/api/auth/calendar-feed/", headers=headers).get_json()["url"]
     return url.removeprefix("http://localhost")
 
 
@@ -139,7 +125,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         targets = {"sqlite": f"sqlite:///{Path(tmp) / 'feed.sqlite'}"}
-        pg = scratch_database(PG_DB)
+        pg = common.scratch_database(PG_DB)
         if pg:
             targets["postgresql"] = pg
         for name, url in targets.items():
@@ -149,7 +135,7 @@ def main() -> None:
             dispose(app)
             report(name, measure(url, path, args.rounds, args.form))
     if pg:
-        with connect(ADMIN_DSN, autocommit=True) as conn:
+        with common.connect(common.ADMIN_DSN, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{PG_DB}" WITH (FORCE)')
 
 

@@ -9,6 +9,9 @@ accepted: the ``test`` and ``taskapp_test`` databases are never touched.
 """
 
 import os
+import signal
+import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -16,6 +19,7 @@ import zlib
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,12 +60,9 @@ def use_database(name: str) -> None:
     db_name()
 
 
-def dsn() -> str:
-    return f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{db_name()}"
-
-
-def database_url() -> str:
-    return f"postgresql+psycopg://{PG_USER}@{PG_HOST}:{PG_PORT}/{db_name()}"
+def dsn(driver: str = "postgresql") -> str:
+    """The bench database's URL: libpq's, or SQLAlchemy's with ``postgresql+psycopg``."""
+    return f"{driver}://{PG_USER}@{PG_HOST}:{PG_PORT}/{db_name()}"
 
 
 BENCH_WEBHOOK_KEY = "YmVuY2gtd2ViaG9vay1rZXktMzItYnl0ZXMtbG9uZyE="
@@ -72,7 +73,7 @@ def app_env(**extra: str) -> dict[str, str]:
     """Environment for the app under benchmark (gunicorn, flask CLI, in-process)."""
     env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
     env.update(
-        DATABASE_URL=database_url(),
+        DATABASE_URL=dsn("postgresql+psycopg"),
         JWT_SECRET_KEY=JWT_SECRET,
         TASKAPP_ENV="production",
         WEBHOOK_SECRET_KEY=BENCH_WEBHOOK_KEY,
@@ -185,3 +186,104 @@ def table(rows: list[list], headers: list[str]) -> str:
     out = [line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
     out.extend(line(r) for r in cells)
     return "\n".join(out)
+
+
+def verdict(ok: bool) -> str:
+    """How every target is printed: measured, never asserted."""
+    return "met" if ok else "MISSED"
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The nearest-rank ``q`` quantile (0.99: p99) of ``values``."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
+
+
+def latency_figures(values: list[float]) -> dict[str, float]:
+    """Median, p95, p99 and max of ``values`` (inf for each when there are none)."""
+    if not values:
+        return dict.fromkeys(("median", "p95", "p99", "max"), float("inf"))
+    figures = {"median": statistics.median(values), "max": max(values)}
+    return figures | {f"p{q}": percentile(values, q / 100) for q in (95, 99)}
+
+
+def login(client, username: str) -> str:
+    """An access token for ``username`` (the bench password), through a Flask test client."""
+    answer = client.post("/api/auth/login/", json={"username": username, "password": PASSWORD})
+    if answer.status_code != 200:
+        raise RuntimeError(
+            f"login {username}: {answer.status_code} {answer.get_data(as_text=True)}"
+        )
+    return answer.get_json()["access"]
+
+
+# --- processes the benchmarks start (servers, workers) ------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start(argv: list[str], env: dict, log: Path, cwd: Path = ROOT) -> subprocess.Popen:
+    """``argv`` in a process group of its own (so that :func:`stop` ends its workers too),
+    its output in ``log``."""
+    with open(log, "w") as out:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+def stop(process: subprocess.Popen) -> None:
+    """SIGTERM to the process group, SIGKILL if it is not gone in 15 s."""
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=5)
+
+
+def wait_answering(url: str, process: subprocess.Popen | None = None, timeout=60) -> None:
+    """Until a server answers ``url`` at all (a 401 or a 503 will do), or ``process`` exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{url}: the server exited early")
+        try:
+            httpx.get(url, timeout=2)
+            return
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer in {timeout} s")
+
+
+def group_pids(pid: int) -> list[int]:
+    """The leader of a process group started by :func:`start` and every process in it."""
+    out = subprocess.run(["ps", "-o", "pid=", "-g", str(pid)], capture_output=True)
+    return sorted({pid, *(int(p) for p in out.stdout.split())})
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def proc_cpu(pid: int) -> float:
+    """User + system CPU seconds of one process so far (0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def proc_kib(pid: int | str, field: str = "VmRSS") -> int:
+    """A memory figure of one process from /proc/<pid>/status (KiB; 0 if it is gone):
+    ``VmRSS`` its resident memory, ``VmHWM`` the peak of it."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return 0
+    return next((int(x.split()[1]) for x in lines if x.startswith(field + ":")), 0)

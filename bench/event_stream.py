@@ -3,25 +3,14 @@ them, and commit-to-event latency, on PostgreSQL + Redis and in the embedded mod
 
     python -m bench.event_stream [--streams 1000] [--server gevent|granian] [--embedded]
 
-PostgreSQL + Redis (default): the bench database of bench/changes_feed.py
-(``taskapp_bench_live``, 1M tasks), the API as production runs it (gunicorn -c
-gunicorn.conf.py, 2 workers), the stream service beside it (``--server gevent``: gunicorn
--c deploy/stream.gunicorn.conf.py; ``--server granian``: granian's WSGI interface with
-one blocking thread per stream, the same app unchanged), Redis for wake-ups.
-
-1. baseline: the API's latency (GET /api/tasks/{id}/, 4 clients in a closed loop) with
-   the stream service up and no stream;
-2. the same with ``--streams`` streams open (one asyncio client process holds them all)
-   while a writer creates a task every 0.5 s: the API's p99 against the baseline's
-   (target: within 1.5x), the stream service's RSS;
-3. commit-to-event: the writer stamps each task's title with the time it sent the POST
-   (before the commit: the figure is an upper bound); every stream records when the event
-   arrived. Targets: median < 0.5 s, p99 < 2 s, over every (stream, event).
-
-``--embedded``: SQLite, no Redis, the development server (``flask run``, what scripts/run
-starts) serving the API and the streams; 20 streams (a thread each there), latency only.
-
-Every target is printed with "met" or "MISSED"; nothing is asserted.
+PostgreSQL + Redis: on bench/changes_feed.py's database, the API as production runs it
+(gunicorn.conf.py) and the stream service beside it (gevent as deployed, or granian with a
+thread per stream). The API's latency (4 clients in a closed loop) without streams, then
+with ``--streams`` open while a writer creates a task every 0.5 s (target: p99 within
+1.5x); each task's title carries the time its POST was sent, so every stream reads its
+commit-to-event latency (an upper bound; targets: median < 0.5 s, p99 < 2 s).
+``--embedded``: SQLite, no Redis, ``flask run`` as scripts/run starts it, 20 streams,
+latency only. Figures: docs/live.md, "Measured".
 """
 
 import argparse
@@ -29,19 +18,19 @@ import asyncio
 import json
 import logging
 import os
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 
-from bench.common import ROOT, VENV_BIN, app_env, use_database
+from bench import common
+from bench.common import ROOT, VENV_BIN, verdict
 
 DATABASE = "taskapp_bench_live"
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/8")
@@ -49,57 +38,6 @@ API_CLIENTS = 4
 OPEN_EVERY = 0.01
 """The client opens its streams 100 a second (1,000 in 10 s)."""
 WRITE_EVERY = 0.5
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start(argv: list[str], env: dict, log: Path) -> subprocess.Popen:
-    out = open(log, "w")  # noqa: SIM115 (the process owns it)
-    return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=out, start_new_session=True)
-
-
-def stop(process: subprocess.Popen) -> None:
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(15)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
-
-def wait_up(base: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(base + "/healthz", timeout=2).status_code in (200, 503):
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise SystemExit(f"{base} did not come up")
-
-
-def rss_kib(pid: int) -> int:
-    """Resident memory of a process and its children (KiB)."""
-    total = 0
-    pids = [pid] + [
-        int(p)
-        for p in subprocess.run(
-            ["pgrep", "-P", str(pid)], capture_output=True, text=True
-        ).stdout.split()
-    ]
-    for each in pids:
-        try:
-            for line in Path(f"/proc/{each}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except OSError:
-            pass
-    return total
 
 
 def api_latencies(base: str, headers: dict, task_id: int, seconds: float) -> list[float]:
@@ -114,17 +52,9 @@ def api_latencies(base: str, headers: dict, task_id: int, seconds: float) -> lis
                 times.append(time.perf_counter() - started)
                 assert response.status_code == 200, response.text
 
-    threads = [threading.Thread(target=client) for _ in range(API_CLIENTS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    with ThreadPoolExecutor(API_CLIENTS) as pool:
+        list(pool.map(lambda _: client(), range(API_CLIENTS)))  # a client's error re-raised
     return times
-
-
-def p(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
 
 
 def writer(base: str, headers: dict, count: int, every: float) -> None:
@@ -178,26 +108,23 @@ async def hold_streams(url: str, headers: dict, n: int, seconds: float, out: Pat
     await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def client_process(url: str, token: str, n: int, seconds: float, out: Path) -> subprocess.Popen:
+def open_streams(url: str, token: str, n: int, seconds: float, out: Path) -> subprocess.Popen:
+    """The stream client in a process of its own (its CPU is not the service's), holding
+    ``n`` streams for ``seconds``; returns once it has had time to open them (it writes what
+    it saw into ``out`` at the end)."""
     code = (
         "import asyncio; from pathlib import Path; from bench.event_stream import hold_streams;"
         f"asyncio.run(hold_streams({url!r}, {{'Authorization': 'Bearer {token}'}}, {n}, {seconds},"
         f" Path({str(out)!r})))"
     )
-    return subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, start_new_session=True)
-
-
-def wait_opened(out_hint: str, base: str, n: int) -> None:
-    """Give the client time to open its streams (it reports at the end)."""
+    process = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, start_new_session=True)
     time.sleep(5 + n * OPEN_EVERY)
+    return process
 
 
-def verdict(ok: bool) -> str:
-    return "met" if ok else "MISSED"
-
-
-def login_token(env: dict, username_role: str) -> tuple[str, int]:
-    """A JWT for the first user of a role, minted in this process (no password hash)."""
+def login_token(env: dict, role: str) -> tuple[str, int]:
+    """A JWT for the first user of a role, minted in this process (no password hash), and
+    one of that user's tasks."""
     os.environ.update(env)
     from taskapp import create_app
     from taskapp.auth.tokens import issue_tokens
@@ -208,7 +135,7 @@ def login_token(env: dict, username_role: str) -> tuple[str, int]:
     app = create_app({"RATELIMIT_STORAGE_URI": "memory://"})
     with app.app_context():
         user = db.session.execute(
-            db.select(User).where(User.role == username_role).order_by(User.id).limit(1)
+            db.select(User).where(User.role == role).order_by(User.id).limit(1)
         ).scalar_one()
         task_id = db.session.execute(
             db.select(Task.id).where(Task.assigned_to_id == user.id).limit(1)
@@ -219,105 +146,106 @@ def login_token(env: dict, username_role: str) -> tuple[str, int]:
     return token, task_id
 
 
-def server_argv(server: str, port: int, streams: int, config: str) -> list[str]:
-    """The API (``config`` gunicorn.conf.py) or the stream service on ``port``."""
-    if server == "gevent" or config == "gunicorn.conf.py":
-        config = config if config == "gunicorn.conf.py" else "deploy/stream.gunicorn.conf.py"
-        gunicorn = [str(VENV_BIN / "gunicorn"), "-c", config, "-b", f"127.0.0.1:{port}"]
-        return [*gunicorn, "--access-logfile", "/dev/null", "wsgi:app"]
+def gunicorn_argv(config: str, port: int) -> list[str]:
+    gunicorn = [str(VENV_BIN / "gunicorn"), "-c", config, "-b", f"127.0.0.1:{port}"]
+    return [*gunicorn, "--access-logfile", "/dev/null", "wsgi:app"]
+
+
+def stream_argv(server: str, port: int, streams: int) -> list[str]:
+    """The stream service: gevent workers as deployed, or granian's WSGI interface with a
+    blocking thread per stream (the same app unchanged)."""
+    if server == "gevent":
+        return gunicorn_argv("deploy/stream.gunicorn.conf.py", port)
     granian = [str(VENV_BIN / "granian"), "--interface", "wsgi", "--host", "127.0.0.1"]
     threads = ["--workers", "1", "--blocking-threads", str(streams + 20), "--no-ws"]
     return [*granian, "--port", str(port), *threads, "wsgi:app"]
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process and its children so far."""
-    total = 0.0
-    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
-    for each in [pid, *map(int, children.stdout.split())]:
-        try:
-            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except OSError:
-            pass
-    return total
+def group_total(pid: int, of) -> float:
+    """``of`` (``common.proc_cpu``, ``common.proc_kib``) summed over a process group."""
+    return sum(of(each) for each in common.group_pids(pid))
 
 
 def run_postgresql(args) -> None:
-    use_database(DATABASE)
+    common.use_database(DATABASE)
     workdir = Path(tempfile.mkdtemp(prefix="bench-stream-"))
-    env = app_env(REDIS_URL=REDIS_URL, EVENTS_POLL_SECONDS="1", WEB_CONCURRENCY="2")
+    env = common.app_env(REDIS_URL=REDIS_URL, EVENTS_POLL_SECONDS="1", WEB_CONCURRENCY="2")
     token, task_id = login_token(env, "ADMIN")
-    api_port, stream_port = free_port(), free_port()
-    api_argv = server_argv("gevent", api_port, 0, "gunicorn.conf.py")
-    api = start(api_argv, env, workdir / "api.log")
-    stream_argv = server_argv(args.server, stream_port, args.streams, "stream")
-    streams = start(stream_argv, {**env, "DB_POOL_SIZE": "20"}, workdir / "stream.log")
+    api_port, stream_port = common.free_port(), common.free_port()
+    api = common.start(gunicorn_argv("gunicorn.conf.py", api_port), env, workdir / "api.log")
+    stream_env = {**env, "DB_POOL_SIZE": "20"}
+    streams = common.start(
+        stream_argv(args.server, stream_port, args.streams), stream_env, workdir / "s.log"
+    )
     try:
-        figures = measure(args, token, task_id, api_port, stream_port, streams.pid, workdir)
+        api_base, stream_base = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{stream_port}"
+        figures = measure(args, token, task_id, (api_base, stream_base), streams.pid, workdir)
     finally:
-        stop(streams)
-        stop(api)
-    report(args, *figures)
+        common.stop(streams)
+        common.stop(api)
+    report(args, figures)
 
 
-def measure(args, token, task_id, api_port, stream_port, stream_pid, workdir):
+def measure(args, token: str, task_id: int, bases: tuple, stream_pid: int, workdir: Path):
+    """The API's latency without streams, then with them while a writer makes tasks."""
     headers = {"Authorization": f"Bearer {token}"}
-    api_base, stream_base = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{stream_port}"
-    wait_up(api_base)
-    wait_up(stream_base)
+    api_base, stream_base = bases
+    common.wait_answering(api_base + "/healthz")
+    common.wait_answering(stream_base + "/healthz")
     api_latencies(api_base, headers, task_id, 3)  # warm up
-    rss_idle = rss_kib(stream_pid)
-    baseline = api_latencies(api_base, headers, task_id, args.seconds)
-    out = workdir / "client.json"
-    hold = args.seconds * 2 + 20
-    client = client_process(stream_base + "/api/events/", token, args.streams, hold, out)
-    wait_opened("", stream_base, args.streams)
-    rss_busy, cpu_before = rss_kib(stream_pid), cpu_seconds(stream_pid)
-    writes = int(args.seconds * 2 / WRITE_EVERY)
-    write_thread = threading.Thread(target=writer, args=(api_base, headers, writes, WRITE_EVERY))
-    write_thread.start()
-    loaded = api_latencies(api_base, headers, task_id, args.seconds)
-    write_thread.join()
-    cpu = cpu_seconds(stream_pid) - cpu_before
+    f = {"rss_idle": group_total(stream_pid, common.proc_kib)}
+    f["baseline"] = api_latencies(api_base, headers, task_id, args.seconds)
+    out, hold = workdir / "client.json", args.seconds * 2 + 20
+    client = open_streams(stream_base + "/api/events/", token, args.streams, hold, out)
+    f["rss_busy"], cpu_before = (
+        group_total(stream_pid, common.proc_kib),
+        group_total(stream_pid, common.proc_cpu),
+    )
+    f["writes"] = int(args.seconds * 2 / WRITE_EVERY)
+    write = threading.Thread(target=writer, args=(api_base, headers, f["writes"], WRITE_EVERY))
+    write.start()
+    f["loaded"] = api_latencies(api_base, headers, task_id, args.seconds)
+    write.join()
+    f["cpu"] = group_total(stream_pid, common.proc_cpu) - cpu_before
     client.wait(hold + 60)
-    result = json.loads(out.read_text())
-    return baseline, loaded, result, writes, rss_idle, rss_busy, cpu
+    return f | json.loads(out.read_text())
 
 
-def report(args, baseline, loaded, result, writes, rss_idle, rss_busy, cpu) -> None:
-    lat = result["latencies"]
-    base99, load99 = p(baseline, 0.99), p(loaded, 0.99)
-    print(f"stream server: {args.server}; streams asked {args.streams}, opened {result['opened']}")
+def report(args, f: dict) -> None:
+    base99 = common.percentile(f["baseline"], 0.99)
+    load99 = common.percentile(f["loaded"], 0.99)
+    print(f"stream server: {args.server}; streams asked {args.streams}, opened {f['opened']}")
     print(
-        f"  stream service RSS: idle {rss_idle / 1024:.0f} MiB,"
-        f" with streams {rss_busy / 1024:.0f} MiB"
+        f"  stream service RSS: idle {f['rss_idle'] / 1024:.0f} MiB,"
+        f" with streams {f['rss_busy'] / 1024:.0f} MiB"
     )
-    print(
-        f"  API GET one task, no streams:   median {statistics.median(baseline) * 1000:6.1f} ms"
-        f"  p99 {base99 * 1000:6.1f} ms  ({len(baseline)} requests)"
-    )
-    print(
-        f"  API GET one task, with streams: median {statistics.median(loaded) * 1000:6.1f} ms"
-        f"  p99 {load99 * 1000:6.1f} ms  ({len(loaded)} requests)"
-    )
-    print(f"  events received {len(lat)} of {writes * args.streams} expected")
-    if lat:
-        per_event = cpu / len(lat) * 1e6
-        print(f"  stream service CPU while writing: {cpu:.1f} s, {per_event:.0f} us per event sent")
-    if lat:
+    for name, times in (("no streams:  ", f["baseline"]), ("with streams:", f["loaded"])):
         print(
-            f"  commit-to-event: median {statistics.median(lat) * 1000:.0f} ms,"
-            f" p99 {p(lat, 0.99) * 1000:.0f} ms, max {max(lat) * 1000:.0f} ms"
+            f"  API GET one task, {name} median {statistics.median(times) * 1000:6.1f} ms"
+            f"  p99 {common.percentile(times, 0.99) * 1000:6.1f} ms  ({len(times)} requests)"
         )
-    print(f"  target {args.streams} streams held: {verdict(result['opened'] >= args.streams)}")
+    if f["latencies"]:
+        per_event = f["cpu"] / len(f["latencies"]) * 1e6
+        print(f"  stream service CPU while writing: {f['cpu']:.1f} s, {per_event:.0f} us per event")
+    print(f"  target {args.streams} streams held: {verdict(f['opened'] >= args.streams)}")
     print(
         f"  target API p99 within 1.5x: {verdict(load99 <= 1.5 * base99)} ({load99 / base99:.2f}x)"
     )
-    if lat:
-        print(f"  target median < 0.5 s: {verdict(statistics.median(lat) < 0.5)}")
-        print(f"  target p99 < 2 s: {verdict(p(lat, 0.99) < 2)}")
-    print(f"  target every event delivered: {verdict(len(lat) == writes * args.streams)}")
+    print_events(f["latencies"], f["writes"] * args.streams)
+
+
+def print_events(latencies: list[float], expected: int) -> None:
+    """Commit-to-event figures and their targets (both modes)."""
+    print(f"  events received {len(latencies)} of {expected} expected")
+    if latencies:
+        lat = {k: v * 1000 for k, v in common.latency_figures(latencies).items()}
+        print(
+            f"  commit-to-event: median {lat['median']:.0f} ms,"
+            f" p99 {lat['p99']:.0f} ms, max {lat['max']:.0f} ms"
+        )
+        print(f"  target median < 0.5 s: {verdict(lat['median'] < 500)}")
+        print(f"  target p99 < 2 s: {verdict(lat['p99'] < 2000)}")
+    print(f"  target every event delivered: {verdict(len(latencies) == expected)}")
 
 
 def run_embedded(args) -> None:
@@ -332,34 +260,21 @@ def run_embedded(args) -> None:
     subprocess.run([flask, "db", "upgrade"], cwd=ROOT, env=env, check=True, capture_output=True)
     subprocess.run([flask, "demo", "seed"], cwd=ROOT, env=env, check=True, capture_output=True)
     token, _ = login_token(env, "ADMIN")
-    port = free_port()
-    server = start([flask, "run", "--port", str(port)], env, workdir / "server.log")
+    port = common.free_port()
+    server = common.start([flask, "run", "--port", str(port)], env, workdir / "server.log")
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_up(base)
-        out = workdir / "client.json"
-        hold = args.seconds + 15
-        client = client_process(base + "/api/events/", token, args.streams, hold, out)
-        wait_opened("", base, args.streams)
+        common.wait_answering(base + "/healthz", server)
+        out, hold = workdir / "client.json", args.seconds + 15
+        client = open_streams(base + "/api/events/", token, args.streams, hold, out)
         writes = int(args.seconds / WRITE_EVERY)
         writer(base, {"Authorization": f"Bearer {token}"}, writes, WRITE_EVERY)
         client.wait(hold + 60)
         result = json.loads(out.read_text())
     finally:
-        stop(server)
-    lat = result["latencies"]
-    print(
-        f"embedded (SQLite, flask run, no Redis): streams {result['opened']}, "
-        f"events {len(lat)} of {writes * args.streams}"
-    )
-    if lat:
-        print(
-            f"  commit-to-event: median {statistics.median(lat) * 1000:.0f} ms,"
-            f" p99 {p(lat, 0.99) * 1000:.0f} ms, max {max(lat) * 1000:.0f} ms"
-        )
-        print(f"  target median < 0.5 s: {verdict(statistics.median(lat) < 0.5)}")
-        print(f"  target p99 < 2 s: {verdict(p(lat, 0.99) < 2)}")
-    print(f"  target every event delivered: {verdict(len(lat) == writes * args.streams)}")
+        common.stop(server)
+    print(f"embedded (SQLite, flask run, no Redis): streams {result['opened']}")
+    print_events(result["latencies"], writes * args.streams)
 
 
 def main() -> None:

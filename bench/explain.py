@@ -1,53 +1,40 @@
-"""EXPLAIN (ANALYZE, BUFFERS) of every task-list query shape, for both roles, on the
-seeded database.
+"""EXPLAIN (ANALYZE, BUFFERS) of every task-list query shape, for both roles.
 
 The statements are not written by hand: each shape is requested from the app in this
-process (Flask test client), the SQL it sends is captured with its parameters, and that
-exact SQL is explained. So the plans follow the app's code as it changes.
-
-Shapes: no parameters (default ordering ``-created_at``), each filter of the contract,
-each ordering field both ways, a few combinations, a deep page; plus the detail query.
-The check: no sequential scan of ``task`` in any INTERN list or detail statement.
-
-    python -m bench.explain
+process and the SQL it sends is captured and explained as is, so the plans follow the
+code. The check: no sequential scan of ``task`` in any INTERN list or detail statement.
 """
 
-import json
 from datetime import date, timedelta
 
-from bench.common import RESULTS_DIR, connect, table
-from bench.inprocess import Client, Recorder, make_app
+from bench.common import connect, table
+from bench.inprocess import in_process
 
 ORDER_FIELDS = ("id", "title", "status", "priority", "due_date", "created_at", "updated_at")
+AS_IS = "status=PENDING status=PENDING,IN_PROGRESS status=OVERDUE priority=HIGH priority=LOW,MEDIUM"
+"""Shapes named by their own query string."""
 
 
 def shapes(today: date, intern_id: int) -> list[tuple[str, str]]:
-    d = today.isoformat()
-    month_ago = (today - timedelta(days=30)).isoformat()
-    out = [
+    """(label, query string) of every shape: each filter of the contract, each ordering both
+    ways, a few combinations, page 10."""
+    d, month_ago = today.isoformat(), (today - timedelta(days=30)).isoformat()
+    dues = [(f"due_date__{op}", f"due_date__{op}={d}") for op in ("gte", "lte", "gt", "lt")]
+    nulls = [(f"due_date__isnull={v}",) * 2 for v in ("true", "false")]
+    orderings = [(f"ordering={s}{f}",) * 2 for f in ORDER_FIELDS for s in ("", "-")]
+    soon = today + timedelta(days=30)
+    return [
         ("default (-created_at)", ""),
-        ("status=PENDING", "status=PENDING"),
-        ("status=PENDING,IN_PROGRESS", "status=PENDING,IN_PROGRESS"),
-        ("status=OVERDUE", "status=OVERDUE"),
-        ("priority=HIGH", "priority=HIGH"),
-        ("priority=LOW,MEDIUM", "priority=LOW,MEDIUM"),
+        *((query, query) for query in AS_IS.split()),
         ("due_date=", f"due_date={d}"),
-        ("due_date__gte", f"due_date__gte={d}"),
-        ("due_date__lte", f"due_date__lte={d}"),
-        ("due_date__gt", f"due_date__gt={d}"),
-        ("due_date__lt", f"due_date__lt={d}"),
-        ("due_date__isnull=true", "due_date__isnull=true"),
-        ("due_date__isnull=false", "due_date__isnull=false"),
+        *dues,
+        *nulls,
         ("created_at__gte (30 days)", f"created_at__gte={month_ago}"),
         ("created_at__lte (30 days ago)", f"created_at__lte={month_ago}"),
         ("assigned_to", f"assigned_to={intern_id}"),
         ("search (common word)", "search=invoice"),
         ("search (no match)", "search=zz-no-such-text"),
-    ]
-    for field in ORDER_FIELDS:
-        out.append((f"ordering={field}", f"ordering={field}"))
-        out.append((f"ordering=-{field}", f"ordering=-{field}"))
-    out += [
+        *orderings,
         ("status=PENDING&ordering=due_date (bench)", "status=PENDING&ordering=due_date"),
         (
             "status=P,IP&priority=HIGH&ordering=-priority,due_date",
@@ -55,11 +42,10 @@ def shapes(today: date, intern_id: int) -> list[tuple[str, str]]:
         ),
         (
             "status=PENDING&due_date__lte&ordering=due_date",
-            f"status=PENDING&due_date__lte={today + timedelta(days=30)}&ordering=due_date",
+            f"status=PENDING&due_date__lte={soon}&ordering=due_date",
         ),
         ("page=10 (default ordering)", "page=10"),
     ]
-    return out
 
 
 def _walk(plan: dict, out: list) -> None:
@@ -109,10 +95,7 @@ def _explain_request(conn, recorder, client, request: tuple, auth: list) -> list
     one row per statement. The token check is explained once, into ``auth``."""
     role, label, url = request
     with recorder.recording():
-        response = client.request(role, "GET", url)
-    if response.status_code != 200:
-        text = response.get_data(as_text=True)[:200]
-        raise RuntimeError(f"{role} {url}: {response.status_code} {text}")
+        client.expect(200, role, "GET", url)
     statements = list(recorder.statements)
     rows = []
     for statement, parameters in statements:
@@ -158,23 +141,17 @@ def deep_page_requests(app, conn) -> list[tuple[str, str]]:
 
 
 def run(users: dict, today: date) -> dict:
-    app = make_app()
-    from taskapp.extensions import db
-
-    with app.app_context():
-        recorder = Recorder(db.engine)
-    client = Client(app, users["admin"], users["intern"])
-    task_id = users["intern_task_ids"][len(users["intern_task_ids"]) // 2]
-    requests = [
+    """Every shape for both roles (ADMIN also the deep pages), every statement explained."""
+    shape_urls = [
         (label, "/api/tasks/?" + query) for label, query in shapes(today, users["intern_id"])
     ]
-    requests.append(("detail", f"/api/tasks/{task_id}/"))
+    shape_urls.append(("detail", f"/api/tasks/{users['intern_task_id']}/"))
     rows, auth = [], []
-    with connect(autocommit=True) as conn:
+    with in_process(users) as (client, recorder), connect(autocommit=True) as conn:
         conn.execute("SET jit = off")  # the app's sessions run with the server default too
-        deep = deep_page_requests(app, conn)
+        deep = deep_page_requests(client.app, conn)
         for role in ("INTERN", "ADMIN"):
-            for label, url in requests + (deep if role == "ADMIN" else []):
+            for label, url in shape_urls + (deep if role == "ADMIN" else []):
                 rows += _explain_request(conn, recorder, client, (role, label, url), auth)
     failures = [
         f"{r['role']} {r['shape']} {r['statement']}"
@@ -224,15 +201,7 @@ def report(result: dict) -> str:
     )
 
 
-ABBREVIATIONS = {
-    "Index Only": "IOS",
-    "Parallel Index Only": "par IOS",
-    "Index": "IS",
-    "Parallel Index": "par IS",
-    "Bitmap Heap": "bitmap",
-    "Seq": "SEQ",
-    "Parallel Seq": "par SEQ",
-}
+ABBREVIATIONS = {"Index Only": "IOS", "Index": "IS", "Bitmap Heap": "bitmap", "Seq": "SEQ"}
 
 
 def _cell(row: dict | None) -> str:
@@ -246,21 +215,7 @@ def _cell(row: dict | None) -> str:
         kind, _, index = rest.partition("(")
         index = index.rstrip(")").removeprefix("ix_task_").replace("pk_task_counter", "pk")
         prefix = "counter " if relation == "task_counter" else ""
+        if kind.startswith("Parallel "):
+            prefix, kind = prefix + "par ", kind.removeprefix("Parallel ")
         scans.append(prefix + ABBREVIATIONS.get(kind, kind) + (f" {index}" if index else ""))
     return f"{row['ms']:.1f} ms {'+'.join(scans)}"
-
-
-def main() -> None:
-    from bench.http_bench import bench_users
-    from bench.seed import current_seed
-
-    seed = current_seed() or {}
-    today = date.fromisoformat(seed["today"]) if seed.get("today") else date.today()
-    result = run(bench_users(), today)
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    (RESULTS_DIR / "explain.json").write_text(json.dumps(result, indent=1))
-    print(report(result))
-
-
-if __name__ == "__main__":
-    main()

@@ -2,32 +2,26 @@
 under the same server configuration on loopback, driven by wrk, in interleaved rounds.
 
 The figure that counts is the worker CPU per request (user + system time of the server's
-processes from /proc, over the requests wrk counted): on a shared 2-core machine it moves
-far less than throughput. Each scenario's figures are the medians of its rounds. Every
-wrk run is bounded by ``-d``; every server started here is stopped here.
-
-    python -m bench.http_bench [--duration 12] [--rounds 3] [--server gunicorn|granian]
+processes, over the requests wrk counted): on a shared 2-core machine it moves far less
+than throughput. Each scenario's figures are the medians of its rounds.
 """
 
-import argparse
 import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from contextlib import ExitStack
 from pathlib import Path
 
+import httpx
 import psycopg
 
-from bench.common import PASSWORD, RESULTS_DIR, ROOT, VENV_BIN, app_env, connect, db_name
-from bench.common import table as md_table
+from bench import common
+from bench.common import PASSWORD, RESULTS_DIR, ROOT, VENV_BIN, app_env, connect, table, verdict
 
 SERVERS = {
     "gunicorn": "gunicorn 2 workers x 4 threads (gthread), keep-alive 5 s",
@@ -56,15 +50,8 @@ APP = {  # scenario -> (label, request kind, its ladder step, the issue's ratio 
     "intern_detail": ("taskapp detail", "detail", "detail", 1.2),
     "intern_post": ("taskapp POST (+ audit row)", "post", "post", 1.25),
 }
-ORDER = [*"abcdefg", "intern_list", "admin_list", "h", "intern_list_304"]
-ORDER += ["detail", "intern_detail", "post", "intern_post"]
+ORDER = [k for step in LADDER for k in (step, *(s for s, v in APP.items() if v[2] == step))]
 """One round: each taskapp scenario right after its ladder step."""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def server_argv(kind: str, app_spec: str, port: int) -> list[str]:
@@ -86,75 +73,37 @@ class Server:
     """A server (gunicorn or granian) in its own process group, stopped on exit."""
 
     def __init__(self, kind: str, app_spec: str, env: dict, label: str, cwd: Path = ROOT):
-        self.port = free_port()
+        self.port = common.free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        self.log = open(RESULTS_DIR / f"{kind}-{label}.log", "w")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            server_argv(kind, app_spec, self.port),
-            cwd=cwd,
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        self.log = RESULTS_DIR / f"{kind}-{label}.log"
+        self.proc = common.start(server_argv(kind, app_spec, self.port), env, self.log, cwd)
 
-    def wait_ready(self, path: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited early, see {self.log.name}")
-            try:
-                with urllib.request.urlopen(self.base + path, timeout=2):
-                    return
-            except urllib.error.HTTPError:
-                return  # it answers (e.g. 401): ready
-            except OSError:
-                time.sleep(0.2)
-        raise RuntimeError(f"server not ready after {timeout} s")
+    def wait_ready(self, path: str) -> None:
+        common.wait_answering(self.base + path, self.proc)
 
     def pids(self) -> list[int]:
         """The master and every process below it (granian: workers under the master)."""
-        out = subprocess.run(["ps", "-o", "pid=", "-g", str(self.proc.pid)], capture_output=True)
-        return sorted({self.proc.pid, *(int(p) for p in out.stdout.split())})
+        return common.group_pids(self.proc.pid)
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=5)
-        self.log.close()
+        common.stop(self.proc)
 
 
-def http(method: str, url: str, body=None, token=None, headers=None):
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
-    if data is not None:
-        request.add_header("Content-Type", "application/json")
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, response.read(), response.headers
-    except urllib.error.HTTPError as error:
-        return error.code, error.read(), error.headers
-
-
-def expect(status: int, method: str, url: str, body=None, token=None, headers=None):
-    got, answer, answer_headers = http(method, url, body, token, headers)
-    if got != status:
-        raise RuntimeError(f"{method} {url} answered {got}: {answer[:300]!r}")
-    return answer, answer_headers
+def expect(status: int, method: str, url: str, token: str = "", **kwargs) -> httpx.Response:
+    """A request to a server under benchmark, which must answer ``status``."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    answer = httpx.request(method, url, headers=headers, timeout=30, **kwargs)
+    if answer.status_code != status:
+        raise RuntimeError(f"{method} {url} answered {answer.status_code}: {answer.text[:300]}")
+    return answer
 
 
 def login(base: str, username: str) -> str:
     credentials = {"username": username, "password": PASSWORD}
-    return json.loads(expect(200, "POST", base + "/api/auth/login/", credentials)[0])["access"]
+    return expect(200, "POST", base + "/api/auth/login/", json=credentials).json()["access"]
 
 
 def ensure_wrk() -> None:
@@ -229,19 +178,6 @@ def wait_quiet(limit: float = 0.25, patience: float = 30) -> float:
     return busy
 
 
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def _proc_cpu(pid: int) -> float:
-    """User + system CPU seconds of one process so far (0 if it is gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
 def cpu_snapshot(server: Server) -> dict[str, dict[int, float]]:
     """CPU seconds so far of the server's processes and of the PostgreSQL backends
     connected to the bench database (the monitoring one excluded)."""
@@ -249,11 +185,11 @@ def cpu_snapshot(server: Server) -> dict[str, dict[int, float]]:
         backends = conn.execute(
             "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid() "
             "AND backend_type = 'client backend'",
-            [db_name()],
+            [common.db_name()],
         ).fetchall()
     return {
-        "python": {pid: _proc_cpu(pid) for pid in server.pids()},
-        "postgres": {row[0]: _proc_cpu(row[0]) for row in backends},
+        "python": {pid: common.proc_cpu(pid) for pid in server.pids()},
+        "postgres": {row[0]: common.proc_cpu(row[0]) for row in backends},
     }
 
 
@@ -293,6 +229,7 @@ def bench_users() -> dict:
         "intern_id": intern[0],
         "intern_tasks": intern[2],
         "intern_task_ids": [row[0] for row in ids],
+        "intern_task_id": ids[len(ids) // 2][0],  # the in-process detail's
         "max_task_id": max_id,
     }
 
@@ -327,11 +264,11 @@ def prepare(base: str, users: dict) -> dict:
     """Log in both users, check the list and the POST, keep the INTERN's page (the
     ladder's pre-built body) and the ids for the detail scenarios; wrk's environments."""
     tokens = {role: login(base, users[role]) for role in ("admin", "intern")}
-    page, _ = expect(200, "GET", base + LIST_PATH, token=tokens["intern"])
+    page = expect(200, "GET", base + LIST_PATH, tokens["intern"]).content
     (RESULTS_DIR / "bare_page.json").write_bytes(page)
     ids_file = RESULTS_DIR / "intern_task_ids.txt"
     ids_file.write_text("\n".join(map(str, users["intern_task_ids"])) + "\n")
-    expect(201, "POST", base + "/api/tasks/", POST_BODY, tokens["intern"])
+    expect(201, "POST", base + "/api/tasks/", tokens["intern"], json=POST_BODY)
     cleanup_writes(users["max_task_id"])
     intern = {"BENCH_TOKEN": tokens["intern"]}
     envelope = json.loads(page)
@@ -350,7 +287,7 @@ def prepare(base: str, users: dict) -> dict:
 
 def list_etag(base: str, token: str) -> str:
     """The ETag taskapp answers now for the INTERN list (for the 304 scenarios)."""
-    return expect(200, "GET", base + LIST_PATH, token=token)[1]["ETag"]
+    return expect(200, "GET", base + LIST_PATH, token).headers["ETag"]
 
 
 def describe(key: str) -> tuple[str, str, str]:
@@ -358,9 +295,9 @@ def describe(key: str) -> tuple[str, str, str]:
     if key in LADDER:
         return *LADDER[key], "ladder"
     label, kind = APP[key.removeprefix("before_")][:2]
-    return (
-        (f"{label} (before)", kind, "before") if key.startswith("before_") else (label, kind, "app")
-    )
+    if key.startswith("before_"):
+        return f"{label} (before)", kind, "before"
+    return label, kind, "app"
 
 
 def run_round(plan: dict, servers: dict, timing: dict, connections: int) -> dict:
@@ -396,51 +333,43 @@ def medians(rounds: list[dict]) -> dict:
     }
 
 
-def run(
-    seconds: float = 12,
-    connections: int = 8,
-    warmup: float = 3,
-    rounds: int = 3,
-    patience: float = 30,
-    kind: str = "gunicorn",
-    before: Path | None = None,
-) -> dict:
-    """taskapp and the ladder up side by side (the idle one costs nothing); ``rounds``
-    interleaved rounds, the POST rows removed after each. ``before``: a checkout of the
+def run(timing: dict, connections: int, kind: str, before: Path | None = None) -> dict:
+    """taskapp and the ladder up side by side (the idle one costs nothing); ``timing``'s
+    rounds, interleaved, the POST rows removed after each. ``before``: a checkout of the
     code to compare with (e.g. ``git archive main``), run as a third server, each of its
-    scenarios right after the same one of this checkout."""
+    scenarios right after the same one of this checkout. ``timing``: seconds, warmup,
+    rounds, patience (the most seconds to wait for a quiet machine)."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit("terminated"))  # servers stopped on exit
     users = bench_users()
-    timing = {"seconds": seconds, "warmup": warmup, "patience": patience}
-    print(f"HTTP: {SERVERS[kind]}; wrk {connections} connections, {seconds:g} s", flush=True)
+    print(f"HTTP: {SERVERS[kind]}; wrk {connections} connections, {timing['seconds']:g} s")
     results: dict = {"rounds": [], "server": kind}
     keys = [
         k for key in ORDER for k in (key, f"before_{key}") if k == key or (before and key in APP)
     ]
-    ladder_env = app_env(BENCH_BARE_PAGE=str(RESULTS_DIR / "bare_page.json"))
+    checkouts = {"app": ROOT, **({"before": before} if before else {})}
     with ExitStack() as stack:
         stack.callback(cleanup_writes, users["max_task_id"])
-        servers = {"app": stack.enter_context(Server(kind, "wsgi:app", app_env(), "app"))}
-        if before:
-            servers["before"] = stack.enter_context(
-                Server(kind, "wsgi:app", app_env(), "before", before)
-            )
+        servers = {
+            name: stack.enter_context(Server(kind, "wsgi:app", app_env(), name, cwd))
+            for name, cwd in checkouts.items()
+        }
         for server in servers.values():
             server.wait_ready("/healthz")
         plan = {**prepare(servers["app"].base, users), "keys": keys}
+        ladder_env = app_env(BENCH_BARE_PAGE=str(RESULTS_DIR / "bare_page.json"))
         servers["ladder"] = stack.enter_context(
             Server(kind, "bench.ladder_app:app", ladder_env, "ladder")
         )
         servers["ladder"].wait_ready("/api/tasks/")
-        for number in range(1, rounds + 1):
+        for number in range(1, timing["rounds"] + 1):
             print(f" round {number}", flush=True)
             results["rounds"].append(run_round(plan, servers, timing, connections))
             cleanup_writes(users["max_task_id"])
     results["median"] = medians(results["rounds"])
     results["page"] = plan["page"]
-    results["config"] = {"server": SERVERS[kind], "connections": connections, **timing}
-    results["config"].update(rounds=rounds, intern=users["intern"], tasks=users["intern_tasks"])
+    config = {"server": SERVERS[kind], "connections": connections, **timing}
+    results["config"] = config | {"intern": users["intern"], "tasks": users["intern_tasks"]}
     return results
 
 
@@ -454,7 +383,7 @@ def report(results: dict) -> str:
         rows[-1] += [f"{r['p99_ms']:.1f}", r["errors"]]
     headers = ["scenario", "worker CPU ms/req", "by round", "PostgreSQL CPU ms/req"]
     headers += ["req/s", "p50 ms", "p99 ms", "errors"]
-    return md_table(rows, headers) + "\n\n" + md_table(ratios(results), RATIO_HEADERS)
+    return table(rows, headers) + "\n\n" + table(ratios(results), RATIO_HEADERS)
 
 
 RATIO_HEADERS = ["taskapp", "worker CPU ms", "ladder step", "step ms", "ratio", "target"]
@@ -462,38 +391,14 @@ RATIO_HEADERS += ["before: ms", "before: ratio"]
 
 
 def ratios(results: dict) -> list[list]:
+    """Each taskapp figure as a multiple of its ladder step's (and the ``before`` code's)."""
     m, rows = results["median"], []
     for key, (label, _, step, target) in APP.items():
         cpu, floor = m[key]["python_cpu_ms"], m[step]["python_cpu_ms"] or 1e-9
-        met = (
-            ""
-            if target is None
-            else f"<= {target}x: {'met' if cpu / floor <= target else 'MISSED'}"
-        )
+        met = f"<= {target}x: {verdict(cpu / floor <= target)}" if target else ""
         rows.append(
             [label, f"{cpu:.2f}", LADDER[step][0], f"{floor:.2f}", f"{cpu / floor:.2f}x", met]
         )
         before = m.get(f"before_{key}", {}).get("python_cpu_ms")
         rows[-1] += [f"{before:.2f}", f"{before / floor:.2f}x"] if before else ["", ""]
     return rows
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--duration", type=float, default=12)
-    parser.add_argument("--connections", type=int, default=8)
-    parser.add_argument("--warmup", type=float, default=3)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--server", choices=sorted(SERVERS), default="gunicorn")
-    parser.add_argument("--before", type=Path, help="a checkout of the code to compare with")
-    parser.add_argument("--patience", type=float, default=30, help="max s to wait for quiet")
-    args = parser.parse_args()
-    ensure_wrk()
-    timing = (args.duration, args.connections, args.warmup, args.rounds)
-    results = run(*timing, patience=args.patience, kind=args.server, before=args.before)
-    print(report(results))
-    (RESULTS_DIR / f"http-{args.server}.json").write_text(json.dumps(results, default=str))
-
-
-if __name__ == "__main__":
-    main()

@@ -10,11 +10,13 @@ Counting is done with SQLAlchemy events on the app's engine:
 """
 
 import time
+from collections import Counter
 from contextlib import contextmanager
+from functools import partial
 
 from sqlalchemy import event
 
-from bench.common import PASSWORD, table, use_app_env
+from bench.common import login, table, use_app_env
 
 LIST_URL = "/api/tasks/?status=PENDING&ordering=due_date"
 POST_BODY = {
@@ -36,52 +38,41 @@ def make_app():
 
 
 class Recorder:
+    """What the app's engine sends while :meth:`recording` (see the module docstring)."""
+
+    ENDS = ("begins", "commits", "rollbacks")
+
     def __init__(self, engine):
-        self.engine = engine
         self.active = False
         self.statements: list[tuple[str, object]] = []
-        self.pings = self.begins = self.commits = self.rollbacks = self.resets = 0
+        self.counts: Counter = Counter()
         event.listen(engine, "before_cursor_execute", self._statement)
-        event.listen(engine, "begin", self._begin)
-        event.listen(engine, "commit", self._commit)
-        event.listen(engine, "rollback", self._rollback)
-        event.listen(engine.pool, "reset", self._reset)
-        dialect = engine.dialect
-        original_ping = dialect.do_ping
+        for name in ("begin", "commit", "rollback"):
+            event.listen(engine, name, partial(self._transaction, name + "s"))
+        event.listen(engine.pool, "reset", lambda *_: self._count("pool_resets"))
+        original_ping = engine.dialect.do_ping
 
         def counting_ping(dbapi_connection):
-            if self.active:
-                self.pings += 1
+            self._count("pings")
             return original_ping(dbapi_connection)
 
-        dialect.do_ping = counting_ping
+        engine.dialect.do_ping = counting_ping
+
+    def _count(self, name: str, sent: bool = True) -> None:
+        self.counts[name] += self.active and sent
 
     def _statement(self, conn, cursor, statement, parameters, context, executemany):
         if self.active:
             self.statements.append((statement, parameters))
 
-    def _sent(self, conn) -> bool:
-        """Whether a BEGIN/COMMIT/ROLLBACK goes on the wire: not in autocommit (the app's
-        GETs), where psycopg sends none (checked with a pgconn.trace)."""
-        return self.active and not conn.connection.dbapi_connection.autocommit
-
-    def _begin(self, conn):
-        self.begins += self._sent(conn)
-
-    def _commit(self, conn):
-        self.commits += self._sent(conn)
-
-    def _rollback(self, conn):
-        self.rollbacks += self._sent(conn)
-
-    def _reset(self, dbapi_connection, record, reset_state=None):
-        self.resets += self.active
+    def _transaction(self, name: str, conn) -> None:
+        """A BEGIN/COMMIT/ROLLBACK goes on the wire only outside autocommit (the app's GETs
+        run in it, where psycopg sends none; checked with a pgconn.trace)."""
+        self._count(name, not conn.connection.dbapi_connection.autocommit)
 
     @contextmanager
     def recording(self):
-        self.statements = []
-        self.pings = self.begins = self.commits = self.rollbacks = self.resets = 0
-        self.active = True
+        self.statements, self.counts, self.active = [], Counter(), True
         try:
             yield self
         finally:
@@ -92,41 +83,53 @@ class Recorder:
         # is open (after the session's own COMMIT/ROLLBACK): it is listed, not counted.
         # Checked against a libpq protocol trace (pgconn.trace) of one INTERN list:
         # BEGIN, 3 x Parse/Bind/Execute/Sync, ROLLBACK, after the checkout's ping.
-        ends = self.commits + self.rollbacks
-        return {
-            "statements": len(self.statements),
-            "pings": self.pings,
-            "begins": self.begins,
-            "commits": self.commits,
-            "rollbacks": self.rollbacks,
-            "pool_resets": self.resets,
-            "round_trips": len(self.statements) + self.pings + self.begins + ends,
-        }
+        counts = {name: self.counts[name] for name in ("pings", *self.ENDS, "pool_resets")}
+        trips = len(self.statements) + sum(counts[name] for name in ("pings", *self.ENDS))
+        return {"statements": len(self.statements), **counts, "round_trips": trips}
 
 
 class Client:
-    """Test client with bearer tokens for the bench ADMIN and INTERN."""
+    """Test client with bearer tokens for the bench ADMIN and INTERN, and the INTERN's
+    personal access token (``PAT``)."""
 
     def __init__(self, app, admin: str, intern: str):
         self.app = app
         self.client = app.test_client()
-        self.tokens = {"ADMIN": self._login(admin), "INTERN": self._login(intern)}
+        self.tokens = {"ADMIN": login(self.client, admin), "INTERN": login(self.client, intern)}
         made = self.request("INTERN", "POST", "/api/auth/tokens/", PAT_BODY)
-        self.tokens["PAT"] = made.get_json()["token"]  # the INTERN's personal access token
-
-    def _login(self, username: str) -> str:
-        response = self.client.post(
-            "/api/auth/login/", json={"username": username, "password": PASSWORD}
-        )
-        if response.status_code != 200:
-            raise RuntimeError(
-                f"login {username}: {response.status_code} {response.get_data(as_text=True)}"
-            )
-        return response.get_json()["access"]
+        self.tokens["PAT"] = made.get_json()["token"]
 
     def request(self, role: str, method: str, url: str, body: dict | None = None, **headers):
         headers["Authorization"] = f"Bearer {self.tokens[role]}"
         return self.client.open(url, method=method, headers=headers, json=body)
+
+    def expect(self, status: int, role: str, method: str, url: str, body=None, **headers):
+        response = self.request(role, method, url, body, **headers)
+        if response.status_code != status:
+            text = response.get_data(as_text=True)[:300]
+            raise RuntimeError(f"{role} {method} {url}: {response.status_code} {text}")
+        return response
+
+
+@contextmanager
+def in_process(users: dict):
+    """The app on the bench database, a :class:`Recorder` on its engine and a
+    :class:`Client`; afterwards the connections closed and the rows the requests wrote
+    removed."""
+    from bench.http_bench import cleanup_writes
+
+    app = make_app()
+    from taskapp.extensions import db
+
+    with app.app_context():
+        recorder = Recorder(db.engine)
+    try:
+        yield Client(app, users["admin"], users["intern"]), recorder
+    finally:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+        cleanup_writes(users["max_task_id"])
 
 
 def endpoints(intern_task_id: int) -> list[tuple[str, str, str, str, dict | None, int]]:
@@ -153,26 +156,15 @@ def count_statements(
             etag = client.request(role, method, url, body).headers.get("ETag")  # warm
         headers = {"If-None-Match": etag} if expected == 304 else {}
         with recorder.recording():
-            response = client.request(role, method, url, body, **headers)
-        if response.status_code != expected:
-            raise RuntimeError(
-                f"{label}: {response.status_code} {response.get_data(as_text=True)[:300]}"
-            )
+            client.expect(expected, role, method, url, body, **headers)
         summary = recorder.summary()
         n = timed if method == "GET" else max(1, int(timed / 2.5))
         start = time.perf_counter()
         for _ in range(n):
             client.request(role, method, url, body, **headers)
         summary["in_process_ms"] = (time.perf_counter() - start) / n * 1000
-        rows.append(
-            {
-                "endpoint": label,
-                "method": method,
-                "url": url,
-                **summary,
-                "sql": [s for s, _ in recorder.statements],
-            }
-        )
+        sql = [statement for statement, _ in recorder.statements]
+        rows.append({"endpoint": label, "method": method, "url": url, **summary, "sql": sql})
     return rows
 
 
@@ -201,25 +193,11 @@ def profile(client: Client, intern_task_id: int, out_dir, seconds: float = 4.0) 
 
 def run(users: dict, timed: int = 50, profile_dir=None) -> list[dict]:
     """Statements, round trips and in-process time of each endpoint (and, given
-    ``profile_dir``, pyinstrument profiles); the POSTs' rows removed after."""
-    from bench.http_bench import cleanup_writes
-
-    app = make_app()
-    from taskapp.extensions import db
-
-    with app.app_context():
-        recorder = Recorder(db.engine)
-    client = Client(app, users["admin"], users["intern"])
-    task_id = users["intern_task_ids"][len(users["intern_task_ids"]) // 2]
-    try:
-        rows = count_statements(client, recorder, task_id, timed)
+    ``profile_dir``, pyinstrument profiles)."""
+    with in_process(users) as (client, recorder):
+        rows = count_statements(client, recorder, users["intern_task_id"], timed)
         if profile_dir:
-            print(profile(client, task_id, profile_dir))
-    finally:
-        with app.app_context():
-            db.session.remove()
-            db.engine.dispose()
-        cleanup_writes(users["max_task_id"])
+            print(profile(client, users["intern_task_id"], profile_dir))
     return rows
 
 
@@ -234,11 +212,3 @@ def report(rows: list[dict]) -> str:
     ]
     headers = ["request", "SQL statements", "round trips", "besides them", "in-process ms"]
     return table(cells, headers)
-
-
-if __name__ == "__main__":
-    from bench.common import RESULTS_DIR
-    from bench.http_bench import bench_users
-
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    print(report(run(bench_users(), profile_dir=RESULTS_DIR)))

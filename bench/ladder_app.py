@@ -24,6 +24,7 @@ the shape), so the body is the same bytes.
 import hashlib
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import flask_smorest
 import orjson
@@ -182,16 +183,9 @@ class StepPost(MethodView):
             task = conn.execute(INSERT_TASK, values).one()
             conn.execute(INSERT_LOG, _log_entry(task, user["id"], now))
         row = {**task._mapping, "assigned_to_username": user["username"]}
-        body = orjson.dumps(DUMP(_Row(row)))
+        body = orjson.dumps(DUMP(SimpleNamespace(**row)))  # the dump reads attributes
         headers = {"ETag": f'"{task.id}-{task.version}"'}
         return Response(body, 201, headers, mimetype="application/json")
-
-
-class _Row:
-    """Attribute access over a dict, as the dump reads a row."""
-
-    def __init__(self, values: dict):
-        self.__dict__.update(values)
 
 
 def _log_entry(task, actor_id: int, now) -> dict:
@@ -213,16 +207,14 @@ def _log_entry(task, actor_id: int, now) -> dict:
 api.register_blueprint(blp)
 
 
-class StepFromHeader:
+def step_from_header(wsgi_app):
     """Route ``X-Ladder: <step>`` to ``/<step>/...`` so every step serves taskapp's URL."""
 
-    def __init__(self, wsgi_app):
-        self.wsgi_app = wsgi_app
+    def routed(environ, start_response):
+        environ["PATH_INFO"] = f"/{environ.get('HTTP_X_LADDER', 'a')}{environ.get('PATH_INFO', '')}"
+        return wsgi_app(environ, start_response)
 
-    def __call__(self, environ, start_response):
-        step = environ.get("HTTP_X_LADDER", "a")
-        environ["PATH_INFO"] = f"/{step}{environ.get('PATH_INFO', '')}"
-        return self.wsgi_app(environ, start_response)
+    return routed
 
 
-app.wsgi_app = StepFromHeader(app.wsgi_app)
+app.wsgi_app = step_from_header(app.wsgi_app)

@@ -1,19 +1,10 @@
 """Where a request's time goes under load: py-spy samples the gunicorn workers while wrk
-drives one scenario (same gunicorn configuration as the benchmark).
-
-    python -m bench.profile_http [--scenario intern_list|admin_list|intern_detail|intern_post]
-        [--seconds 15]
-
-Needs py-spy (bench/requirements.txt) and ptrace rights (root in a container is
-usually enough). Prints the functions with the largest inclusive share of the workers'
-samples, grouped by where the time belongs (taskapp, SQLAlchemy, psycopg, marshmallow,
-flask-smorest/webargs, flask-jwt-extended/PyJWT, werkzeug/flask, gunicorn) and writes the
-collapsed stacks (flamegraph input) to bench/results/pyspy-<scenario>.txt.
+drives one scenario (the HTTP stage's configuration). Needs py-spy (bench/requirements.txt)
+and ptrace rights. The frames with the largest inclusive share, the self time by library,
+the call tree, and the collapsed stacks in bench/results/pyspy-<scenario>.txt.
 """
 
-import argparse
 import collections
-import json
 import os
 import subprocess
 import threading
@@ -65,22 +56,15 @@ def analyse(collapsed_file, top: int = 40) -> dict:
     }
 
 
-def _below(frames: list[str], root: str) -> list[str] | None:
-    """The frames from the first one whose text starts with ``root``; None if none does."""
-    for i, frame in enumerate(frames):
-        if frame.startswith(root):
-            return frames[i:]
-    return None
-
-
 def _trie(collapsed_file, root: str) -> tuple[dict, int]:
-    """{frame: [samples, children]} of the stacks below ``root``, and all samples."""
+    """{frame: [samples, children]} of the stacks from their first frame whose text starts
+    with ``root`` (stacks without one are left out), and all samples."""
     trie: dict = {}
     total = 0
     for frames, n in _stacks(collapsed_file):
         total += n
         node = trie
-        for frame in _below(frames, root) or []:
+        for frame in next((frames[i:] for i, f in enumerate(frames) if f.startswith(root)), []):
             entry = node.setdefault(frame, [0, {}])
             entry[0] += n
             node = entry[1]
@@ -153,23 +137,3 @@ def run(scenario: str, seconds: int) -> dict:
     analysis = analyse(merged)
     analysis["load"] = {k: result.get(k) for k in ("rps", "p50_ms", "p99_ms", "errors")}
     return analysis
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--scenario", default="intern_list")
-    parser.add_argument("--seconds", type=int, default=15)
-    args = parser.parse_args()
-    analysis = run(args.scenario, args.seconds)
-    print(json.dumps(analysis["load"]))
-    print("self time by library:", json.dumps(analysis["self_by_library"]))
-    for frame, share in analysis["inclusive"]:
-        print(f"  {share:6.1%}  {frame[:150]}")
-    (RESULTS_DIR / f"pyspy-{args.scenario}.json").write_text(json.dumps(analysis, indent=1))
-    text = tree(RESULTS_DIR / f"pyspy-{args.scenario}.txt")
-    (RESULTS_DIR / f"pyspy-{args.scenario}-tree.txt").write_text(text)
-    print(f"call tree: bench/results/pyspy-{args.scenario}-tree.txt")
-
-
-if __name__ == "__main__":
-    main()

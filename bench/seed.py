@@ -1,31 +1,15 @@
-"""Seed the bench database (``taskapp_bench``) with N users and N tasks, fast: COPY, not the ORM.
+"""Seed the bench database with N users and N tasks, fast: COPY, not the ORM.
 
     python -m bench.seed --users 200 --tasks 1000000
 
-What it does, in one transaction for the data:
-- empties the four tables (TRUNCATE ... RESTART IDENTITY);
-- COPYs the users: 5% ADMIN (at least one), the rest INTERN, all active, token_version 1,
-  all sharing ONE argon2id hash of ``bench.common.PASSWORD`` made with the app's default
-  cost (so a login costs what it costs in production, and no rehash happens);
-- drops the task table's secondary indexes (their definitions are read from the catalog,
-  so they are always the migrations' own), COPYs the tasks with foreign-key triggers off
-  (``session_replication_role = replica``; every id written is valid by construction and
-  checked afterwards), and rebuilds the indexes;
-- rebuilds ``task_counter`` from the tasks in one ``INSERT ... SELECT ... GROUP BY``: the
-  COPY ran with triggers off, so the triggers that keep it (migration 0002) never saw the
-  rows, and the list counts (which read it) would all be 0; then checks it matches;
-- VACUUM ANALYZE, so the planner has statistics and index-only scans see an all-visible map.
-
-The spreads (deterministic for a given ``--seed``):
-- status: COMPLETED 40%, PENDING 30%, IN_PROGRESS 15%, OVERDUE 15%;
-- priority: LOW 30%, MEDIUM 50%, HIGH 20%;
-- due dates consistent with the overdue rule as if the sweep had run today: PENDING and
-  IN_PROGRESS are due today or within a year (10% have none), OVERDUE were due 1-365 days
-  ago, COMPLETED anywhere from a year ago to three months ahead (10% none);
-- created_at spread over the past two years, increasing with the id (as a serial id
-  does); updated_at after it; completed_at set exactly on COMPLETED tasks;
-- assignees uniform over all users (about N_tasks / N_users each); the creator is the
-  assignee for 70%, otherwise an admin.
+One transaction: the tables emptied, the users and tasks COPYed (every user shares ONE
+argon2id hash made at the app's default cost, so a login costs what it does in production),
+the task table's secondary indexes dropped for the load and rebuilt from their catalog
+definitions (always the migrations' own), foreign-key triggers off during the COPY (ids
+are valid by construction, checked after), ``task_counter`` rebuilt (its triggers never saw
+the COPYed rows), then VACUUM ANALYZE. The spreads (``STATUSES``, ``PRIORITIES``, due dates
+consistent with the overdue rule) are deterministic for a ``--seed``; bench/README.md,
+"Seed", gives them in full.
 """
 
 import argparse
@@ -33,13 +17,14 @@ import json
 import random
 import time
 from datetime import UTC, datetime, timedelta
+from itertools import accumulate
 
 from argon2 import PasswordHasher
 
 from bench.common import PASSWORD, connect, db_name, ensure_database, exclusive_run
 
-STATUSES = [("COMPLETED", 0.40), ("PENDING", 0.30), ("IN_PROGRESS", 0.15), ("OVERDUE", 0.15)]
-PRIORITIES = [(1, 0.30), (2, 0.50), (3, 0.20)]
+STATUSES = {"COMPLETED": 0.40, "PENDING": 0.30, "IN_PROGRESS": 0.15, "OVERDUE": 0.15}
+PRIORITIES = {1: 0.30, 2: 0.50, 3: 0.20}  # LOW, MEDIUM, HIGH as stored
 VERBS = "Review Write Fix Update Prepare Plan Test Deploy Document Refactor Call Email"
 NOUNS = "report invoice onboarding backlog release budget API contract dashboard migration "
 NOUNS += "newsletter roadmap audit design survey"
@@ -68,21 +53,6 @@ COUNTER_MISMATCHES = (
 )
 
 
-def _cumulative(weights):
-    total, out = 0.0, []
-    for value, weight in weights:
-        total += weight
-        out.append((total, value))
-    return out
-
-
-def _pick(cumulative, r):
-    for bound, value in cumulative:
-        if r < bound:
-            return value
-    return cumulative[-1][1]
-
-
 def user_rows(n_users: int, password_hash: str, now: datetime):
     n_admins = max(1, n_users // 20)
     joined = (now - timedelta(days=800)).isoformat()
@@ -96,7 +66,7 @@ def task_chunks(n_tasks: int, n_users: int, seed: int, now: datetime):
     """Yield COPY text chunks of tasks, in created_at (so id) order."""
     rng = random.Random(seed)
     rand, randint = rng.random, rng.randint
-    statuses, priorities = _cumulative(STATUSES), _cumulative(PRIORITIES)
+    spreads = [(list(s), list(accumulate(s.values()))) for s in (STATUSES, PRIORITIES)]
     n_admins = max(1, n_users // 20)
     today = now.date()
     days = {offset: (today + timedelta(days=offset)).isoformat() for offset in range(-800, 800)}
@@ -107,8 +77,7 @@ def task_chunks(n_tasks: int, n_users: int, seed: int, now: datetime):
     buffer = []
     for n in range(n_tasks):
         created = start + n * step + rand() * step
-        status = _pick(statuses, rand())
-        priority = _pick(priorities, rand())
+        status, priority = (rng.choices(values, cum_weights=cum)[0] for values, cum in spreads)
         if status == "OVERDUE":
             due = days[-randint(1, 365)]
         elif status == "COMPLETED":

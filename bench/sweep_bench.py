@@ -1,30 +1,16 @@
 """The overdue sweep on the seeded tasks, beside the same sweep on a minimal copy of
 ``task`` and beside hand-written SQL; and the INSERT that POST makes, on both tables.
 
-The minimal copy (``bench_minimal.task``, made here for the run and dropped after) holds
-the same rows with only a primary key and the sweep's own index (status, due_date, id): no
-other index, no trigger, no foreign key. The app's code runs on it unchanged, with
-``search_path = bench_minimal, public`` (``activity_log`` stays the real one), so the ratio
-is what the real table's indexes and triggers cost the write (issue 19: sweep <= 1.6x,
-insert <= 1.3x).
-
-How "N due" is made without touching the data: the seed keeps PENDING/IN_PROGRESS tasks
-due today or later, so sweeping with a later ``today`` makes exactly the tasks due before
-it overdue (the cut-off is the first day at which at least N are due; the exact N is
-printed). Each measurement runs in a fresh Python process (so peak memory is the
-sweep's): app and connection first, then the wall time (``time.perf_counter``) and the
-peak RSS growth (the kernel's high-water mark reset through ``/proc/self/clear_refs``, then
-``VmHWM`` minus the RSS before) and ``tracemalloc``'s peak; then the transaction is ROLLED
-BACK and VACUUM clears the dead rows. Contenders, interleaved, medians compared:
-``orm`` (``taskapp.tasks.overdue.sweep``, what Celery and ``flask tasks mark-overdue`` run),
-``minimal`` (the same on the copy), ``raw_two`` (two hand-written statements: INSERT INTO
-activity_log ... SELECT ... FOR UPDATE, then UPDATE ... RETURNING id); ``insert`` and
-``insert_minimal``: 300 tasks created as POST creates them (ORM flush + audit row).
-
     python -m bench.sweep_bench [--target 100000] [--repeat 3] [--memory 10000,200000]
+
+The minimal copy (``bench_minimal.task``: the same rows, a primary key and the sweep's own
+index, no trigger or foreign key; reached through ``search_path``) makes the ratio what the
+real table's indexes and triggers cost a write (issue 19: sweep <= 1.6x, insert <= 1.3x).
+"N due" is made without touching the data, by sweeping with a later ``today``. Each
+measurement runs in a fresh process (so peak memory is the sweep's) and is rolled back.
+The contenders and how memory is read: bench/README.md, "Sweep and INSERT".
 """
 
-import argparse
 import gc
 import json
 import os
@@ -33,22 +19,22 @@ import subprocess
 import sys
 import time
 import tracemalloc
-from datetime import date
+from bisect import bisect_left
+from datetime import date, timedelta
+from itertools import accumulate
 
-from bench.common import RESULTS_DIR, ROOT, connect, table
+from bench.common import ROOT, connect, proc_kib, table
 
 DUE = "due_date < %(today)s AND status IN ('PENDING', 'IN_PROGRESS')"
-CHANGES = "jsonb_build_object('status', jsonb_build_object('from', {old}, 'to', 'OVERDUE'))"
 RAW_TWO = [
-    "INSERT INTO activity_log (task_id, task_title, action, changes, actor_id, source, "
-    "assignee_id, created_at) SELECT id, title, 'MARKED_OVERDUE', "
-    + CHANGES.format(old="status")
-    + ", NULL, 'system', assigned_to_id, now() FROM task WHERE "
-    + DUE
-    + " FOR UPDATE",
-    "UPDATE task SET status = 'OVERDUE', version = version + 1, updated_at = now() WHERE "
-    + DUE
-    + " RETURNING id",
+    f"""INSERT INTO activity_log
+        (task_id, task_title, action, changes, actor_id, source, assignee_id, created_at)
+    SELECT id, title, 'MARKED_OVERDUE',
+        jsonb_build_object('status', jsonb_build_object('from', status, 'to', 'OVERDUE')),
+        NULL, 'system', assigned_to_id, now()
+    FROM task WHERE {DUE} FOR UPDATE""",
+    f"""UPDATE task SET status = 'OVERDUE', version = version + 1, updated_at = now()
+    WHERE {DUE} RETURNING id""",
 ]
 METHODS = ("orm", "minimal", "raw_two", "insert", "insert_minimal")
 INSERTS = 300
@@ -71,14 +57,6 @@ ALL_DUE_SETUP = (
     "WHERE status NOT IN ('PENDING', 'IN_PROGRESS') OR due_date IS NULL"
 )
 FAR_FUTURE = date(2100, 1, 1)
-
-
-def _status_kib(field: str) -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise KeyError(field)
 
 
 def _sweep(method: str, session, raw, today: date) -> int:
@@ -122,14 +100,14 @@ def _measured_sweep(method: str, session, raw, today: date) -> dict:
     gc.collect()
     with open("/proc/self/clear_refs", "w") as clear:
         clear.write("5")  # reset the peak RSS (VmHWM) to the current RSS
-    rss_before = _status_kib("VmRSS")
+    rss_before = proc_kib("self")
     tracemalloc.start()
     start = time.perf_counter()
     rows = _sweep(method, session, raw, today)
     seconds = time.perf_counter() - start
     _, traced_peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    rss_after = _status_kib("VmHWM")  # peak since the reset
+    rss_after = proc_kib("self", "VmHWM")  # peak since the reset
     return {
         "rows": rows,
         "seconds": seconds,
@@ -173,24 +151,20 @@ def cutoffs(targets: list[int]) -> dict[int, tuple[date, int]]:
             "SELECT due_date, count(*) FROM task WHERE status IN ('PENDING', 'IN_PROGRESS') "
             "AND due_date IS NOT NULL GROUP BY due_date ORDER BY due_date"
         ).fetchall()
+    days = [day for day, _ in histogram]
+    days.append(days[-1] + timedelta(days=1))  # after the last: every eligible task due
+    due_before = [0, *accumulate(count for _, count in histogram)]  # due before days[i]
     out = {}
     for target in targets:
-        cumulative = 0
-        for day, count in histogram:
-            if cumulative >= target:
-                out[target] = (day, cumulative)
-                break
-            cumulative += count
-        else:
-            last = histogram[-1][0]
-            out[target] = (date.fromordinal(last.toordinal() + 1), cumulative)
+        i = min(bisect_left(due_before, target), len(histogram))
+        out[target] = (days[i], due_before[i])
     return out
 
 
 def measure(method: str, today: date, all_due: bool = False) -> dict:
     extra = ["--all-due"] if all_due else []
     out = subprocess.run(
-        [sys.executable, "-m", "bench.sweep_bench", "--child", method, today.isoformat(), *extra],
+        [sys.executable, "-m", "bench.sweep_bench", method, today.isoformat(), *extra],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         capture_output=True,
@@ -295,52 +269,33 @@ def run(target=100_000, repeat=3, memory_targets=(10_000, 200_000), million=Fals
     }
 
 
+def _mib(kib: float) -> str:
+    return f"{kib / 1024:.1f}"
+
+
 def report(result: dict) -> str:
-    s = result["summary"]
-    mib = "{:.1f}".format
+    """Each method's median and peaks, then the ORM sweep's memory by number due."""
     rows = [
-        [m, f"{v['median_s']:.3f}", mib(v["rss_growth_kib"] / 1024), int(v["tracemalloc_peak_kib"])]
-        for m, v in s.items()
+        [m, f"{v['median_s']:.3f}", _mib(v["rss_growth_kib"]), int(v["tracemalloc_peak_kib"])]
+        for m, v in result["summary"].items()
     ]
     memory = [
-        [
-            m["due"],
-            f"{m['seconds']:.2f}",
-            mib(m["rss_growth_kib"] / 1024),
-            mib(m["rss_after_kib"] / 1024),
-        ]
+        [m["due"], f"{m['seconds']:.2f}", _mib(m["rss_growth_kib"]), _mib(m["rss_after_kib"])]
         for m in result["memory"]
     ]
     ratios = ", ".join(f"{k} {v:.2f}x" for k, v in result["ratios"].items())
+    head = f"{result['due']} due of {result['tasks']} tasks (today={result['today']}), "
+    head += f"{INSERTS} inserts; medians of {result['repeat']}: {ratios}"
     return "\n".join(
         [
-            f"{result['due']} due of {result['tasks']} tasks (today={result['today']}), "
-            f"{INSERTS} inserts; medians of {result['repeat']}: {ratios}",
+            head,
             table(rows, ["method", "median s", "peak RSS growth MiB", "tracemalloc peak KiB"]),
-            "",
-            "ORM sweep peak memory by number of due tasks:",
+            "\nORM sweep peak memory by number of due tasks:",
             table(memory, ["due", "sweep s", "RSS growth MiB", "peak RSS MiB"]),
         ]
     )
 
 
-def main() -> None:
-    if len(sys.argv) >= 4 and sys.argv[1] == "--child":
-        all_due = "--all-due" in sys.argv[4:]
-        print(json.dumps(child(sys.argv[2], date.fromisoformat(sys.argv[3]), all_due)))
-        return
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--target", type=int, default=100_000)
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--memory", default="10000,200000")
-    parser.add_argument("--million", action="store_true", help="also sweep with every task due")
-    args = parser.parse_args()
-    memory = tuple(int(x) for x in args.memory.split(",") if x)
-    result = run(args.target, args.repeat, memory, million=args.million)
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    (RESULTS_DIR / "sweep.json").write_text(json.dumps(result, indent=1, default=str))
-    print(report(result))
-
-
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # one measured sweep, in a fresh process (see measure)
+    method, today, *flags = sys.argv[1:]
+    print(json.dumps(child(method, date.fromisoformat(today), "--all-due" in flags)))
