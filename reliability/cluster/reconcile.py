@@ -70,20 +70,26 @@ def reconcile(cluster: Cluster, load: Load, seeded: int, faults, sessions, admin
 
 
 def wait_drained(cluster: Cluster, webhook_id: int, timeout: float) -> bool:
+    """Until nothing is left to relay, deliver or sweep; what is left is printed every 10 s."""
     deadline = time.monotonic() + timeout
+    shown = time.monotonic()
     while time.monotonic() < deadline:
         try:
             with cluster.pg_connect() as conn:
                 left = conn.execute(
-                    "SELECT (SELECT count(*) FROM webhook_outbox)"
-                    " + (SELECT count(*) FROM webhook_delivery WHERE webhook_id = %s"
-                    "    AND status <> 'succeeded')"
-                    " + (SELECT count(*) FROM task WHERE title LIKE 'overdue-%%'"
+                    "SELECT (SELECT count(*) FROM webhook_outbox),"
+                    " (SELECT count(*) FROM webhook_delivery WHERE webhook_id = %s"
+                    "    AND status <> 'succeeded'),"
+                    " (SELECT count(*) FROM task WHERE title LIKE 'overdue-%%'"
                     "    AND status <> 'OVERDUE')",
                     (webhook_id,),
-                ).fetchone()[0]
-            if left == 0:
+                ).fetchone()
+            if not any(left):
                 return True
+            if time.monotonic() - shown >= 10:
+                shown = time.monotonic()
+                outbox, deliveries, due = left
+                print(f"  left: outbox {outbox}, deliveries {deliveries}, not yet overdue {due}")
         except Exception:
             pass
         time.sleep(1)

@@ -115,11 +115,6 @@ def install_listeners() -> None:
     event.listen(Session, "after_rollback", _forget_rolled_back_writes)
 
 
-QUEUE_LEASE_SECONDS = 60
-"""A delivery claimed (handed to a sender or a Celery message) is not claimed again for
-this long unless a sender holds or finished it: the broker lost the message, or the
-process died before its sender started."""
-
 _last_tick_started = 0.0
 """Wall-clock start of this process's last tick (see :func:`webhooks_tick`)."""
 
@@ -162,7 +157,8 @@ def dispatch() -> tuple[int, int]:
     no room for) as a Celery message for any worker. A broker that refuses leaves them
     for the next tick. Returns (handed to the senders, queued)."""
     pool = senders()
-    claimed = outbox.claim_due(db.session, utcnow(), QUEUE_LEASE_SECONDS)
+    lease = WebhookSettings.of(current_app).queue_lease_seconds
+    claimed = outbox.claim_due(db.session, utcnow(), lease)
     db.session.commit()
     app = current_app._get_current_object()
     sent, queued = 0, []

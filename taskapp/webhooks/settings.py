@@ -18,6 +18,10 @@ class WebhookSettings:
     delivery_retention_days: float
     max_per_user: int
     """Webhooks one user may hold (WEBHOOK_MAX_PER_USER)."""
+    queue_lease_seconds: float
+    """A delivery handed to a sender or a Celery message is not handed out again for this
+    long unless a sender holds or finished it (WEBHOOK_QUEUE_LEASE_SECONDS): the time
+    after which a message the broker lost, or a worker died holding, is queued again."""
 
     @classmethod
     def from_config(cls, config) -> "WebhookSettings":
@@ -31,6 +35,7 @@ class WebhookSettings:
             secret_overlap_seconds=config["WEBHOOK_SECRET_OVERLAP_SECONDS"],
             delivery_retention_days=config["WEBHOOK_DELIVERY_RETENTION_DAYS"],
             max_per_user=config["WEBHOOK_MAX_PER_USER"],
+            queue_lease_seconds=config["WEBHOOK_QUEUE_LEASE_SECONDS"],
         )
 
     @classmethod
