@@ -1,11 +1,4 @@
-"""The whole benchmark in one command: ``bench/run`` (or ``python -m bench``): the seed,
-SQL statements per request, EXPLAIN of the list shapes, HTTP against the ladder, the
-overdue sweep, and (``--profile``) py-spy profiles; every table and target printed, and
-``bench/results/latest.{json,md}`` written. ``--smoke`` (``bench/smoke``) runs every stage
-briefly in ``taskapp_bench_smoke``, to keep the benchmark working (its figures mean
-nothing). Targets are printed, never asserted: the exit status is 1 when a stage crashed or
-an HTTP scenario answered errors or nothing. See bench/README.md.
-"""
+"""The whole benchmark in one command (``bench/run``, ``python -m bench``): bench/README.md."""
 
 import argparse
 import json

@@ -1,12 +1,4 @@
-"""Settings and helpers shared by the benchmark scripts.
-
-Everything runs against one dedicated database on 127.0.0.1:5432 and only loopback
-addresses: ``taskapp_bench`` for the benchmark, ``taskapp_bench_smoke`` for the smoke run
-(``python -m bench --smoke``). The one in use is named by the environment variable
-``BENCH_DATABASE`` (default ``taskapp_bench``), so the processes the benchmark starts
-(gunicorn, the sweep's children, ``flask db upgrade``) use the same one. No other name is
-accepted: the ``test`` and ``taskapp_test`` databases are never touched.
-"""
+"""Settings and helpers shared by the benchmarks (the bench database: bench/README.md)."""
 
 import os
 import signal

@@ -1,17 +1,5 @@
-"""Event streams at scale: 1,000 concurrent streams on one host, the API's p99 beside
-them, and commit-to-event latency, on PostgreSQL + Redis and in the embedded mode.
-
-    python -m bench.event_stream [--streams 1000] [--server gevent|granian] [--embedded]
-
-PostgreSQL + Redis: on bench/changes_feed.py's database, the API as production runs it
-(gunicorn.conf.py) and the stream service beside it (gevent as deployed, or granian with a
-thread per stream). The API's latency (4 clients in a closed loop) without streams, then
-with ``--streams`` open while a writer creates a task every 0.5 s (target: p99 within
-1.5x); each task's title carries the time its POST was sent, so every stream reads its
-commit-to-event latency (an upper bound; targets: median < 0.5 s, p99 < 2 s).
-``--embedded``: SQLite, no Redis, ``flask run`` as scripts/run starts it, 20 streams,
-latency only. Figures: docs/live.md, "Measured".
-"""
+"""Event streams at scale: 1,000 streams on one host, the API's p99 beside them, and
+commit-to-event latency; bench/README.md, "Live changes"."""
 
 import argparse
 import asyncio

@@ -1,9 +1,4 @@
-"""EXPLAIN (ANALYZE, BUFFERS) of every task-list query shape, for both roles.
-
-The statements are not written by hand: each shape is requested from the app in this
-process and the SQL it sends is captured and explained as is, so the plans follow the
-code. The check: no sequential scan of ``task`` in any INTERN list or detail statement.
-"""
+"""EXPLAIN (ANALYZE, BUFFERS) of every task-list query shape; bench/README.md, "EXPLAIN"."""
 
 from datetime import date, timedelta
 

@@ -1,10 +1,4 @@
-"""HTTP benchmark: taskapp and the ladder of minimal apps (``bench/ladder_app.py``), each
-under the same server configuration on loopback, driven by wrk, in interleaved rounds.
-
-The figure that counts is the worker CPU per request (user + system time of the server's
-processes, over the requests wrk counted): on a shared 2-core machine it moves far less
-than throughput. Each scenario's figures are the medians of its rounds.
-"""
+"""HTTP benchmark: taskapp and the ladder of minimal apps under wrk; bench/README.md, "HTTP"."""
 
 import json
 import os

@@ -1,13 +1,5 @@
-"""The app in this process (Flask test client) against the bench database: SQL statements
-per request, the statements themselves (for EXPLAIN), and profiles.
-
-Counting is done with SQLAlchemy events on the app's engine:
-- ``statements``: every ``before_cursor_execute`` (what the app's code sends);
-- ``round trips``: statements, plus the pool's pre-ping (``SELECT 1`` on checkout, which
-  bypasses cursor events, so ``dialect.do_ping`` is wrapped), plus the ``BEGIN`` psycopg
-  sends before a transaction's first statement, plus the ``COMMIT``/``ROLLBACK`` that ends
-  it.
-"""
+"""The app in this process against the bench database: SQL statements and round trips per
+request (bench/README.md, "Statements per request"), the statements for EXPLAIN, profiles."""
 
 import time
 from collections import Counter

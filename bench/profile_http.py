@@ -1,8 +1,4 @@
-"""Where a request's time goes under load: py-spy samples the gunicorn workers while wrk
-drives one scenario (the HTTP stage's configuration). Needs py-spy (bench/requirements.txt)
-and ptrace rights. The frames with the largest inclusive share, the self time by library,
-the call tree, and the collapsed stacks in bench/results/pyspy-<scenario>.txt.
-"""
+"""Where a request's time goes under load: py-spy of the gunicorn workers (bench/README.md)."""
 
 import collections
 import os

@@ -1,15 +1,5 @@
-"""The overdue sweep on the seeded tasks, beside the same sweep on a minimal copy of
-``task`` and beside hand-written SQL; and the INSERT that POST makes, on both tables.
-
-    python -m bench.sweep_bench [--target 100000] [--repeat 3] [--memory 10000,200000]
-
-The minimal copy (``bench_minimal.task``: the same rows, a primary key and the sweep's own
-index, no trigger or foreign key; reached through ``search_path``) makes the ratio what the
-real table's indexes and triggers cost a write (issue 19: sweep <= 1.6x, insert <= 1.3x).
-"N due" is made without touching the data, by sweeping with a later ``today``. Each
-measurement runs in a fresh process (so peak memory is the sweep's) and is rolled back.
-The contenders and how memory is read: bench/README.md, "Sweep and INSERT".
-"""
+"""The overdue sweep and POST's INSERT, on the seeded tasks and a minimal copy of ``task``;
+bench/README.md, "Sweep and INSERT"."""
 
 import gc
 import json

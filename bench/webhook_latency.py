@@ -1,17 +1,5 @@
-"""Webhook latency: from a committed change to the receiver, with the worker running.
-
-    python -m bench.webhook_latency [--hostile] [--changes N] [--mode embedded|postgresql|both]
-        [--redis-url redis://127.0.0.1:6379/0] [--pg-database taskapp_bench_webhooks]
-
-Per mode (``embedded``: SQLite and the SQLite broker in a temporary dir; ``postgresql``:
-``--pg-database`` re-created and Redis at ``--redis-url``, whose db is flushed), a fresh
-database, one real Celery worker with beat inside and default settings, and a receiver on
-127.0.0.1. Changes go through the app in this process, 50-150 ms apart; latency runs from
-the API's answer (after the commit) to the receiver. Plain: every change measured (median
-< 1 s, max < 2 s). ``--hostile`` (issue 18): another user's 10 webhooks, 8 failing
-(``HOSTILE``), beside the measured one (median < 1 s, max < 3 s), after a baseline run
-without them. WEBHOOK_LATENCY_TRACE=1 prints every latency. Figures: bench/README.md.
-"""
+"""Webhook latency: from a committed change to the receiver, with the worker running;
+bench/README.md, "Webhook latency" and "Webhook latency beside a hostile user"."""
 
 import argparse
 import os
