@@ -104,9 +104,7 @@ def connect(url: str | None = None, **kwargs) -> psycopg.Connection:
 
 @contextmanager
 def exclusive_run(patience: float):
-    """Hold a PostgreSQL advisory lock named after the bench database for the whole run,
-    so that a second run on the same database (another worktree, a CI job) waits for the
-    first instead of reseeding it underneath; gives up after ``patience`` seconds."""
+    """The run lock on the bench database (bench/README.md); gives up after ``patience`` s."""
     key = zlib.crc32(f"taskapp-bench:{db_name()}".encode())
     with connect(ADMIN_DSN, autocommit=True) as conn:
         deadline = time.monotonic() + patience
@@ -124,9 +122,8 @@ def exclusive_run(patience: float):
             conn.execute("SELECT pg_advisory_unlock(%s)", [key])
 
 
-def ensure_database() -> bool:
-    """Create the bench database if missing and bring its schema to head with the project's
-    own migrations (``flask db upgrade``). Returns True if the database was created."""
+def ensure_database() -> None:
+    """Create the bench database if missing, its schema brought to head (``flask db upgrade``)."""
     name = db_name()
     with connect(ADMIN_DSN, autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
@@ -139,7 +136,6 @@ def ensure_database() -> bool:
         check=True,
         capture_output=True,
     )
-    return not exists
 
 
 def machine_info() -> dict:

@@ -185,10 +185,8 @@ def measure(args, token: str, task_id: int, bases: tuple, stream_pid: int, workd
     f["baseline"] = api_latencies(api_base, headers, task_id, args.seconds)
     out, hold = workdir / "client.json", args.seconds * 2 + 20
     client = open_streams(stream_base + "/api/events/", token, args.streams, hold, out)
-    f["rss_busy"], cpu_before = (
-        group_total(stream_pid, common.proc_kib),
-        group_total(stream_pid, common.proc_cpu),
-    )
+    f["rss_busy"] = group_total(stream_pid, common.proc_kib)
+    cpu_before = group_total(stream_pid, common.proc_cpu)
     f["writes"] = int(args.seconds * 2 / WRITE_EVERY)
     write = threading.Thread(target=writer, args=(api_base, headers, f["writes"], WRITE_EVERY))
     write.start()

@@ -101,8 +101,7 @@ def login(base: str, username: str) -> str:
 
 
 def ensure_wrk() -> None:
-    """wrk on the PATH: installed from Debian's archive (``apt-get install wrk``) when it is
-    missing and this process is root; otherwise stop with a clear message."""
+    """wrk on the PATH: ``apt-get install wrk`` when missing and root; otherwise stop."""
     if shutil.which("wrk"):
         return
     if os.geteuid() != 0:
@@ -328,11 +327,8 @@ def medians(rounds: list[dict]) -> dict:
 
 
 def run(timing: dict, connections: int, kind: str, before: Path | None = None) -> dict:
-    """taskapp and the ladder up side by side (the idle one costs nothing); ``timing``'s
-    rounds, interleaved, the POST rows removed after each. ``before``: a checkout of the
-    code to compare with (e.g. ``git archive main``), run as a third server, each of its
-    scenarios right after the same one of this checkout. ``timing``: seconds, warmup,
-    rounds, patience (the most seconds to wait for a quiet machine)."""
+    """``timing``'s rounds (seconds, warmup, rounds, patience) of taskapp, the ladder and
+    ``before`` (a checkout to compare with) side by side; bench/README.md, "HTTP"."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit("terminated"))  # servers stopped on exit
     users = bench_users()

@@ -9,15 +9,7 @@ from functools import partial
 from sqlalchemy import event
 
 from bench.common import login, table, use_app_env
-
-LIST_URL = "/api/tasks/?status=PENDING&ordering=due_date"
-POST_BODY = {
-    "title": "bench task",
-    "description": "in-process",
-    "priority": "HIGH",
-    "due_date": "2031-01-31",
-}
-
+from bench.http_bench import LIST_PATH, POST_BODY, cleanup_writes
 
 PAT_BODY = {"name": "bench", "scopes": ["tasks:read"]}
 
@@ -71,10 +63,8 @@ class Recorder:
             self.active = False
 
     def summary(self) -> dict:
-        # The pool's reset on return is a ROLLBACK that psycopg skips when no transaction
-        # is open (after the session's own COMMIT/ROLLBACK): it is listed, not counted.
-        # Checked against a libpq protocol trace (pgconn.trace) of one INTERN list:
-        # BEGIN, 3 x Parse/Bind/Execute/Sync, ROLLBACK, after the checkout's ping.
+        # The pool's reset (a ROLLBACK psycopg skips outside a transaction) is listed, not
+        # counted; checked against a libpq protocol trace (bench/README.md).
         counts = {name: self.counts[name] for name in ("pings", *self.ENDS, "pool_resets")}
         trips = len(self.statements) + sum(counts[name] for name in ("pings", *self.ENDS))
         return {"statements": len(self.statements), **counts, "round_trips": trips}
@@ -105,11 +95,7 @@ class Client:
 
 @contextmanager
 def in_process(users: dict):
-    """The app on the bench database, a :class:`Recorder` on its engine and a
-    :class:`Client`; afterwards the connections closed and the rows the requests wrote
-    removed."""
-    from bench.http_bench import cleanup_writes
-
+    """A :class:`Client` of the app and a :class:`Recorder` on its engine; then cleaned up."""
     app = make_app()
     from taskapp.extensions import db
 
@@ -127,10 +113,10 @@ def in_process(users: dict):
 def endpoints(intern_task_id: int) -> list[tuple[str, str, str, str, dict | None, int]]:
     """(label, role, method, url, body, expected status) of the benchmarked requests."""
     return [
-        ("INTERN list", "INTERN", "GET", LIST_URL, None, 200),
-        ("INTERN 304", "INTERN", "GET", LIST_URL, None, 304),
-        ("INTERN list, PAT", "PAT", "GET", LIST_URL, None, 200),
-        ("ADMIN list", "ADMIN", "GET", LIST_URL, None, 200),
+        ("INTERN list", "INTERN", "GET", LIST_PATH, None, 200),
+        ("INTERN 304", "INTERN", "GET", LIST_PATH, None, 304),
+        ("INTERN list, PAT", "PAT", "GET", LIST_PATH, None, 200),
+        ("ADMIN list", "ADMIN", "GET", LIST_PATH, None, 200),
         ("INTERN detail", "INTERN", "GET", f"/api/tasks/{intern_task_id}/", None, 200),
         ("ADMIN detail", "ADMIN", "GET", f"/api/tasks/{intern_task_id}/", None, 200),
         ("INTERN POST", "INTERN", "POST", "/api/tasks/", POST_BODY, 201),
