@@ -59,11 +59,7 @@ class Run:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--smoke",
-        action="store_true",
-        help=f"every stage briefly on a few thousand tasks, in {SMOKE_DATABASE} (~30 s)",
-    )
+    parser.add_argument("--smoke", action="store_true", help="every stage briefly (bench/smoke)")
     parser.add_argument("--database", help="a taskapp_bench* database of one's own")
     parser.add_argument("--users", type=int, help="users to seed (200; smoke 10)")
     parser.add_argument("--tasks", type=int, help="tasks to seed (1000000; smoke 4000)")
@@ -222,8 +218,7 @@ def seed_targets(results: dict) -> list[tuple[str, str, bool]]:
 
 
 def http_targets(h: dict) -> list[tuple[str, str, bool]]:
-    """The issue's ratios to the ladder, POST against Django's (8.2x bare Flask), and no
-    HTTP errors."""
+    """The issue's ratios to the ladder, POST against Django's, and no HTTP errors."""
     checks = [
         (f"{row[0]} <= {target}x its step ({row[2]})", row[4], float(row[4][:-1]) <= target)
         for row, (*_, target) in zip(http_bench.ratios(h), http_bench.APP.values(), strict=True)

@@ -15,8 +15,7 @@ import httpx
 import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCH_DIR = ROOT / "bench"
-RESULTS_DIR = BENCH_DIR / "results"
+RESULTS_DIR = ROOT / "bench" / "results"
 VENV_BIN = Path(sys.executable).parent
 
 PG_HOST = os.environ.get("BENCH_PG_HOST", "127.0.0.1")
@@ -38,8 +37,7 @@ assert PG_HOST in {"127.0.0.1", "localhost", "::1"}, "the benchmark only uses lo
 
 
 def db_name() -> str:
-    """The bench database in use (``BENCH_DATABASE``); only names starting with
-    ``taskapp_bench`` pass (e.g. ``taskapp_bench_<branch>`` for a run of one's own)."""
+    """The bench database in use (``BENCH_DATABASE``): only ``taskapp_bench*`` names pass."""
     name = os.environ.get(DATABASE_ENV, FULL_DATABASE)
     if not name.startswith(FULL_DATABASE) or not name.replace("_", "").isalnum():
         raise SystemExit(f"{DATABASE_ENV}={name!r}: the benchmark only uses taskapp_bench*")
@@ -86,8 +84,7 @@ def use_app_env() -> None:
 
 
 def scratch_database(name: str) -> str | None:
-    """Drop and re-create ``name`` (a bench's own); its SQLAlchemy URL, or None when
-    PostgreSQL is not there."""
+    """Drop and re-create ``name``; its SQLAlchemy URL, or None without PostgreSQL."""
     try:
         with connect(ADMIN_DSN, autocommit=True, connect_timeout=3) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -215,8 +212,7 @@ def free_port() -> int:
 
 
 def start(argv: list[str], env: dict, log: Path, cwd: Path = ROOT) -> subprocess.Popen:
-    """``argv`` in a process group of its own (so that :func:`stop` ends its workers too),
-    its output in ``log``."""
+    """``argv`` in a process group of its own (for :func:`stop`), its output in ``log``."""
     with open(log, "w") as out:  # the child keeps its own copy of the descriptor
         return subprocess.Popen(
             argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
@@ -268,8 +264,7 @@ def proc_cpu(pid: int) -> float:
 
 
 def proc_kib(pid: int | str, field: str = "VmRSS") -> int:
-    """A memory figure of one process from /proc/<pid>/status (KiB; 0 if it is gone):
-    ``VmRSS`` its resident memory, ``VmHWM`` the peak of it."""
+    """``VmRSS`` (or the peak, ``VmHWM``) of one process in KiB (0 if it is gone)."""
     try:
         lines = Path(f"/proc/{pid}/status").read_text().splitlines()
     except OSError:

@@ -172,8 +172,7 @@ def wait_quiet(limit: float = 0.25, patience: float = 30) -> float:
 
 
 def cpu_snapshot(server: Server) -> dict[str, dict[int, float]]:
-    """CPU seconds so far of the server's processes and of the PostgreSQL backends
-    connected to the bench database (the monitoring one excluded)."""
+    """CPU seconds so far of the server's processes and of the bench database's backends."""
     with connect(autocommit=True) as conn:
         backends = conn.execute(
             "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid() "
@@ -254,8 +253,7 @@ def cleanup_writes(max_task_id: int) -> None:
 
 
 def prepare(base: str, users: dict) -> dict:
-    """Log in both users, check the list and the POST, keep the INTERN's page (the
-    ladder's pre-built body) and the ids for the detail scenarios; wrk's environments."""
+    """Tokens, the INTERN's page (the ladder's body) and detail ids; wrk's environments."""
     tokens = {role: login(base, users[role]) for role in ("admin", "intern")}
     page = expect(200, "GET", base + LIST_PATH, tokens["intern"]).content
     (RESULTS_DIR / "bare_page.json").write_bytes(page)

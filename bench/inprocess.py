@@ -50,8 +50,7 @@ class Recorder:
             self.statements.append((statement, parameters))
 
     def _transaction(self, name: str, conn) -> None:
-        """A BEGIN/COMMIT/ROLLBACK goes on the wire only outside autocommit (the app's GETs
-        run in it, where psycopg sends none; checked with a pgconn.trace)."""
+        """A BEGIN/COMMIT/ROLLBACK is sent only outside autocommit (where the GETs run)."""
         self._count(name, not conn.connection.dbapi_connection.autocommit)
 
     @contextmanager
@@ -71,8 +70,7 @@ class Recorder:
 
 
 class Client:
-    """Test client with bearer tokens for the bench ADMIN and INTERN, and the INTERN's
-    personal access token (``PAT``)."""
+    """Test client with the ADMIN's and INTERN's bearer tokens and the INTERN's ``PAT``."""
 
     def __init__(self, app, admin: str, intern: str):
         self.app = app
@@ -170,8 +168,7 @@ def profile(client: Client, intern_task_id: int, out_dir, seconds: float = 4.0) 
 
 
 def run(users: dict, timed: int = 50, profile_dir=None) -> list[dict]:
-    """Statements, round trips and in-process time of each endpoint (and, given
-    ``profile_dir``, pyinstrument profiles)."""
+    """:func:`count_statements` (and, given ``profile_dir``, pyinstrument profiles)."""
     with in_process(users) as (client, recorder):
         rows = count_statements(client, recorder, users["intern_task_id"], timed)
         if profile_dir:

@@ -53,8 +53,7 @@ def analyse(collapsed_file, top: int = 40) -> dict:
 
 
 def _trie(collapsed_file, root: str) -> tuple[dict, int]:
-    """{frame: [samples, children]} of the stacks from their first frame whose text starts
-    with ``root`` (stacks without one are left out), and all samples."""
+    """{frame: [samples, children]} of the stacks below ``root``, and all samples."""
     trie: dict = {}
     total = 0
     for frames, n in _stacks(collapsed_file):
@@ -68,8 +67,7 @@ def _trie(collapsed_file, root: str) -> tuple[dict, int]:
 
 
 def tree(collapsed_file, root: str = "Flask.wsgi_app", min_share: float = 0.015) -> str:
-    """The call tree below ``root`` (first frame whose text starts with it), each node's
-    inclusive share of all samples; nodes under ``min_share`` are left out."""
+    """The call tree below ``root``, each node's share of all samples (>= ``min_share``)."""
     trie, total = _trie(collapsed_file, root)
     lines = []
 

@@ -50,8 +50,7 @@ FAR_FUTURE = date(2100, 1, 1)
 
 
 def _sweep(method: str, session, raw, today: date) -> int:
-    """One sweep by ``method`` in the session's open transaction (``raw``: its psycopg
-    connection); the number of tasks it marked."""
+    """One sweep by ``method`` in the open transaction (``raw``: psycopg's); tasks marked."""
     if method.startswith("insert"):
         return _inserts(session)
     if method in ("orm", "minimal"):
@@ -214,9 +213,7 @@ def summarise(timing: dict[str, list[dict]]) -> tuple[dict, dict]:
 
 
 def memory_series(targets, days: dict, target: int, timing: dict, million: bool) -> list[dict]:
-    """The ORM sweep's peak memory for each target number of due tasks (the timing runs'
-    own worst case for ``target``, a fresh run for the others; ``million``: also with every
-    task made due, in the rolled-back transaction)."""
+    """The ORM sweep's peak memory for each target number due (``million``: and every task)."""
     memory = []
     runs = [(n, *days[n]) for n in targets] + ([("every task", FAR_FUTURE, 0)] if million else [])
     for n, day, exact in runs:
