@@ -30,8 +30,7 @@ FULL |= {"sweep_memory": (10_000, 200_000), "timed_requests": 50, "lock_patience
 SMOKE = {"users": 10, "tasks": 4_000, "duration": 2, "warmup": 0, "rounds": 1, "patience": 0}
 SMOKE |= {"sweep_target": 300, "sweep_repeat": 1, "sweep_memory": ()}
 SMOKE |= {"timed_requests": 5, "lock_patience": 180}
-"""Smoke: about 400 tasks per user, so the EXPLAIN shapes reach page 10 (181+ tasks); the
-sweep's memory at 300 due and with every eligible task due (~1,600)."""
+"""Smoke: ~400 tasks per user (EXPLAIN reaches page 10); sweep memory at 300 and ~1,600 due."""
 
 
 @dataclass
@@ -206,15 +205,12 @@ def stages_of(args: argparse.Namespace) -> list[tuple[str, object]]:
 # --- targets (printed, never asserted) ---------------------------------------------------
 
 
-def _tasks(n: int) -> str:
-    return f"{n // 1_000_000}M" if n % 1_000_000 == 0 else f"{n:,}"
-
-
 def seed_targets(results: dict) -> list[tuple[str, str, bool]]:
     if "seed" not in results:
         return []
     total, tasks = results["seed"]["total_s"], results["seed"]["tasks"]
-    return [(f"seed {_tasks(tasks)} tasks < 120 s", f"{total:.0f} s", total < TARGETS["seed_s"])]
+    tasks = f"{tasks // 1_000_000}M" if tasks % 1_000_000 == 0 else f"{tasks:,}"
+    return [(f"seed {tasks} tasks < 120 s", f"{total:.0f} s", total < TARGETS["seed_s"])]
 
 
 def http_targets(h: dict) -> list[tuple[str, str, bool]]:

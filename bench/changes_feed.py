@@ -20,8 +20,7 @@ FROM task
 
 
 def seed_history(conn) -> None:
-    """One CREATED entry per task and its commits, written with triggers off (the COPY'd
-    tasks had none). Skipped when the log already has them."""
+    """One CREATED entry per task and its commits, unless the log already has them."""
     (entries,) = conn.execute("SELECT count(*) FROM activity_log").fetchone()
     (tasks,) = conn.execute("SELECT count(*) FROM task").fetchone()
     if entries >= tasks:

@@ -58,9 +58,8 @@ def writer(base: str, headers: dict, count: int, every: float) -> None:
 
 
 async def hold_streams(url: str, headers: dict, n: int, seconds: float, out: Path) -> None:
-    """Hold ``n`` streams on raw asyncio connections (an HTTP client library costs more
-    CPU per event than the server under test, on the same two cores); an event's latency
-    is read from the title of a ``task.created`` in its ``data:`` line."""
+    """Hold ``n`` streams on raw asyncio connections (a client library costs more CPU than
+    the server); a latency is read from the title of a ``task.created``."""
     from urllib.parse import urlsplit
 
     latencies: list[float] = []
@@ -97,9 +96,7 @@ async def hold_streams(url: str, headers: dict, n: int, seconds: float, out: Pat
 
 
 def open_streams(url: str, token: str, n: int, seconds: float, out: Path) -> subprocess.Popen:
-    """The stream client in a process of its own (its CPU is not the service's), holding
-    ``n`` streams for ``seconds``; returns once it has had time to open them (it writes what
-    it saw into ``out`` at the end)."""
+    """:func:`hold_streams` in a process of its own, once it has had time to open them."""
     code = (
         "import asyncio; from pathlib import Path; from bench.event_stream import hold_streams;"
         f"asyncio.run(hold_streams({url!r}, {{'Authorization': 'Bearer {token}'}}, {n}, {seconds},"
@@ -111,8 +108,7 @@ def open_streams(url: str, token: str, n: int, seconds: float, out: Path) -> sub
 
 
 def login_token(env: dict, role: str) -> tuple[str, int]:
-    """A JWT for the first user of a role, minted in this process (no password hash), and
-    one of that user's tasks."""
+    """A JWT minted for the first user of ``role``, and one of that user's tasks."""
     os.environ.update(env)
     from taskapp import create_app
     from taskapp.auth.tokens import issue_tokens
@@ -140,8 +136,7 @@ def gunicorn_argv(config: str, port: int) -> list[str]:
 
 
 def stream_argv(server: str, port: int, streams: int) -> list[str]:
-    """The stream service: gevent workers as deployed, or granian's WSGI interface with a
-    blocking thread per stream (the same app unchanged)."""
+    """The stream service: gevent as deployed, or granian with a thread per stream."""
     if server == "gevent":
         return gunicorn_argv("deploy/stream.gunicorn.conf.py", port)
     granian = [str(VENV_BIN / "granian"), "--interface", "wsgi", "--host", "127.0.0.1"]

@@ -84,8 +84,7 @@ def _kind(statement: str) -> str:
 
 
 def _explain_request(conn, recorder, client, request: tuple, auth: list) -> list[dict]:
-    """Send ``request`` (role, shape, URL) in-process and EXPLAIN every statement it sent;
-    one row per statement. The token check is explained once, into ``auth``."""
+    """EXPLAIN of every statement ``request`` (role, shape, URL) sends (the auth one once)."""
     role, label, url = request
     with recorder.recording():
         client.expect(200, role, "GET", url)
@@ -112,8 +111,7 @@ DEEP_PAGE = 1000
 
 
 def deep_page_requests(app, conn) -> list[tuple[str, str]]:
-    """ADMIN page 1,000 (default ordering; fewer on a small table) by ``page=`` and by a
-    cursor at the same place, signed as the app signs its cursors."""
+    """ADMIN page 1,000 (fewer on a small table) by ``page=`` and by a signed cursor."""
     from itsdangerous import URLSafeSerializer
 
     from taskapp.web.paging import CURSOR_SALT

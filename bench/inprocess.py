@@ -124,8 +124,7 @@ def endpoints(intern_task_id: int) -> list[tuple[str, str, str, str, dict | None
 def count_statements(
     client: Client, recorder: Recorder, intern_task_id: int, timed: int = 50
 ) -> list[dict]:
-    """Statements and round trips of one request per endpoint, and the mean in-process time
-    of ``timed`` more (GET; POST: ``timed`` // 2.5)."""
+    """Statements and round trips per endpoint; mean in-process time of ``timed`` more."""
     rows = []
     for label, role, method, url, body, expected in endpoints(intern_task_id):
         with client.app.app_context():

@@ -228,13 +228,6 @@ def memory_series(targets, days: dict, target: int, timing: dict, million: bool)
     return memory
 
 
-def make_minimal_copy() -> None:
-    with connect(autocommit=True) as conn:
-        for statement in MINIMAL:
-            conn.execute(statement)
-        conn.execute("VACUUM ANALYZE bench_minimal.task")
-
-
 def run(target=100_000, repeat=3, memory_targets=(10_000, 200_000), million=False) -> dict:
     with connect() as conn:
         total = conn.execute("SELECT count(*) FROM task").fetchone()[0]
@@ -242,7 +235,10 @@ def run(target=100_000, repeat=3, memory_targets=(10_000, 200_000), million=Fals
     days = cutoffs(targets)
     today, n_due = days[target]
     print(f"Sweep: {total} tasks, {n_due} due with today={today}; {repeat} runs", flush=True)
-    make_minimal_copy()
+    with connect(autocommit=True) as conn:  # the minimal copy
+        for statement in MINIMAL:
+            conn.execute(statement)
+        conn.execute("VACUUM ANALYZE bench_minimal.task")
     try:
         timing = timing_runs(today, n_due, repeat)
         summary, ratios = summarise(timing)

@@ -64,9 +64,7 @@ def prepare_environment(mode: str, workdir: Path, args) -> dict[str, str]:
 
 
 def start_worker(env: dict, workdir: Path) -> subprocess.Popen:
-    """The worker with beat inside, in a process group of its own; returns once it is
-    ready (a loaded machine can take 10 s or more). Beat's line for each tick is not
-    logged (taskapp/celery_signals.py), so the worker's "ready" is what is waited for."""
+    """The worker with beat inside, in a process group of its own, once it says "ready"."""
     log = workdir / "worker.log"
     command = [sys.executable, "-m", "celery", "-A", "wsgi.celery", "worker", "--beat"]
     command += ["--pool=solo", "--loglevel=INFO", "--without-gossip", "--without-mingle"]
@@ -106,8 +104,7 @@ def register(client, headers: dict, url: str) -> None:
 
 
 def make_changes(client, heads: dict, changes: int, hostile: bool) -> dict[int, float]:
-    """The changes, one at a time; returns when each measured (healthy) one was committed.
-    ``hostile``: the hostile user's creations and edits, a healthy creation every third."""
+    """The changes one at a time (``hostile``: a healthy one every third); their commit times."""
     committed: dict[int, float] = {}
     hostile_tasks: list[int] = []
     for n in range(changes):
