@@ -92,9 +92,6 @@ def sizes_of(args: argparse.Namespace) -> dict:
     return sizes | {key: value for key, value in given.items() if value is not None}
 
 
-# --- stages --------------------------------------------------------------------------
-
-
 def stage_database(run: Run) -> None:
     sizes, results = run.sizes, run.results
     ensure_database()
@@ -176,7 +173,7 @@ def stage_profiles(run: Run) -> None:
 
     run.results["profiles"] = {}
     for name in ("intern_list", "admin_list", "intern_detail", "intern_post"):
-        analysis = profile_http.run(name, 10)
+        analysis = profile_http.run(run.users, name, 10)
         run.results["profiles"][name] = {k: analysis[k] for k in ("load", "self_by_library")}
         (RESULTS_DIR / f"pyspy-{name}-tree.txt").write_text(
             profile_http.tree(RESULTS_DIR / f"pyspy-{name}.txt")
@@ -200,9 +197,6 @@ def stages_of(args: argparse.Namespace) -> list[tuple[str, object]]:
     """Every stage (py-spy with ``--profile``), or the database and those ``--only`` names."""
     keys = ["database", *args.only] if args.only else [*STAGES][: 6 if args.profile else 5]
     return [STAGES[key] for key in keys]
-
-
-# --- targets (printed, never asserted) ---------------------------------------------------
 
 
 def seed_targets(results: dict) -> list[tuple[str, str, bool]]:

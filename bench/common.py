@@ -202,9 +202,6 @@ def login(client, username: str) -> str:
     return answer.get_json()["access"]
 
 
-# --- processes the benchmarks start (servers, workers) ------------------------------------
-
-
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

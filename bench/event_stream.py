@@ -54,9 +54,6 @@ def writer(base: str, headers: dict, count: int, every: float) -> None:
             time.sleep(every)
 
 
-# --- the stream client: its own process, asyncio, many streams -----------------------
-
-
 async def hold_streams(url: str, headers: dict, n: int, seconds: float, out: Path) -> None:
     """Hold ``n`` streams on raw asyncio connections (a client library costs more CPU than
     the server); a latency is read from the title of a ``task.created``."""

@@ -227,9 +227,8 @@ def bench_users() -> dict:
 
 
 def cleanup_writes(max_task_id: int) -> None:
-    """Undo the POST scenarios: their tasks (raw DELETE) and the log entries (the seed has
-    none; TRUNCATE is the only way past the append-only trigger, lifted for this
-    transaction only). wrk stops with requests in flight: the tables are locked first."""
+    """Undo the POST scenarios: their tasks, and the log (the seed has none) by TRUNCATE past
+    its append-only trigger; the tables locked first (wrk stops with requests in flight)."""
     time.sleep(0.5)
     for attempt in range(5):
         try:

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from bench.common import RESULTS_DIR, VENV_BIN, app_env
-from bench.http_bench import APP, Server, bench_users, cleanup_writes, list_etag, prepare, wrk
+from bench.http_bench import APP, Server, cleanup_writes, list_etag, prepare, wrk
 
 GROUPS = [
     ("taskapp", "(taskapp/"),
@@ -113,9 +113,8 @@ def merge(files: list[Path], merged: Path) -> None:
                 os.unlink(path)
 
 
-def run(scenario: str, seconds: int) -> dict:
-    """Profile ``scenario`` (the app as ``wsgi:app``, under wrk)."""
-    users = bench_users()
+def run(users: dict, scenario: str, seconds: int) -> dict:
+    """Profile ``scenario`` (the app as ``wsgi:app``, under wrk) for the ``bench_users()``."""
     try:
         with Server("gunicorn", "wsgi:app", app_env(), "profile") as server:
             server.wait_ready("/healthz")

@@ -39,9 +39,6 @@ MINIMAL = [
 ]
 
 
-# --- child process: one measured sweep -------------------------------------------------
-
-
 ALL_DUE_SETUP = (
     "UPDATE task SET status = 'PENDING', due_date = coalesce(due_date, DATE '2020-01-01') "
     "WHERE status NOT IN ('PENDING', 'IN_PROGRESS') OR due_date IS NULL"
@@ -128,9 +125,6 @@ def child(method: str, today: date, all_due: bool = False) -> dict:
         logged = session.execute(text("SELECT count(*) FROM activity_log")).scalar_one()
         session.rollback()
     return {"method": method, "today": today.isoformat(), "log_rows": logged, **measured}
-
-
-# --- parent -------------------------------------------------------------------------
 
 
 def cutoffs(targets: list[int]) -> dict[int, tuple[date, int]]:

@@ -18,8 +18,7 @@ from drip import DripReceiver  # the tests' receivers: a hostile one, and a real
 from receiver import Receiver
 
 HOSTILE = [500, 500, 500, "headers", "headers", "body", "silent", "silent", 204, 204]
-"""3 answer 500, 2 drip a header line a second, 1 its body a byte a second, 2 accept and
-never answer, 2 answer 204."""
+"""The hostile webhooks' receivers (tests/drip.py): 500s, drips, silence, 204s."""
 MEDIAN_TARGET = 1.0
 MAX_TARGET = {False: 2.0, True: 3.0}  # by --hostile
 
