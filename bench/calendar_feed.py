@@ -1,12 +1,5 @@
-"""Calendar feed: time to the full body of a 10,000-task feed, and to a 304.
-
-    python -m bench.calendar_feed [--tasks 10000] [--rounds 5] [--as events]
-
-In-process (the test client reads the streamed body to its end), on SQLite and, when
-reachable, the database ``taskapp_bench_calendar`` (re-created). Medians of a cold feed
-(the first request of a fresh app), a warm one and a 304, with the process's CPU time (less
-inflated by a busy machine than wall time) and the ratio to the one-second budget.
-"""
+"""Calendar feed: time to the full body of a 10,000-task feed, and to a 304; bench/README.md,
+"Calendar feed"."""
 
 import argparse
 import statistics

@@ -1,11 +1,5 @@
-"""The sync feed at scale: an unchanged call with 1M tasks and 1M log entries in 100k
-commits, against a one-task GET in the same run (in-process; target: median < 5 ms).
-
-    python -m bench.changes_feed [--tasks 1000000] [--calls 300]
-
-On its own database, ``taskapp_bench_live``, seeded by bench/seed.py, its log history
-written set-based (one CREATED entry per task, ten per commit).
-"""
+"""The sync feed at scale: an unchanged call with 1M tasks and 1M log entries; bench/README.md,
+"Live changes"."""
 
 import argparse
 import statistics
@@ -26,8 +20,7 @@ FROM task
 
 
 def seed_history(conn) -> None:
-    """One CREATED entry per task and its commits, written with triggers off (the COPY'd
-    tasks had none). Skipped when the log already has them."""
+    """One CREATED entry per task and its commits, unless the log already has them."""
     (entries,) = conn.execute("SELECT count(*) FROM activity_log").fetchone()
     (tasks,) = conn.execute("SELECT count(*) FROM task").fetchone()
     if entries >= tasks:

@@ -1,12 +1,4 @@
-"""Settings and helpers shared by the benchmark scripts.
-
-Everything runs against one dedicated database on 127.0.0.1:5432 and only loopback
-addresses: ``taskapp_bench`` for the benchmark, ``taskapp_bench_smoke`` for the smoke run
-(``python -m bench --smoke``). The one in use is named by the environment variable
-``BENCH_DATABASE`` (default ``taskapp_bench``), so the processes the benchmark starts
-(gunicorn, the sweep's children, ``flask db upgrade``) use the same one. No other name is
-accepted: the ``test`` and ``taskapp_test`` databases are never touched.
-"""
+"""Settings and helpers shared by the benchmarks (the bench database: bench/README.md)."""
 
 import os
 import signal
@@ -23,8 +15,7 @@ import httpx
 import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCH_DIR = ROOT / "bench"
-RESULTS_DIR = BENCH_DIR / "results"
+RESULTS_DIR = ROOT / "bench" / "results"
 VENV_BIN = Path(sys.executable).parent
 
 PG_HOST = os.environ.get("BENCH_PG_HOST", "127.0.0.1")
@@ -46,8 +37,7 @@ assert PG_HOST in {"127.0.0.1", "localhost", "::1"}, "the benchmark only uses lo
 
 
 def db_name() -> str:
-    """The bench database in use (``BENCH_DATABASE``); only names starting with
-    ``taskapp_bench`` pass (e.g. ``taskapp_bench_<branch>`` for a run of one's own)."""
+    """The bench database in use (``BENCH_DATABASE``): only ``taskapp_bench*`` names pass."""
     name = os.environ.get(DATABASE_ENV, FULL_DATABASE)
     if not name.startswith(FULL_DATABASE) or not name.replace("_", "").isalnum():
         raise SystemExit(f"{DATABASE_ENV}={name!r}: the benchmark only uses taskapp_bench*")
@@ -94,8 +84,7 @@ def use_app_env() -> None:
 
 
 def scratch_database(name: str) -> str | None:
-    """Drop and re-create ``name`` (a bench's own); its SQLAlchemy URL, or None when
-    PostgreSQL is not there."""
+    """Drop and re-create ``name``; its SQLAlchemy URL, or None without PostgreSQL."""
     try:
         with connect(ADMIN_DSN, autocommit=True, connect_timeout=3) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -112,9 +101,7 @@ def connect(url: str | None = None, **kwargs) -> psycopg.Connection:
 
 @contextmanager
 def exclusive_run(patience: float):
-    """Hold a PostgreSQL advisory lock named after the bench database for the whole run,
-    so that a second run on the same database (another worktree, a CI job) waits for the
-    first instead of reseeding it underneath; gives up after ``patience`` seconds."""
+    """The run lock on the bench database (bench/README.md); gives up after ``patience`` s."""
     key = zlib.crc32(f"taskapp-bench:{db_name()}".encode())
     with connect(ADMIN_DSN, autocommit=True) as conn:
         deadline = time.monotonic() + patience
@@ -132,9 +119,8 @@ def exclusive_run(patience: float):
             conn.execute("SELECT pg_advisory_unlock(%s)", [key])
 
 
-def ensure_database() -> bool:
-    """Create the bench database if missing and bring its schema to head with the project's
-    own migrations (``flask db upgrade``). Returns True if the database was created."""
+def ensure_database() -> None:
+    """Create the bench database if missing, its schema brought to head (``flask db upgrade``)."""
     name = db_name()
     with connect(ADMIN_DSN, autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
@@ -147,7 +133,6 @@ def ensure_database() -> bool:
         check=True,
         capture_output=True,
     )
-    return not exists
 
 
 def machine_info() -> dict:
@@ -217,9 +202,6 @@ def login(client, username: str) -> str:
     return answer.get_json()["access"]
 
 
-# --- processes the benchmarks start (servers, workers) ------------------------------------
-
-
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -227,8 +209,7 @@ def free_port() -> int:
 
 
 def start(argv: list[str], env: dict, log: Path, cwd: Path = ROOT) -> subprocess.Popen:
-    """``argv`` in a process group of its own (so that :func:`stop` ends its workers too),
-    its output in ``log``."""
+    """``argv`` in a process group of its own (for :func:`stop`), its output in ``log``."""
     with open(log, "w") as out:  # the child keeps its own copy of the descriptor
         return subprocess.Popen(
             argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
@@ -280,8 +261,7 @@ def proc_cpu(pid: int) -> float:
 
 
 def proc_kib(pid: int | str, field: str = "VmRSS") -> int:
-    """A memory figure of one process from /proc/<pid>/status (KiB; 0 if it is gone):
-    ``VmRSS`` its resident memory, ``VmHWM`` the peak of it."""
+    """``VmRSS`` (or the peak, ``VmHWM``) of one process in KiB (0 if it is gone)."""
     try:
         lines = Path(f"/proc/{pid}/status").read_text().splitlines()
     except OSError:

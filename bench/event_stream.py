@@ -1,17 +1,5 @@
-"""Event streams at scale: 1,000 concurrent streams on one host, the API's p99 beside
-them, and commit-to-event latency, on PostgreSQL + Redis and in the embedded mode.
-
-    python -m bench.event_stream [--streams 1000] [--server gevent|granian] [--embedded]
-
-PostgreSQL + Redis: on bench/changes_feed.py's database, the API as production runs it
-(gunicorn.conf.py) and the stream service beside it (gevent as deployed, or granian with a
-thread per stream). The API's latency (4 clients in a closed loop) without streams, then
-with ``--streams`` open while a writer creates a task every 0.5 s (target: p99 within
-1.5x); each task's title carries the time its POST was sent, so every stream reads its
-commit-to-event latency (an upper bound; targets: median < 0.5 s, p99 < 2 s).
-``--embedded``: SQLite, no Redis, ``flask run`` as scripts/run starts it, 20 streams,
-latency only. Figures: docs/live.md, "Measured".
-"""
+"""Event streams at scale: 1,000 streams on one host, the API's p99 beside them, and
+commit-to-event latency; bench/README.md, "Live changes"."""
 
 import argparse
 import asyncio
@@ -66,13 +54,9 @@ def writer(base: str, headers: dict, count: int, every: float) -> None:
             time.sleep(every)
 
 
-# --- the stream client: its own process, asyncio, many streams -----------------------
-
-
 async def hold_streams(url: str, headers: dict, n: int, seconds: float, out: Path) -> None:
-    """Hold ``n`` streams on raw asyncio connections (an HTTP client library costs more
-    CPU per event than the server under test, on the same two cores); an event's latency
-    is read from the title of a ``task.created`` in its ``data:`` line."""
+    """Hold ``n`` streams on raw asyncio connections (a client library costs more CPU than
+    the server); a latency is read from the title of a ``task.created``."""
     from urllib.parse import urlsplit
 
     latencies: list[float] = []
@@ -109,9 +93,7 @@ async def hold_streams(url: str, headers: dict, n: int, seconds: float, out: Pat
 
 
 def open_streams(url: str, token: str, n: int, seconds: float, out: Path) -> subprocess.Popen:
-    """The stream client in a process of its own (its CPU is not the service's), holding
-    ``n`` streams for ``seconds``; returns once it has had time to open them (it writes what
-    it saw into ``out`` at the end)."""
+    """:func:`hold_streams` in a process of its own, once it has had time to open them."""
     code = (
         "import asyncio; from pathlib import Path; from bench.event_stream import hold_streams;"
         f"asyncio.run(hold_streams({url!r}, {{'Authorization': 'Bearer {token}'}}, {n}, {seconds},"
@@ -123,8 +105,7 @@ def open_streams(url: str, token: str, n: int, seconds: float, out: Path) -> sub
 
 
 def login_token(env: dict, role: str) -> tuple[str, int]:
-    """A JWT for the first user of a role, minted in this process (no password hash), and
-    one of that user's tasks."""
+    """A JWT minted for the first user of ``role``, and one of that user's tasks."""
     os.environ.update(env)
     from taskapp import create_app
     from taskapp.auth.tokens import issue_tokens
@@ -152,8 +133,7 @@ def gunicorn_argv(config: str, port: int) -> list[str]:
 
 
 def stream_argv(server: str, port: int, streams: int) -> list[str]:
-    """The stream service: gevent workers as deployed, or granian's WSGI interface with a
-    blocking thread per stream (the same app unchanged)."""
+    """The stream service: gevent as deployed, or granian with a thread per stream."""
     if server == "gevent":
         return gunicorn_argv("deploy/stream.gunicorn.conf.py", port)
     granian = [str(VENV_BIN / "granian"), "--interface", "wsgi", "--host", "127.0.0.1"]
@@ -197,10 +177,8 @@ def measure(args, token: str, task_id: int, bases: tuple, stream_pid: int, workd
     f["baseline"] = api_latencies(api_base, headers, task_id, args.seconds)
     out, hold = workdir / "client.json", args.seconds * 2 + 20
     client = open_streams(stream_base + "/api/events/", token, args.streams, hold, out)
-    f["rss_busy"], cpu_before = (
-        group_total(stream_pid, common.proc_kib),
-        group_total(stream_pid, common.proc_cpu),
-    )
+    f["rss_busy"] = group_total(stream_pid, common.proc_kib)
+    cpu_before = group_total(stream_pid, common.proc_cpu)
     f["writes"] = int(args.seconds * 2 / WRITE_EVERY)
     write = threading.Thread(target=writer, args=(api_base, headers, f["writes"], WRITE_EVERY))
     write.start()

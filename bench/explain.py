@@ -1,9 +1,4 @@
-"""EXPLAIN (ANALYZE, BUFFERS) of every task-list query shape, for both roles.
-
-The statements are not written by hand: each shape is requested from the app in this
-process and the SQL it sends is captured and explained as is, so the plans follow the
-code. The check: no sequential scan of ``task`` in any INTERN list or detail statement.
-"""
+"""EXPLAIN (ANALYZE, BUFFERS) of every task-list query shape; bench/README.md, "EXPLAIN"."""
 
 from datetime import date, timedelta
 
@@ -16,8 +11,7 @@ AS_IS = "status=PENDING status=PENDING,IN_PROGRESS status=OVERDUE priority=HIGH 
 
 
 def shapes(today: date, intern_id: int) -> list[tuple[str, str]]:
-    """(label, query string) of every shape: each filter of the contract, each ordering both
-    ways, a few combinations, page 10."""
+    """(label, query string) of every shape (bench/README.md, "EXPLAIN")."""
     d, month_ago = today.isoformat(), (today - timedelta(days=30)).isoformat()
     dues = [(f"due_date__{op}", f"due_date__{op}={d}") for op in ("gte", "lte", "gt", "lt")]
     nulls = [(f"due_date__isnull={v}",) * 2 for v in ("true", "false")]
@@ -48,10 +42,10 @@ def shapes(today: date, intern_id: int) -> list[tuple[str, str]]:
     ]
 
 
-def _walk(plan: dict, out: list) -> None:
-    out.append(plan)
+def _nodes(plan: dict):
+    yield plan
     for child in plan.get("Plans", []):
-        _walk(child, out)
+        yield from _nodes(child)
 
 
 def explain(conn, statement: str, parameters) -> dict:
@@ -59,8 +53,7 @@ def explain(conn, statement: str, parameters) -> dict:
         "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + statement, parameters or None
     ).fetchone()
     result = row[0][0]
-    nodes = []
-    _walk(result["Plan"], nodes)
+    nodes = list(_nodes(result["Plan"]))
     scans = []
     for node in nodes:
         relation = node.get("Relation Name")
@@ -91,8 +84,7 @@ def _kind(statement: str) -> str:
 
 
 def _explain_request(conn, recorder, client, request: tuple, auth: list) -> list[dict]:
-    """Send ``request`` (role, shape, URL) in-process and EXPLAIN every statement it sent;
-    one row per statement. The token check is explained once, into ``auth``."""
+    """EXPLAIN of every statement ``request`` (role, shape, URL) sends (the auth one once)."""
     role, label, url = request
     with recorder.recording():
         client.expect(200, role, "GET", url)
@@ -119,8 +111,7 @@ DEEP_PAGE = 1000
 
 
 def deep_page_requests(app, conn) -> list[tuple[str, str]]:
-    """ADMIN page 1,000 (default ordering; fewer on a small table) by ``page=`` and by a
-    cursor at the same place, signed as the app signs its cursors."""
+    """ADMIN page 1,000 (fewer on a small table) by ``page=`` and by a signed cursor."""
     from itsdangerous import URLSafeSerializer
 
     from taskapp.web.paging import CURSOR_SALT
@@ -162,8 +153,7 @@ def run(users: dict, today: date) -> dict:
 
 
 def admin_figures(result: dict) -> dict:
-    """The slowest ADMIN statement, the ADMIN statements scanning task sequentially, and
-    the search page with a common word."""
+    """ADMIN's slowest statement, its sequential scans of task, its common-word search page."""
     admin = [r for r in result["rows"] if r["role"] == "ADMIN"]
     slowest = max(admin, key=lambda r: r["ms"])
     search = [r for r in admin if r["shape"] == "search (common word)" and r["statement"] == "page"]
@@ -175,8 +165,7 @@ def admin_figures(result: dict) -> dict:
 
 
 def report(result: dict) -> str:
-    """One line per shape: the task-table access and time of each statement, both roles;
-    then the auth statement and the shapes that scan task sequentially."""
+    """One line per shape (both roles), then the auth statement and the sequential scans."""
     by = {(r["role"], r["shape"], r["statement"]): r for r in result["rows"]}
     rows = []
     for shape in dict.fromkeys(r["shape"] for r in result["rows"]):

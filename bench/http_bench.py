@@ -1,10 +1,4 @@
-"""HTTP benchmark: taskapp and the ladder of minimal apps (``bench/ladder_app.py``), each
-under the same server configuration on loopback, driven by wrk, in interleaved rounds.
-
-The figure that counts is the worker CPU per request (user + system time of the server's
-processes, over the requests wrk counted): on a shared 2-core machine it moves far less
-than throughput. Each scenario's figures are the medians of its rounds.
-"""
+"""HTTP benchmark: taskapp and the ladder of minimal apps under wrk; bench/README.md, "HTTP"."""
 
 import json
 import os
@@ -107,8 +101,7 @@ def login(base: str, username: str) -> str:
 
 
 def ensure_wrk() -> None:
-    """wrk on the PATH: installed from Debian's archive (``apt-get install wrk``) when it is
-    missing and this process is root; otherwise stop with a clear message."""
+    """wrk on the PATH: ``apt-get install wrk`` when missing and root; otherwise stop."""
     if shutil.which("wrk"):
         return
     if os.geteuid() != 0:
@@ -179,8 +172,7 @@ def wait_quiet(limit: float = 0.25, patience: float = 30) -> float:
 
 
 def cpu_snapshot(server: Server) -> dict[str, dict[int, float]]:
-    """CPU seconds so far of the server's processes and of the PostgreSQL backends
-    connected to the bench database (the monitoring one excluded)."""
+    """CPU seconds so far of the server's processes and of the bench database's backends."""
     with connect(autocommit=True) as conn:
         backends = conn.execute(
             "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid() "
@@ -235,9 +227,8 @@ def bench_users() -> dict:
 
 
 def cleanup_writes(max_task_id: int) -> None:
-    """Undo the POST scenarios: their tasks (raw DELETE) and the log entries (the seed has
-    none; TRUNCATE is the only way past the append-only trigger, lifted for this
-    transaction only). wrk stops with requests in flight: the tables are locked first."""
+    """Undo the POST scenarios: their tasks, and the log (the seed has none) by TRUNCATE past
+    its append-only trigger; the tables locked first (wrk stops with requests in flight)."""
     time.sleep(0.5)
     for attempt in range(5):
         try:
@@ -261,8 +252,7 @@ def cleanup_writes(max_task_id: int) -> None:
 
 
 def prepare(base: str, users: dict) -> dict:
-    """Log in both users, check the list and the POST, keep the INTERN's page (the
-    ladder's pre-built body) and the ids for the detail scenarios; wrk's environments."""
+    """Tokens, the INTERN's page (the ladder's body) and detail ids; wrk's environments."""
     tokens = {role: login(base, users[role]) for role in ("admin", "intern")}
     page = expect(200, "GET", base + LIST_PATH, tokens["intern"]).content
     (RESULTS_DIR / "bare_page.json").write_bytes(page)
@@ -334,11 +324,8 @@ def medians(rounds: list[dict]) -> dict:
 
 
 def run(timing: dict, connections: int, kind: str, before: Path | None = None) -> dict:
-    """taskapp and the ladder up side by side (the idle one costs nothing); ``timing``'s
-    rounds, interleaved, the POST rows removed after each. ``before``: a checkout of the
-    code to compare with (e.g. ``git archive main``), run as a third server, each of its
-    scenarios right after the same one of this checkout. ``timing``: seconds, warmup,
-    rounds, patience (the most seconds to wait for a quiet machine)."""
+    """``timing``'s rounds (seconds, warmup, rounds, patience) of taskapp, the ladder and
+    ``before`` (a checkout to compare with) side by side; bench/README.md, "HTTP"."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit("terminated"))  # servers stopped on exit
     users = bench_users()

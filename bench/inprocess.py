@@ -1,13 +1,5 @@
-"""The app in this process (Flask test client) against the bench database: SQL statements
-per request, the statements themselves (for EXPLAIN), and profiles.
-
-Counting is done with SQLAlchemy events on the app's engine:
-- ``statements``: every ``before_cursor_execute`` (what the app's code sends);
-- ``round trips``: statements, plus the pool's pre-ping (``SELECT 1`` on checkout, which
-  bypasses cursor events, so ``dialect.do_ping`` is wrapped), plus the ``BEGIN`` psycopg
-  sends before a transaction's first statement, plus the ``COMMIT``/``ROLLBACK`` that ends
-  it.
-"""
+"""The app in this process against the bench database: SQL statements and round trips per
+request (bench/README.md, "Statements per request"), the statements for EXPLAIN, profiles."""
 
 import time
 from collections import Counter
@@ -17,15 +9,7 @@ from functools import partial
 from sqlalchemy import event
 
 from bench.common import login, table, use_app_env
-
-LIST_URL = "/api/tasks/?status=PENDING&ordering=due_date"
-POST_BODY = {
-    "title": "bench task",
-    "description": "in-process",
-    "priority": "HIGH",
-    "due_date": "2031-01-31",
-}
-
+from bench.http_bench import LIST_PATH, POST_BODY, cleanup_writes
 
 PAT_BODY = {"name": "bench", "scopes": ["tasks:read"]}
 
@@ -66,8 +50,7 @@ class Recorder:
             self.statements.append((statement, parameters))
 
     def _transaction(self, name: str, conn) -> None:
-        """A BEGIN/COMMIT/ROLLBACK goes on the wire only outside autocommit (the app's GETs
-        run in it, where psycopg sends none; checked with a pgconn.trace)."""
+        """A BEGIN/COMMIT/ROLLBACK is sent only outside autocommit (where the GETs run)."""
         self._count(name, not conn.connection.dbapi_connection.autocommit)
 
     @contextmanager
@@ -79,18 +62,15 @@ class Recorder:
             self.active = False
 
     def summary(self) -> dict:
-        # The pool's reset on return is a ROLLBACK that psycopg skips when no transaction
-        # is open (after the session's own COMMIT/ROLLBACK): it is listed, not counted.
-        # Checked against a libpq protocol trace (pgconn.trace) of one INTERN list:
-        # BEGIN, 3 x Parse/Bind/Execute/Sync, ROLLBACK, after the checkout's ping.
+        # The pool's reset (a ROLLBACK psycopg skips outside a transaction) is listed, not
+        # counted; checked against a libpq protocol trace (bench/README.md).
         counts = {name: self.counts[name] for name in ("pings", *self.ENDS, "pool_resets")}
         trips = len(self.statements) + sum(counts[name] for name in ("pings", *self.ENDS))
         return {"statements": len(self.statements), **counts, "round_trips": trips}
 
 
 class Client:
-    """Test client with bearer tokens for the bench ADMIN and INTERN, and the INTERN's
-    personal access token (``PAT``)."""
+    """Test client with the ADMIN's and INTERN's bearer tokens and the INTERN's ``PAT``."""
 
     def __init__(self, app, admin: str, intern: str):
         self.app = app
@@ -113,11 +93,7 @@ class Client:
 
 @contextmanager
 def in_process(users: dict):
-    """The app on the bench database, a :class:`Recorder` on its engine and a
-    :class:`Client`; afterwards the connections closed and the rows the requests wrote
-    removed."""
-    from bench.http_bench import cleanup_writes
-
+    """A :class:`Client` of the app and a :class:`Recorder` on its engine; then cleaned up."""
     app = make_app()
     from taskapp.extensions import db
 
@@ -135,10 +111,10 @@ def in_process(users: dict):
 def endpoints(intern_task_id: int) -> list[tuple[str, str, str, str, dict | None, int]]:
     """(label, role, method, url, body, expected status) of the benchmarked requests."""
     return [
-        ("INTERN list", "INTERN", "GET", LIST_URL, None, 200),
-        ("INTERN 304", "INTERN", "GET", LIST_URL, None, 304),
-        ("INTERN list, PAT", "PAT", "GET", LIST_URL, None, 200),
-        ("ADMIN list", "ADMIN", "GET", LIST_URL, None, 200),
+        ("INTERN list", "INTERN", "GET", LIST_PATH, None, 200),
+        ("INTERN 304", "INTERN", "GET", LIST_PATH, None, 304),
+        ("INTERN list, PAT", "PAT", "GET", LIST_PATH, None, 200),
+        ("ADMIN list", "ADMIN", "GET", LIST_PATH, None, 200),
         ("INTERN detail", "INTERN", "GET", f"/api/tasks/{intern_task_id}/", None, 200),
         ("ADMIN detail", "ADMIN", "GET", f"/api/tasks/{intern_task_id}/", None, 200),
         ("INTERN POST", "INTERN", "POST", "/api/tasks/", POST_BODY, 201),
@@ -148,8 +124,7 @@ def endpoints(intern_task_id: int) -> list[tuple[str, str, str, str, dict | None
 def count_statements(
     client: Client, recorder: Recorder, intern_task_id: int, timed: int = 50
 ) -> list[dict]:
-    """Statements and round trips of one request per endpoint, and the mean in-process time
-    of ``timed`` more (GET; POST: ``timed`` // 2.5)."""
+    """Statements and round trips per endpoint; mean in-process time of ``timed`` more."""
     rows = []
     for label, role, method, url, body, expected in endpoints(intern_task_id):
         with client.app.app_context():
@@ -192,8 +167,7 @@ def profile(client: Client, intern_task_id: int, out_dir, seconds: float = 4.0) 
 
 
 def run(users: dict, timed: int = 50, profile_dir=None) -> list[dict]:
-    """Statements, round trips and in-process time of each endpoint (and, given
-    ``profile_dir``, pyinstrument profiles)."""
+    """:func:`count_statements` (and, given ``profile_dir``, pyinstrument profiles)."""
     with in_process(users) as (client, recorder):
         rows = count_statements(client, recorder, users["intern_task_id"], timed)
         if profile_dir:

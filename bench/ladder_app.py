@@ -1,25 +1,5 @@
-"""The ladder: minimal apps built from taskapp's own libraries, each step adding one piece
-of what a request needs, so every taskapp figure can be read against the floor of its
-own stack (issue 19). One gunicorn app holds every step; the ``X-Ladder`` header picks
-it (the URL and the body stay those of taskapp's request):
-
-    a      bare Flask: the page taskapp answered, pre-built (``BENCH_BARE_PAGE``)
-    b      a + flask-jwt-extended ``@jwt_required()``
-    c      b + one Core SELECT of the user row
-    d      c + SELECT of 20 tasks (+ assignee's username), dumped with orjson
-    e      d + the count (from task_counter, as taskapp counts this listing)
-    f      e + webargs parsing with TaskQueryArgsSchema
-    g      f through a flask-smorest MethodView (``@arguments``/``@response``)
-    h      the 304: c + smorest arguments + the change-stamp SELECT
-    detail c + one task row SELECT (+ username) + dump, through smorest
-    post   c + smorest body parsing + INSERT task + INSERT audit row + COMMIT + dump
-
-Statements are built once at import (Core, bound parameters), the engine has no
-pre-ping, and the dump is taskapp's generated one (``compile_dump``, one definition of
-the shape), so the body is the same bytes.
-
-    gunicorn bench.ladder_app:app
-"""
+"""The ladder (``gunicorn bench.ladder_app:app``): minimal apps from taskapp's own libraries,
+the step picked by the ``X-Ladder`` header; bench/README.md, "HTTP", lists the steps."""
 
 import hashlib
 import os

@@ -1,8 +1,4 @@
-"""Where a request's time goes under load: py-spy samples the gunicorn workers while wrk
-drives one scenario (the HTTP stage's configuration). Needs py-spy (bench/requirements.txt)
-and ptrace rights. The frames with the largest inclusive share, the self time by library,
-the call tree, and the collapsed stacks in bench/results/pyspy-<scenario>.txt.
-"""
+"""Where a request's time goes under load: py-spy of the gunicorn workers (bench/README.md)."""
 
 import collections
 import os
@@ -12,7 +8,7 @@ import time
 from pathlib import Path
 
 from bench.common import RESULTS_DIR, VENV_BIN, app_env
-from bench.http_bench import APP, Server, bench_users, cleanup_writes, list_etag, prepare, wrk
+from bench.http_bench import APP, Server, cleanup_writes, list_etag, prepare, wrk
 
 GROUPS = [
     ("taskapp", "(taskapp/"),
@@ -57,8 +53,7 @@ def analyse(collapsed_file, top: int = 40) -> dict:
 
 
 def _trie(collapsed_file, root: str) -> tuple[dict, int]:
-    """{frame: [samples, children]} of the stacks from their first frame whose text starts
-    with ``root`` (stacks without one are left out), and all samples."""
+    """{frame: [samples, children]} of the stacks below ``root``, and all samples."""
     trie: dict = {}
     total = 0
     for frames, n in _stacks(collapsed_file):
@@ -72,8 +67,7 @@ def _trie(collapsed_file, root: str) -> tuple[dict, int]:
 
 
 def tree(collapsed_file, root: str = "Flask.wsgi_app", min_share: float = 0.015) -> str:
-    """The call tree below ``root`` (first frame whose text starts with it), each node's
-    inclusive share of all samples; nodes under ``min_share`` are left out."""
+    """The call tree below ``root``, each node's share of all samples (>= ``min_share``)."""
     trie, total = _trie(collapsed_file, root)
     lines = []
 
@@ -119,9 +113,8 @@ def merge(files: list[Path], merged: Path) -> None:
                 os.unlink(path)
 
 
-def run(scenario: str, seconds: int) -> dict:
-    """Profile ``scenario`` (the app as ``wsgi:app``, under wrk)."""
-    users = bench_users()
+def run(users: dict, scenario: str, seconds: int) -> dict:
+    """Profile ``scenario`` (the app as ``wsgi:app``, under wrk) for the ``bench_users()``."""
     try:
         with Server("gunicorn", "wsgi:app", app_env(), "profile") as server:
             server.wait_ready("/healthz")

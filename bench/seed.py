@@ -1,16 +1,4 @@
-"""Seed the bench database with N users and N tasks, fast: COPY, not the ORM.
-
-    python -m bench.seed --users 200 --tasks 1000000
-
-One transaction: the tables emptied, the users and tasks COPYed (every user shares ONE
-argon2id hash made at the app's default cost, so a login costs what it does in production),
-the task table's secondary indexes dropped for the load and rebuilt from their catalog
-definitions (always the migrations' own), foreign-key triggers off during the COPY (ids
-are valid by construction, checked after), ``task_counter`` rebuilt (its triggers never saw
-the COPYed rows), then VACUUM ANALYZE. The spreads (``STATUSES``, ``PRIORITIES``, due dates
-consistent with the overdue rule) are deterministic for a ``--seed``; bench/README.md,
-"Seed", gives them in full.
-"""
+"""Seed the bench database with N users and N tasks, fast: COPY (bench/README.md, "Seed")."""
 
 import argparse
 import json

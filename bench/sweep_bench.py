@@ -1,15 +1,5 @@
-"""The overdue sweep on the seeded tasks, beside the same sweep on a minimal copy of
-``task`` and beside hand-written SQL; and the INSERT that POST makes, on both tables.
-
-    python -m bench.sweep_bench [--target 100000] [--repeat 3] [--memory 10000,200000]
-
-The minimal copy (``bench_minimal.task``: the same rows, a primary key and the sweep's own
-index, no trigger or foreign key; reached through ``search_path``) makes the ratio what the
-real table's indexes and triggers cost a write (issue 19: sweep <= 1.6x, insert <= 1.3x).
-"N due" is made without touching the data, by sweeping with a later ``today``. Each
-measurement runs in a fresh process (so peak memory is the sweep's) and is rolled back.
-The contenders and how memory is read: bench/README.md, "Sweep and INSERT".
-"""
+"""The overdue sweep and POST's INSERT, on the seeded tasks and a minimal copy of ``task``;
+bench/README.md, "Sweep and INSERT"."""
 
 import gc
 import json
@@ -49,9 +39,6 @@ MINIMAL = [
 ]
 
 
-# --- child process: one measured sweep -------------------------------------------------
-
-
 ALL_DUE_SETUP = (
     "UPDATE task SET status = 'PENDING', due_date = coalesce(due_date, DATE '2020-01-01') "
     "WHERE status NOT IN ('PENDING', 'IN_PROGRESS') OR due_date IS NULL"
@@ -60,8 +47,7 @@ FAR_FUTURE = date(2100, 1, 1)
 
 
 def _sweep(method: str, session, raw, today: date) -> int:
-    """One sweep by ``method`` in the session's open transaction (``raw``: its psycopg
-    connection); the number of tasks it marked."""
+    """One sweep by ``method`` in the open transaction (``raw``: psycopg's); tasks marked."""
     if method.startswith("insert"):
         return _inserts(session)
     if method in ("orm", "minimal"):
@@ -139,9 +125,6 @@ def child(method: str, today: date, all_due: bool = False) -> dict:
         logged = session.execute(text("SELECT count(*) FROM activity_log")).scalar_one()
         session.rollback()
     return {"method": method, "today": today.isoformat(), "log_rows": logged, **measured}
-
-
-# --- parent -------------------------------------------------------------------------
 
 
 def cutoffs(targets: list[int]) -> dict[int, tuple[date, int]]:
@@ -224,9 +207,7 @@ def summarise(timing: dict[str, list[dict]]) -> tuple[dict, dict]:
 
 
 def memory_series(targets, days: dict, target: int, timing: dict, million: bool) -> list[dict]:
-    """The ORM sweep's peak memory for each target number of due tasks (the timing runs'
-    own worst case for ``target``, a fresh run for the others; ``million``: also with every
-    task made due, in the rolled-back transaction)."""
+    """The ORM sweep's peak memory for each target number due (``million``: and every task)."""
     memory = []
     runs = [(n, *days[n]) for n in targets] + ([("every task", FAR_FUTURE, 0)] if million else [])
     for n, day, exact in runs:
@@ -241,13 +222,6 @@ def memory_series(targets, days: dict, target: int, timing: dict, million: bool)
     return memory
 
 
-def make_minimal_copy() -> None:
-    with connect(autocommit=True) as conn:
-        for statement in MINIMAL:
-            conn.execute(statement)
-        conn.execute("VACUUM ANALYZE bench_minimal.task")
-
-
 def run(target=100_000, repeat=3, memory_targets=(10_000, 200_000), million=False) -> dict:
     with connect() as conn:
         total = conn.execute("SELECT count(*) FROM task").fetchone()[0]
@@ -255,7 +229,10 @@ def run(target=100_000, repeat=3, memory_targets=(10_000, 200_000), million=Fals
     days = cutoffs(targets)
     today, n_due = days[target]
     print(f"Sweep: {total} tasks, {n_due} due with today={today}; {repeat} runs", flush=True)
-    make_minimal_copy()
+    with connect(autocommit=True) as conn:  # the minimal copy
+        for statement in MINIMAL:
+            conn.execute(statement)
+        conn.execute("VACUUM ANALYZE bench_minimal.task")
     try:
         timing = timing_runs(today, n_due, repeat)
         summary, ratios = summarise(timing)

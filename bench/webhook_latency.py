@@ -1,17 +1,5 @@
-"""Webhook latency: from a committed change to the receiver, with the worker running.
-
-    python -m bench.webhook_latency [--hostile] [--changes N] [--mode embedded|postgresql|both]
-        [--redis-url redis://127.0.0.1:6379/0] [--pg-database taskapp_bench_webhooks]
-
-Per mode (``embedded``: SQLite and the SQLite broker in a temporary dir; ``postgresql``:
-``--pg-database`` re-created and Redis at ``--redis-url``, whose db is flushed), a fresh
-database, one real Celery worker with beat inside and default settings, and a receiver on
-127.0.0.1. Changes go through the app in this process, 50-150 ms apart; latency runs from
-the API's answer (after the commit) to the receiver. Plain: every change measured (median
-< 1 s, max < 2 s). ``--hostile`` (issue 18): another user's 10 webhooks, 8 failing
-(``HOSTILE``), beside the measured one (median < 1 s, max < 3 s), after a baseline run
-without them. WEBHOOK_LATENCY_TRACE=1 prints every latency. Figures: bench/README.md.
-"""
+"""Webhook latency: from a committed change to the receiver, with the worker running;
+bench/README.md, "Webhook latency" and "Webhook latency beside a hostile user"."""
 
 import argparse
 import os
@@ -30,8 +18,7 @@ from drip import DripReceiver  # the tests' receivers: a hostile one, and a real
 from receiver import Receiver
 
 HOSTILE = [500, 500, 500, "headers", "headers", "body", "silent", "silent", 204, 204]
-"""3 answer 500, 2 drip a header line a second, 1 its body a byte a second, 2 accept and
-never answer, 2 answer 204."""
+"""The hostile webhooks' receivers (tests/drip.py): 500s, drips, silence, 204s."""
 MEDIAN_TARGET = 1.0
 MAX_TARGET = {False: 2.0, True: 3.0}  # by --hostile
 
@@ -76,9 +63,7 @@ def prepare_environment(mode: str, workdir: Path, args) -> dict[str, str]:
 
 
 def start_worker(env: dict, workdir: Path) -> subprocess.Popen:
-    """The worker with beat inside, in a process group of its own; returns once it is
-    ready (a loaded machine can take 10 s or more). Beat's line for each tick is not
-    logged (taskapp/celery_signals.py), so the worker's "ready" is what is waited for."""
+    """The worker with beat inside, in a process group of its own, once it says "ready"."""
     log = workdir / "worker.log"
     command = [sys.executable, "-m", "celery", "-A", "wsgi.celery", "worker", "--beat"]
     command += ["--pool=solo", "--loglevel=INFO", "--without-gossip", "--without-mingle"]
@@ -118,8 +103,7 @@ def register(client, headers: dict, url: str) -> None:
 
 
 def make_changes(client, heads: dict, changes: int, hostile: bool) -> dict[int, float]:
-    """The changes, one at a time; returns when each measured (healthy) one was committed.
-    ``hostile``: the hostile user's creations and edits, a healthy creation every third."""
+    """The changes one at a time (``hostile``: a healthy one every third); their commit times."""
     committed: dict[int, float] = {}
     hostile_tasks: list[int] = []
     for n in range(changes):
