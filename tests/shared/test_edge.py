@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from helpers import IN_CI, JWT_SECRET, PASSWORD, create_user
+from helpers import IN_CI, JWT_SECRET, PASSWORD, create_user, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 GUNICORN = str(Path(sys.executable).parent / "gunicorn")
@@ -46,11 +46,28 @@ def wait_for_port(port: int, process: subprocess.Popen, log: Path) -> None:
     while time.monotonic() < deadline:
         if process.poll() is not None:
             pytest.fail(f"exited early:\n{log.read_text()}")
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
+        if _listening(port):
+            return
         time.sleep(0.05)
     pytest.fail(f"nothing listens on {port}:\n{log.read_text()}")
+
+
+def _edge_answers(port: int) -> bool:
+    """The edge answers HTTP itself (its 404 for an internal location: no app involved)."""
+    request = b"GET /_edge/error HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    try:
+        return raw(port, request, timeout=5).startswith(b"HTTP/1.1 404")
+    except OSError:
+        return False
+
+
+def _listening(port: int) -> bool:
+    """Something accepts on ``port``. A probe whose kernel-chosen source port happens to be
+    ``port`` connects to itself (TCP simultaneous open) while nothing listens: not that."""
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", port)) != 0:
+            return False
+        return probe.getsockname() != probe.getpeername()
 
 
 class Servers:
@@ -107,6 +124,7 @@ class Servers:
         process = subprocess.Popen(argv, cwd=ROOT, stdout=log.open("w"), stderr=subprocess.STDOUT)
         self.edges.append(process)
         wait_for_port(port, process, log)
+        assert wait_for(lambda: _edge_answers(port), 10), log.read_text()
         return port
 
     def kill_gunicorn(self, port: int) -> None:
