@@ -317,3 +317,21 @@ def _check_webhook_key(key: str) -> None:
             "32 random bytes (e.g. `python -c 'import base64, os; "
             "print(base64.urlsafe_b64encode(os.urandom(32)).decode())'`)."
         )
+
+
+class FeatureSettings:
+    """Base of a feature's settings: a small frozen dataclass with ``from_config``, built
+    from the app's configuration on first use and then kept on the app (:meth:`of`), so
+    that domain functions get it passed in and never read ``current_app``."""
+
+    @classmethod
+    def from_config(cls, config):
+        raise NotImplementedError
+
+    @classmethod
+    def of(cls, app):
+        key = f"taskapp.settings:{cls.__module__}.{cls.__qualname__}"
+        found = app.extensions.get(key)
+        if found is None:
+            found = app.extensions[key] = cls.from_config(app.config)
+        return found

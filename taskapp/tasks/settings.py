@@ -1,14 +1,14 @@
-"""The tasks feature's settings: one small typed object, built once per app from its
-configuration (itself read from the environment in ``taskapp/config.py``) and passed
-in to the domain functions, which never read ``current_app``."""
+"""The tasks feature's settings (see ``config.FeatureSettings``)."""
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from taskapp.config import FeatureSettings
+
 
 @dataclass(frozen=True)
-class TaskSettings:
+class TaskSettings(FeatureSettings):
     timezone: str
     """The zone whose calendar decides when a task is overdue (TASKAPP_TIMEZONE)."""
     overdue_sweep_every: timedelta
@@ -38,8 +38,3 @@ class TaskSettings:
                 seconds=config["REMINDER_MAIL_RESEND_AFTER_SECONDS"]
             ),
         )
-
-    @classmethod
-    def of(cls, app) -> "TaskSettings":
-        """The app's settings, built from its config on first use."""
-        return app.extensions.setdefault("taskapp.task_settings", cls.from_config(app.config))

@@ -3,7 +3,7 @@
 Defaults are argon2-cffi's RFC 9106 low-memory profile (t=3, 64 MiB, p=4), above
 OWASP's minimum for argon2id (t=2, 19 MiB, p=1). Tests lower the cost through config.
 The cost is a small typed settings object (:class:`PasswordHashing`), built once per
-app from its config (:meth:`PasswordHashing.of`) and passed in by the caller.
+app from its config (``config.FeatureSettings.of``) and passed in by the caller.
 """
 
 from dataclasses import dataclass, field
@@ -12,9 +12,11 @@ from functools import cached_property
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from taskapp.config import FeatureSettings
+
 
 @dataclass(frozen=True)
-class PasswordHashing:
+class PasswordHashing(FeatureSettings):
     time_cost: int
     memory_kib: int
     parallelism: int
@@ -27,11 +29,6 @@ class PasswordHashing:
             memory_kib=config["PASSWORD_HASH_MEMORY_KIB"],
             parallelism=config["PASSWORD_HASH_PARALLELISM"],
         )
-
-    @classmethod
-    def of(cls, app) -> "PasswordHashing":
-        """The app's settings, built from its config on first use."""
-        return app.extensions.setdefault("taskapp.password_hashing", cls.from_config(app.config))
 
     @cached_property
     def hasher(self) -> PasswordHasher:

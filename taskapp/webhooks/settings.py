@@ -1,12 +1,12 @@
-"""The webhooks feature's settings: one small typed object, built once per app from its
-configuration (itself read from the environment in ``taskapp/config.py``) and passed
-in to the domain functions, which never read ``current_app``."""
+"""The webhooks feature's settings (see ``config.FeatureSettings``)."""
 
 from dataclasses import dataclass
 
+from taskapp.config import FeatureSettings
+
 
 @dataclass(frozen=True)
-class WebhookSettings:
+class WebhookSettings(FeatureSettings):
     secret_key: str
     """The Fernet key that encrypts webhook secrets (WEBHOOK_SECRET_KEY)."""
     timeout_seconds: float
@@ -37,8 +37,3 @@ class WebhookSettings:
             max_per_user=config["WEBHOOK_MAX_PER_USER"],
             queue_lease_seconds=config["WEBHOOK_QUEUE_LEASE_SECONDS"],
         )
-
-    @classmethod
-    def of(cls, app) -> "WebhookSettings":
-        """The app's settings, built from its config on first use."""
-        return app.extensions.setdefault("taskapp.webhook_settings", cls.from_config(app.config))
