@@ -89,6 +89,8 @@ class Proc:
         self.name = name
         self.log_path = log_path
         self._log = open(log_path, "ab")  # noqa: SIM115 (closed in stop())
+        self._log_start = self._log.tell()
+        """A host started again appends to its log: this process's output starts here."""
         self.popen = subprocess.Popen(
             argv,
             cwd=cwd,
@@ -125,8 +127,11 @@ class Proc:
         self._log.close()
 
     def log_text(self) -> str:
+        """What this process wrote (not what an earlier one wrote to the same log)."""
         try:
-            return self.log_path.read_text(errors="replace")
+            with open(self.log_path, "rb") as log:
+                log.seek(self._log_start)
+                return log.read().decode(errors="replace")
         except OSError:
             return ""
 

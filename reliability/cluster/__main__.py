@@ -50,7 +50,9 @@ class Timings:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m reliability.cluster", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="short outages (under 2 minutes)")
-    parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, data)")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the temp dir (logs, data); kept on failure"
+    )
     parser.add_argument("--time-limit", type=int, default=900)
     args = parser.parse_args(argv)
     install_signal_handlers()
@@ -58,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(tempfile.mkdtemp(prefix="taskapp-cluster-"))
     started = time.monotonic()
     cluster = Cluster(root, args.quick)
+    ok = False
     try:
         net.build()
         ok = run(cluster, Timings(args.quick))
@@ -65,14 +68,25 @@ def main(argv: list[str] | None = None) -> int:
         signal.alarm(0)
         cluster.shutdown()
         net.teardown()
-        if args.keep:
-            print(f"kept {root}")
+        if not ok:
+            print_log_tails(root / "logs", ("beat", "worker1", "worker2"))
+        if args.keep or not ok:
+            print(f"kept {root} (each host's logs under it)")
         else:
             import shutil
 
             shutil.rmtree(root, ignore_errors=True)
     print(f"\n{'PASS' if ok else 'FAIL'} in {time.monotonic() - started:.0f} s")
     return 0 if ok else 1
+
+
+def print_log_tails(logs: Path, names: tuple[str, ...], lines: int = 40) -> None:
+    """The end of the periodic side's logs: what a failed CI run leaves to read."""
+    for name in names:
+        path = logs / f"{name}.log"
+        if path.exists():
+            tail = path.read_text(errors="replace").splitlines()[-lines:]
+            print(f"\n--- {path.name}, last {len(tail)} lines ---", *tail, sep="\n")
 
 
 def say(text: str) -> None:

@@ -151,7 +151,8 @@ def writes_rows(load: Load, entries, tasks, database_down) -> list[Row]:
             (raced if n == 1 and raced_the_stop(w, database_down) else wrong).append(problem)
     for task_id, outcomes in delete_outcomes.items():
         n = deleted[task_id]
-        if ("ack" in outcomes and n != 1) or n > 1 or (outcomes == {"refused"} and n):
+        removed = outcomes & {"ack", "gone"}
+        if (removed and n != 1) or n > 1 or (outcomes == {"refused"} and n):
             statuses = [w.last.status for w in delete_writes[task_id]]
             problem = f"delete of task {task_id} ({sorted(outcomes)}, {statuses}): {n} entries"
             ambiguous = n == 1 and all(
@@ -167,7 +168,8 @@ def writes_rows(load: Load, entries, tasks, database_down) -> list[Row]:
     summary = ", ".join(f"{k} {o} {n}" for (k, o), n in sorted(by_outcome.items()))
     return [
         Row(
-            "acknowledged writes present with exactly their audit entries; refused absent",
+            "acknowledged writes present with exactly their audit entries; refused absent; "
+            "a DELETE answered 404 removed its task once",
             not wrong,
             f"{summary}; violations {len(wrong)}" + (f": {wrong[:5]}" if wrong else ""),
         ),

@@ -6,7 +6,8 @@ Each client is its own INTERN user and loops over: create a task (with an
 of its tasks (PATCH), delete one (DELETE), list and read. Every write's final outcome is
 ``ack`` (2xx), ``refused`` (an answer that says nothing was written: 4xx, or the app's
 503, which it gives after a rollback) or ``unknown`` (no answer, or the edge's 502/504: it
-may or may not have been applied).
+may or may not have been applied). A DELETE answered 404 is ``gone``: see
+:func:`delete_outcome`.
 """
 
 import random
@@ -60,6 +61,14 @@ def outcome(status: int) -> str:
     if status in (0, 502, 504):
         return "unknown"
     return "refused"
+
+
+def delete_outcome(status: int) -> str:
+    """Only a task's owner deletes it here, so a DELETE of a task the client holds that is
+    answered 404 means an earlier attempt of this same request removed it: the edge sends
+    a DELETE again to the next app server when the first died before answering, and that
+    one may have committed (docs/production.md, "Balancing and failover")."""
+    return "gone" if status == 404 else outcome(status)
 
 
 class Load:
@@ -161,7 +170,7 @@ class Load:
     def _delete(self, http, client: Client, rng) -> None:
         task_id, title = client.live.pop(rng.randrange(len(client.live)))
         status, _ = self._call(http, client, "delete", "DELETE", f"/api/tasks/{task_id}/")
-        result = outcome(status)
+        result = delete_outcome(status)
         client.writes.append(Write("delete", title, task_id, result, client.requests[-1]))
         if result == "refused":
             client.live.append((task_id, title))
