@@ -55,9 +55,9 @@ def explain(db, user, head) -> str:
     from sqlalchemy import text
 
     from taskapp.events import log
-    from taskapp.visibility import entries_heard_by
 
-    query = log.read_query(True, entries_heard_by(user), head, 101)
+    params = {"listener_id": user.id, "since_seq": head.seq, "since_id": head.id, "limit": 101}
+    query = log.read_query(True, user.role).params(params)
     sql = query.compile(db.engine, compile_kwargs={"literal_binds": True})
     plan = db.session.execute(text(f"EXPLAIN (ANALYZE, BUFFERS) {sql}")).scalars().all()
     db.session.rollback()

@@ -11,14 +11,11 @@ from flask.cli import AppGroup
 
 from taskapp.events import log, stream
 from taskapp.extensions import db
-from taskapp.models import Role
 from taskapp.users import service
-from taskapp.visibility import HEARS, LOSES, entries_heard_by, hearing
+from taskapp.visibility import HEARS, LOSES, hearing
 
 events_cli = AppGroup("events", help="Watch task events as they happen.")
 COMMANDS = (events_cli,)
-EVERYONE = type("Everyone", (), {"id": 0, "role": Role.ADMIN})()
-"""Without --user: every event, as an ADMIN hears them."""
 
 
 @events_cli.command("tail")
@@ -27,7 +24,7 @@ EVERYONE = type("Everyone", (), {"id": 0, "role": Role.ADMIN})()
 @click.option("--poll", default=0.5, show_default=True, help="Seconds between reads.")
 def tail(username: str | None, as_json: bool, poll: float) -> None:
     """Print events from now on until interrupted (Ctrl-C)."""
-    user = EVERYONE
+    user = log.EVERYONE
     if username is not None:
         user = service.find_by_username(db.session, username)
         if user is None:
@@ -38,7 +35,7 @@ def tail(username: str | None, as_json: bool, poll: float) -> None:
     click.echo("Watching task events from now on (Ctrl-C to stop).", err=True)
     try:
         while True:
-            page = log.read(db.session, entries_heard_by(user), position, stream.READ_BATCH)
+            page = log.read(db.session, user, position, stream.READ_BATCH)
             for event in stream.build_events(db.session, page.entries, render, str):
                 heard = hearing(user.role, user.id, event)
                 if heard in (HEARS, LOSES):

@@ -23,7 +23,7 @@ from taskapp.events.signed import Token
 from taskapp.tasks.models import Task
 from taskapp.tasks.service import as_rows
 from taskapp.users.models import User
-from taskapp.visibility import entries_heard_by, visible_tasks
+from taskapp.visibility import visible_tasks
 
 
 @dataclass
@@ -54,7 +54,7 @@ def _full_set_page(session, user, token: Token, size: int, now: int) -> FeedPage
 
 
 def _changes_page(session, user, token: Token, size: int, now: int) -> FeedPage:
-    read = log.read(session, entries_heard_by(user), token.position, size + 1)
+    read = log.read(session, user, token.position, size + 1)
     entries, more = read.entries[:size], len(read.entries) > size
     end = log.position_of(entries[-1]) if more else read.end
     if not entries:

@@ -21,10 +21,13 @@ entry and never shows one twice.
 """
 
 from dataclasses import dataclass
+from functools import lru_cache
+from types import SimpleNamespace
 
 from sqlalchemy import (
     BigInteger,
     Select,
+    bindparam,
     func,
     literal,
     select,
@@ -35,6 +38,8 @@ from sqlalchemy.orm import Session
 
 from taskapp.events.models import CommitPosition
 from taskapp.logs.models import ActivityLog
+from taskapp.models import Role
+from taskapp.visibility import entries_heard_by
 from taskapp.webhooks.outbox import ENTRY_COLUMNS
 
 
@@ -47,6 +52,8 @@ class Position:
 
 
 START = Position(0, 0)
+EVERYONE = SimpleNamespace(id=0, role=Role.ADMIN)
+"""A listener who hears of every entry (an ADMIN's rule): the hub, `flask events tail`."""
 WHOLE_COMMIT = 2**62
 """As a position's id: every entry of commit ``seq``."""
 
@@ -74,15 +81,15 @@ def head(session: Session) -> Position:
     return Position(0, last or 0)
 
 
-def read(session: Session, entries: Select, since: Position, limit: int) -> Page:
-    """Up to ``limit`` entries of ``entries`` (a select of ActivityLog: a visibility
-    query) after ``since``, oldest first, and the head of the log, in one statement
-    (one snapshot): a page that is not full moves the position to the head, so a user
-    who hears of little in a busy system starts the next read past everyone else's
-    commits."""
+def read(session: Session, user, since: Position, limit: int) -> Page:
+    """Up to ``limit`` entries that ``user`` hears of (visibility.entries_heard_by) after
+    ``since``, oldest first, and the head of the log, in one statement (one snapshot): a
+    page that is not full moves the position to the head, so a user who hears of little
+    in a busy system starts the next read past everyone else's commits."""
     postgresql = is_postgresql(session)
-    query = read_query(postgresql, entries, since, limit)
-    rows = session.connection().execute(query).all()
+    query = read_query(postgresql, user.role)
+    params = {"listener_id": user.id, "since_seq": since.seq, "since_id": since.id}
+    rows = session.connection().execute(query, {**params, "limit": limit}).all()
     entries_read = [row for row in rows if row.id is not None]
     if len(entries_read) == limit:
         return Page(entries_read, position_of(entries_read[-1]))
@@ -91,16 +98,22 @@ def read(session: Session, entries: Select, since: Position, limit: int) -> Page
     return Page(entries_read, max(since, head_position))
 
 
-def read_query(postgresql: bool, entries: Select, since: Position, limit: int) -> Select:
-    """The one statement of :func:`read` (the benchmark EXPLAINs it)."""
+@lru_cache(maxsize=8)
+def read_query(postgresql: bool, role: Role) -> Select:
+    """The one statement of :func:`read` for a listener of ``role``, built once: the
+    listener, the position and the limit are bound parameters (``listener_id``,
+    ``since_seq``, ``since_id``, ``limit``). The benchmark EXPLAINs it."""
+    entries = entries_heard_by(SimpleNamespace(role=role, id=bindparam("listener_id")))
+    since_seq = bindparam("since_seq", type_=BigInteger)
+    since_id = bindparam("since_id", type_=BigInteger)
     if postgresql:
         top = select(func.max(CommitPosition.seq).label("top"))
         page = (
             entries.with_only_columns(*ENTRY_COLUMNS, CommitPosition.seq)
             .join(CommitPosition, CommitPosition.xid == ActivityLog.xid)
             .where(
-                CommitPosition.seq >= since.seq,
-                tuple_(CommitPosition.seq, ActivityLog.id) > _literal(since),
+                CommitPosition.seq >= since_seq,
+                tuple_(CommitPosition.seq, ActivityLog.id) > tuple_(since_seq, since_id),
             )
             .order_by(CommitPosition.seq, ActivityLog.id)
         )
@@ -108,20 +121,15 @@ def read_query(postgresql: bool, entries: Select, since: Position, limit: int) -
         top = select(func.max(ActivityLog.id).label("top"))
         page = (
             entries.with_only_columns(*ENTRY_COLUMNS, literal(0, BigInteger).label("seq"))
-            .where(ActivityLog.id > since.id)
+            .where(ActivityLog.id > since_id)
             .order_by(ActivityLog.id)
         )
-    top, page = top.subquery("top"), page.limit(limit).subquery("page")
-    query = (
+    top, page = top.subquery("top"), page.limit(bindparam("limit")).subquery("page")
+    return (
         select(top.c.top, page)
         .select_from(top.outerjoin(page, true()))
         .order_by(page.c.seq, page.c.id)
     )
-    return query
-
-
-def _literal(position: Position):
-    return tuple_(literal(position.seq, BigInteger), literal(position.id, BigInteger))
 
 
 def position_of(entry) -> Position:

@@ -25,15 +25,13 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from taskapp.events import credentials as creds
 from taskapp.events import log, tickets
 from taskapp.events.credentials import Credential
 from taskapp.events.log import Position
-from taskapp.logs.models import ActivityLog
-from taskapp.visibility import HEARS, LOSES, entries_heard_by, hearing
+from taskapp.visibility import HEARS, LOSES, hearing
 from taskapp.webhooks import outbox
 
 logger = logging.getLogger(__name__)
@@ -176,7 +174,7 @@ class Hub:
     def _read(self) -> None:
         with self.open_session() as session:
             while True:
-                page = log.read(session, select(ActivityLog), self.head, READ_BATCH)
+                page = log.read(session, log.EVERYONE, self.head, READ_BATCH)
                 events = build_events(session, page.entries, self.render_task, self.sign)
                 with self.condition:
                     self.buffer.extend(events)
@@ -225,8 +223,7 @@ class Hub:
     def catch_up(self, subscription: Subscription, position: Position):
         """Events the subscriber hears of after ``position``, from the database."""
         with self.open_session() as session:
-            entries = entries_heard_by(subscription.user)
-            page = log.read(session, entries, position, READ_BATCH)
+            page = log.read(session, subscription.user, position, READ_BATCH)
             return build_events(session, page.entries, self.render_task, self.sign), page.end
 
     def subscribe(self, subscription: Subscription) -> None:
