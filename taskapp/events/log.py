@@ -26,6 +26,7 @@ from types import SimpleNamespace
 
 from sqlalchemy import (
     BigInteger,
+    Integer,
     Select,
     bindparam,
     func,
@@ -124,7 +125,7 @@ def read_query(postgresql: bool, role: Role) -> Select:
             .where(ActivityLog.id > since_id)
             .order_by(ActivityLog.id)
         )
-    top, page = top.subquery("top"), page.limit(bindparam("limit")).subquery("page")
+    top, page = top.subquery("top"), page.limit(bindparam("limit", type_=Integer)).subquery("page")
     return (
         select(top.c.top, page)
         .select_from(top.outerjoin(page, true()))
