@@ -41,7 +41,7 @@ class Timings:
         self.restart_after = 2 if quick else 5
         self.link_down = 6 if quick else 20
         self.redis_down = 5 if quick else 15
-        self.drain = 120  # a delivery a cut-off worker held is queued again after its lease
+        self.drain = 120  # the drain fails when nothing moves for this long (a stall)
         # Every change goes to one webhook, which the fair dispatcher serves two at a time
         # (docs/webhooks.md): 3 clients write faster than that drains after the faults.
         self.clients = 2 if quick else 6
@@ -110,6 +110,7 @@ def run(cluster: Cluster, timing: Timings) -> bool:
         cluster.edge,
     )
     say("every host is up")
+    cluster.supervise()
 
     load = Load(timing.clients)
     admin = setup_users_and_webhook(load)

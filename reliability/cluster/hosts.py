@@ -14,12 +14,15 @@ with the same production settings, each in its host's namespace.
 """
 
 import os
+import re
 import secrets
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -34,11 +37,26 @@ HOOKS = f"http://{net.address('hooks')}:9000"
 DB = net.address("db")
 
 
+SUPERVISED = ("api1", "api2", "worker1", "worker2", "beat", "edge")
+"""The hosts whose compose service has `restart: unless-stopped`."""
+
+
+@dataclass
+class Exit:
+    """A supervised process that ended on its own (not a fault's SIGKILL)."""
+
+    name: str
+    code: int | None
+    last_error: str
+
+
 class Cluster:
     def __init__(self, root: Path, quick: bool):
         self.root = root
         self.quick = quick
         self.procs: dict[str, Proc] = {}
+        self.exits: list[Exit] = []
+        self._stopping = False
         self.pg_dir = root / "db" / "pg"
         self.redis_dir = root / "db" / "redis"
         self.jwt_secret = secrets.token_urlsafe(48)
@@ -209,8 +227,35 @@ class Cluster:
     def kill(self, name: str) -> None:
         self.procs.pop(name).kill()
 
+    # --- restart: unless-stopped ------------------------------------------------------
+    def supervise(self) -> None:
+        """What compose's `restart: unless-stopped` does for the app's services: a
+        supervised process that exits on its own is started again (a second later), and
+        the exit is recorded for the table. A fault's SIGKILL is not an exit here: the
+        fault takes the process out of ``procs`` first and restarts it itself."""
+        starts = {"api1": lambda: self.api("api1"), "api2": lambda: self.api("api2"),
+                  "worker1": lambda: self.worker("worker1"),
+                  "worker2": lambda: self.worker("worker2"), "beat": self.beat,
+                  "edge": self.edge}  # fmt: skip
+
+        def watch() -> None:
+            while not self._stopping:
+                for name in SUPERVISED:
+                    proc = self.procs.get(name)
+                    if proc is not None and not proc.alive() and self.procs.pop(name, None):
+                        gone = Exit(name, proc.popen.returncode, _last_error(proc))
+                        self.exits.append(gone)
+                        print(f"supervisor: {name} exited ({gone.code}): {gone.last_error};"
+                              " starting it again", flush=True)  # fmt: skip
+                        proc.stop()
+                        threading.Thread(target=_restart, args=(starts[name],), daemon=True).start()
+                time.sleep(0.5)
+
+        threading.Thread(target=watch, name="supervisor", daemon=True).start()
+
     def shutdown(self) -> None:
         """Everything at once: SIGTERM (the edge removes its temp dir), 3 s, SIGKILL."""
+        self._stopping = True
         procs = [self.procs.pop(name) for name in list(self.procs)]
         for proc in procs:
             proc.signal_group(signal.SIGTERM)
@@ -222,6 +267,24 @@ class Cluster:
             proc.stop(timeout=5)
         if (self.pg_dir / "data").exists():
             self.postgres_stop("immediate")
+
+
+def _restart(start) -> None:
+    time.sleep(1)
+    try:
+        start()
+    except Exception as error:  # noted in the run's output; the drain will show the rest
+        print(f"supervisor: restart failed: {error}", flush=True)
+
+
+def _last_error(proc: Proc) -> str:
+    """The last CRITICAL or ERROR line the process logged, shortened."""
+    lines = [line for line in proc.log_text().splitlines() if '"CRITICAL"' in line]
+    lines = lines or [line for line in proc.log_text().splitlines() if '"ERROR"' in line]
+    if not lines:
+        return ""
+    found = re.search(r'"msg": "((?:[^"\\]|\\.){0,200})', lines[-1])
+    return found.group(1).replace('\\"', '"')[:160] if found else lines[-1][:160]
 
 
 def _redis_ping() -> bool:
