@@ -199,31 +199,35 @@ def measure(args, token: str, task_id: int, bases: tuple, stream_pid: int, workd
     common.wait_answering(stream_base + "/healthz")
     api_latencies(api_base, headers, task_id, 3)  # warm up
     f = {"rss_idle": group_total(stream_pid, common.proc_kib), "baseline": [], "loaded": []}
-    f |= {"rounds": [], "cpu": 0.0, "writes": 0}
+    f |= {"rounds": [], "cpu": 0.0}
+    writes = int(args.seconds / WRITE_EVERY)
     clients = []
 
-    def window(name: str) -> None:
-        count = int(args.seconds / WRITE_EVERY)
-        write = threading.Thread(target=writer, args=(api_base, headers, count, WRITE_EVERY))
+    def window() -> list[float]:
+        write = threading.Thread(target=writer, args=(api_base, headers, writes, WRITE_EVERY))
         write.start()
-        f[name] += api_latencies(api_base, headers, task_id, args.seconds)
+        times = api_latencies(api_base, headers, task_id, args.seconds)
         write.join()
-        f["writes"] += count if name == "loaded" else 0
+        return times
 
     for round_number in range(args.rounds):
-        before = len(f["baseline"]), len(f["loaded"])
-        window("baseline")
+        baseline = window()
         out, hold = workdir / f"client{round_number}.json", args.seconds + 20
         client = open_streams(stream_base + "/api/events/", token, args.streams, hold, out)
         f["rss_busy"] = group_total(stream_pid, common.proc_kib)
         cpu_before = group_total(stream_pid, common.proc_cpu)
-        window("loaded")
+        loaded = window()
         f["cpu"] += group_total(stream_pid, common.proc_cpu) - cpu_before
         client.wait(hold + 60)
         clients.append(json.loads(out.read_text()))
-        ratio = p99_ratio(f["baseline"][before[0] :], f["loaded"][before[1] :])
-        f["rounds"].append(ratio)
-        print(f"  round {round_number + 1}: API p99 with/without streams {ratio:.2f}x", flush=True)
+        f["baseline"] += baseline
+        f["loaded"] += loaded
+        f["rounds"].append(p99_ratio(baseline, loaded))
+        print(
+            f"  round {round_number + 1}: API p99 with/without streams {f['rounds'][-1]:.2f}x",
+            flush=True,
+        )
+    f["writes"] = writes * args.rounds
     return f | {
         "opened": min(c["opened"] for c in clients),
         "refused": [line for c in clients for line in c["refused"]],

@@ -269,14 +269,16 @@ def inject_faults(cluster: Cluster, timing: Timings) -> list[Fault]:
     time.sleep(timing.gap)
     fault = window("api1 SIGKILL mid-burst")
     cluster.kill("api1")
-    restarts.append(restart_later(fault, timing.restart_after, lambda: cluster.api("api1")))
+    restarts.append(restart_later(fault, timing.restart_after, lambda: cluster.start_host("api1")))
 
     time.sleep(timing.gap)
     in_flight = wait_for_delivery_from("worker1", 30)
     fault = window("worker1 SIGKILL mid-delivery")
     fault.note = "a delivery was in flight" if in_flight else "no delivery caught in flight"
     cluster.kill("worker1")
-    restarts.append(restart_later(fault, timing.restart_after, lambda: cluster.worker("worker1")))
+    restarts.append(
+        restart_later(fault, timing.restart_after, lambda: cluster.start_host("worker1"))
+    )
 
     time.sleep(timing.gap)
     fault = window(f"worker2 link down {timing.link_down} s")
@@ -301,7 +303,7 @@ def inject_faults(cluster: Cluster, timing: Timings) -> list[Fault]:
     time.sleep(timing.gap)
     fault = window("beat SIGKILL and restart")
     cluster.kill("beat")
-    restarts.append(restart_later(fault, timing.restart_after, cluster.beat))
+    restarts.append(restart_later(fault, timing.restart_after, lambda: cluster.start_host("beat")))
     for thread in restarts:
         thread.join(timeout=120)
     return faults

@@ -227,16 +227,20 @@ class Cluster:
     def kill(self, name: str) -> None:
         self.procs.pop(name).kill()
 
+    def start_host(self, name: str) -> Proc:
+        """Start one of the SUPERVISED hosts again, by name."""
+        if name.startswith("api"):
+            return self.api(name)
+        if name.startswith("worker"):
+            return self.worker(name)
+        return {"beat": self.beat, "edge": self.edge}[name]()
+
     # --- restart: unless-stopped ------------------------------------------------------
     def supervise(self) -> None:
         """What compose's `restart: unless-stopped` does for the app's services: a
         supervised process that exits on its own is started again (a second later), and
         the exit is recorded for the table. A fault's SIGKILL is not an exit here: the
         fault takes the process out of ``procs`` first and restarts it itself."""
-        starts = {"api1": lambda: self.api("api1"), "api2": lambda: self.api("api2"),
-                  "worker1": lambda: self.worker("worker1"),
-                  "worker2": lambda: self.worker("worker2"), "beat": self.beat,
-                  "edge": self.edge}  # fmt: skip
 
         def watch() -> None:
             while not self._stopping:
@@ -248,10 +252,17 @@ class Cluster:
                         print(f"supervisor: {name} exited ({gone.code}): {gone.last_error};"
                               " starting it again", flush=True)  # fmt: skip
                         proc.stop()
-                        threading.Thread(target=_restart, args=(starts[name],), daemon=True).start()
+                        threading.Thread(target=self._restart, args=(name,), daemon=True).start()
                 time.sleep(0.5)
 
         threading.Thread(target=watch, name="supervisor", daemon=True).start()
+
+    def _restart(self, name: str) -> None:
+        time.sleep(1)
+        try:
+            self.start_host(name)
+        except Exception as error:  # noted in the run's output; the drain shows the rest
+            print(f"supervisor: restarting {name} failed: {error}", flush=True)
 
     def shutdown(self) -> None:
         """Everything at once: SIGTERM (the edge removes its temp dir), 3 s, SIGKILL."""
@@ -269,18 +280,11 @@ class Cluster:
             self.postgres_stop("immediate")
 
 
-def _restart(start) -> None:
-    time.sleep(1)
-    try:
-        start()
-    except Exception as error:  # noted in the run's output; the drain will show the rest
-        print(f"supervisor: restart failed: {error}", flush=True)
-
-
 def _last_error(proc: Proc) -> str:
     """The last CRITICAL or ERROR line the process logged, shortened."""
-    lines = [line for line in proc.log_text().splitlines() if '"CRITICAL"' in line]
-    lines = lines or [line for line in proc.log_text().splitlines() if '"ERROR"' in line]
+    logged = proc.log_text().splitlines()
+    lines = [line for line in logged if '"CRITICAL"' in line]
+    lines = lines or [line for line in logged if '"ERROR"' in line]
     if not lines:
         return ""
     found = re.search(r'"msg": "((?:[^"\\]|\\.){0,200})', lines[-1])

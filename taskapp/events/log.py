@@ -89,8 +89,8 @@ def read(session: Session, user, since: Position, limit: int) -> Page:
     in a busy system starts the next read past everyone else's commits."""
     postgresql = is_postgresql(session)
     query = read_query(postgresql, user.role)
-    params = {"listener_id": user.id, "since_seq": since.seq, "since_id": since.id}
-    rows = session.connection().execute(query, {**params, "limit": limit}).all()
+    params = {"listener_id": user.id, "since_seq": since.seq, "since_id": since.id, "limit": limit}
+    rows = session.connection().execute(query, params).all()
     entries_read = [row for row in rows if row.id is not None]
     if len(entries_read) == limit:
         return Page(entries_read, position_of(entries_read[-1]))
