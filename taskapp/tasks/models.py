@@ -59,6 +59,13 @@ class PriorityRank(TypeDecorator):
 OPEN_TASKS = "status IN ('PENDING', 'IN_PROGRESS')"
 """The predicate of the partial index of open tasks by priority and due date."""
 
+
+def not_null(column: str) -> dict:
+    """A partial index's predicate for a column most rows leave null, on both dialects."""
+    predicate = text(f"{column} IS NOT NULL")
+    return {"postgresql_where": predicate, "sqlite_where": predicate}
+
+
 TRACKED = "tracked"
 """A task field whose changes the audit trail records (under its API name)."""
 SNAPSHOT = "snapshot"
@@ -82,11 +89,16 @@ class Task(Base):
         Index("ix_task_assignee_created", "assigned_to_id", "created_at", "id"),
         Index("ix_task_status_due", "status", "due_date", "id"),
         Index("ix_task_created", "created_at", "id"),
-        Index("ix_task_series", "series_id", "id"),
-        Index("ix_task_reminder_due", "reminded_at", "remind_at"),
-        Index("ix_task_reminder_mail", "reminder_mail_queued_at"),
-        # One per ADMIN ordering (migration 0007), each ending in id as the order does;
-        # PostgreSQL also has pg_trgm GIN indexes on title and description for search.
+        # Most tasks leave these null: partial, a row outside writes no entry (0012).
+        Index("ix_task_series", "series_id", "id", **not_null("series_id")),
+        Index("ix_task_reminder_due", "reminded_at", "remind_at", **not_null("remind_at")),
+        Index(
+            "ix_task_reminder_mail",
+            "reminder_mail_queued_at",
+            **not_null("reminder_mail_queued_at"),
+        ),
+        # One per ADMIN ordering (migration 0007), each ending in id as the order does.
+        # Search's trigram indexes are on TaskSearch, not here (migration 0012).
         Index("ix_task_title", "title", "id"),
         Index("ix_task_priority", "priority", "id"),
         Index(
@@ -187,6 +199,23 @@ class CalendarFeed(Base):
     secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
     token_version: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class TaskSearch(Base):
+    """The text search reads: each task's title and description, copied by database
+    triggers (migration 0012) when a task is created, its text changes or it is deleted.
+    Apart from ``task`` so that the trigram indexes (PostgreSQL) are written only when
+    the text changes: a status change (the overdue sweep) is not a HOT update and would
+    otherwise write an entry in them for every task it touches. The assignee is copied
+    too, so that an INTERN's search is limited to their tasks inside this table."""
+
+    __tablename__ = "task_search"
+    __table_args__ = (Index("ix_task_search_assignee", "assigned_to_id"),)
+
+    task_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text)
+    assigned_to_id: Mapped[int] = mapped_column(Integer)
 
 
 class TaskCounter(Base):

@@ -6,7 +6,7 @@ from functools import lru_cache
 from sqlalchemy import Select, func, or_, select
 
 from taskapp.ordering import order_by_keys
-from taskapp.tasks.models import Priority, Status, Task, TaskChange, TaskCounter
+from taskapp.tasks.models import Priority, Status, Task, TaskChange, TaskCounter, TaskSearch
 from taskapp.tasks.service import as_rows
 from taskapp.users.models import User
 from taskapp.visibility import limit_to_owner, visible_tasks
@@ -39,7 +39,7 @@ COUNTER_FILTERS = {"status", "priority", "assigned_to"}
 """Filters that task_counter can answer a count for."""
 
 
-def apply_filters(query: Select, args: dict) -> Select:
+def apply_filters(query: Select, args: dict, user: User) -> Select:
     for name, (column, compare) in COMPARISONS.items():
         if name in args:
             query = query.where(compare(column, args[name]))
@@ -55,12 +55,16 @@ def apply_filters(query: Select, args: dict) -> Select:
         query = query.where(column.is_(None) if args["recurrence__isnull"] else column.isnot(None))
     if args.get("search"):
         pattern = "%" + _escape_like(args["search"]) + "%"
-        query = query.where(
-            or_(
-                Task.title.ilike(pattern, escape="\\"), Task.description.ilike(pattern, escape="\\")
-            )
-        )
+        query = query.where(Task.id.in_(_matching(pattern, user)))
     return query
+
+
+def _matching(pattern: str, user: User) -> Select:
+    """Ids of the tasks ``user`` may see whose title or description matches ``pattern``
+    (ILIKE), read from the side table the trigram indexes are on (TaskSearch)."""
+    text = TaskSearch.title, TaskSearch.description
+    matches = select(TaskSearch.task_id).where(or_(*(c.ilike(pattern, escape="\\") for c in text)))
+    return limit_to_owner(matches, user, TaskSearch.assigned_to_id)
 
 
 def counter_count(user: User, args: dict) -> Select | None:
@@ -117,7 +121,7 @@ def listing(user: User, args: dict) -> tuple[Select, Select, Select]:
 @lru_cache(maxsize=1024)
 def _listing(user: User, key: tuple) -> tuple[Select, Select, Select]:
     args = dict(key)
-    filtered = apply_filters(visible_tasks(user), args)
+    filtered = apply_filters(visible_tasks(user), args, user)
     query = as_rows(filtered)
     ordered = apply_ordering(query, list(args["ordering"]))
     return query, ordered, task_count(user, args, filtered)

@@ -272,3 +272,30 @@ def test_created_at_bounds_are_inclusive_whole_days(api, admin, seeded):
 def test_extreme_but_valid_datetimes_are_accepted(api, admin, moment):
     response = api.as_(admin).get(f"/api/tasks/?created_at__gte={moment}")
     assert response.status_code == 200, response.get_json()
+
+
+def test_search_follows_every_write_to_the_text(api, admin, intern, other_intern, make_task, sql):
+    """Search reads a side table that triggers keep (migration 0012): a new title is
+    found and the old one no longer, a status change leaves it alone, raw SQL is seen
+    too, a reassigned task is found by its new assignee only, and a deleted task leaves
+    nothing behind."""
+    task = make_task(intern, "kestrel survey", description="about herons")
+    path = f"/api/tasks/{task['id']}/"
+
+    def found(word: str, person=admin) -> list[str]:
+        return titles(api.as_(person).get(f"/api/tasks/?search={word}"))
+
+    assert found("kestrel") == found("herons") == ["kestrel survey"]
+    assert api.as_(intern).patch(path, json={"title": "osprey survey"}).status_code == 200
+    assert found("kestrel") == [] and found("osprey") == ["osprey survey"]
+    assert api.as_(intern).patch(path, json={"status": "IN_PROGRESS"}).status_code == 200
+    assert found("osprey") == ["osprey survey"]
+    sql("UPDATE task SET description = 'about egrets' WHERE id = :id", id=task["id"])
+    assert found("herons") == [] and found("egrets") == ["osprey survey"]
+    assert found("egrets", intern) == ["osprey survey"] and found("egrets", other_intern) == []
+    reassign = api.as_(admin).patch(path, json={"assigned_to": other_intern.id})
+    assert reassign.status_code == 200
+    assert found("egrets", intern) == [] and found("egrets", other_intern) == ["osprey survey"]
+    assert api.as_(admin).delete(path).status_code == 204
+    assert found("osprey") == []
+    assert sql("SELECT count(*) FROM task_search WHERE task_id = :id", id=task["id"]) == [(0,)]
