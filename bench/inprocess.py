@@ -1,11 +1,14 @@
 """The app in this process against the bench database: SQL statements and round trips per
 request (bench/README.md, "Statements per request"), the statements for EXPLAIN, profiles."""
 
+import os
+import tempfile
 import time
 from collections import Counter
 from contextlib import contextmanager
 from functools import partial
 
+from psycopg.pq import Trace
 from sqlalchemy import event
 
 from bench.common import login, table, use_app_env
@@ -22,7 +25,11 @@ def make_app():
 
 
 class Recorder:
-    """What the app's engine sends while :meth:`recording` (see the module docstring)."""
+    """What the app's engine sends while :meth:`recording`: the SQL statements (SQLAlchemy
+    events), BEGIN/COMMIT/ROLLBACK and pre-pings, and the round trips, read from libpq's
+    protocol trace of every connection: one per ReadyForQuery the server sent, which
+    ends each exchange the client waited for (a BEGIN sent with the next statement,
+    taskapp/db.py, is one exchange with it)."""
 
     ENDS = ("begins", "commits", "rollbacks")
 
@@ -30,10 +37,13 @@ class Recorder:
         self.active = False
         self.statements: list[tuple[str, object]] = []
         self.counts: Counter = Counter()
+        self.trace = tempfile.TemporaryFile()  # noqa: SIM115 (open for the recorder's life)
+        self.trace_start = 0
+        engine.dispose()  # every connection from now on is traced from its start
+        event.listen(engine, "connect", self._traced)
         event.listen(engine, "before_cursor_execute", self._statement)
         for name in ("begin", "commit", "rollback"):
             event.listen(engine, name, partial(self._transaction, name + "s"))
-        event.listen(engine.pool, "reset", lambda *_: self._count("pool_resets"))
         original_ping = engine.dialect.do_ping
 
         def counting_ping(dbapi_connection):
@@ -41,6 +51,11 @@ class Recorder:
             return original_ping(dbapi_connection)
 
         engine.dialect.do_ping = counting_ping
+
+    def _traced(self, dbapi_connection, _record) -> None:
+        pgconn = dbapi_connection.pgconn
+        pgconn.trace(self.trace.fileno())
+        pgconn.set_trace_flags(Trace.SUPPRESS_TIMESTAMPS)
 
     def _count(self, name: str, sent: bool = True) -> None:
         self.counts[name] += self.active and sent
@@ -56,17 +71,20 @@ class Recorder:
     @contextmanager
     def recording(self):
         self.statements, self.counts, self.active = [], Counter(), True
+        self.trace_start = os.fstat(self.trace.fileno()).st_size
         try:
             yield self
         finally:
             self.active = False
 
+    def _round_trips(self) -> int:
+        self.trace.seek(self.trace_start)
+        lines = self.trace.read().decode(errors="replace").splitlines()
+        return sum(1 for line in lines if line.startswith("B\t") and "ReadyForQuery" in line)
+
     def summary(self) -> dict:
-        # The pool's reset (a ROLLBACK psycopg skips outside a transaction) is listed, not
-        # counted; checked against a libpq protocol trace (bench/README.md).
-        counts = {name: self.counts[name] for name in ("pings", *self.ENDS, "pool_resets")}
-        trips = len(self.statements) + sum(counts[name] for name in ("pings", *self.ENDS))
-        return {"statements": len(self.statements), **counts, "round_trips": trips}
+        counts = {name: self.counts[name] for name in ("pings", *self.ENDS)}
+        return {"statements": len(self.statements), **counts, "round_trips": self._round_trips()}
 
 
 class Client:
