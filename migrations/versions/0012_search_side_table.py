@@ -6,7 +6,9 @@ overdue sweep pay trigram maintenance for text it never changes (10 s of an 11 s
 of 100k due tasks at 1M). The text that search reads now lives in ``task_search`` (one
 row per task: its id, title and description), with the trigram indexes, written by
 row triggers only when a task is created, its title or description changes, or it is
-deleted, whoever writes (ORM, raw SQL). ``task`` keeps its own title and description:
+deleted (on PostgreSQL also emptied by a TRUNCATE of ``task``), whoever writes (ORM, raw
+SQL). The copy of the existing text runs with ``task`` locked against writes, so no task
+written while the migration runs can miss it. ``task`` keeps its own title and description:
 the API, the audit trail and the ``title`` ordering read them there. The side table also
 carries the assignee (indexed), so that an INTERN's search combines the owner and the
 trigram indexes in one bitmap scan, as it did on ``task``; a reassignment rewrites it.
@@ -43,8 +45,10 @@ BEGIN
         SET title = NEW.title, description = NEW.description,
             assigned_to_id = NEW.assigned_to_id
         WHERE task_id = NEW.id;
-    ELSE
+    ELSIF TG_OP = 'DELETE' THEN
         DELETE FROM task_search WHERE task_id = OLD.id;
+    ELSE
+        DELETE FROM task_search;
     END IF;
     RETURN NULL;
 END;
@@ -58,6 +62,8 @@ POSTGRESQL_TRIGGERS = [
     "EXECUTE FUNCTION task_search_sync()",
     "CREATE TRIGGER task_search_delete AFTER DELETE ON task "
     "FOR EACH ROW EXECUTE FUNCTION task_search_sync()",
+    "CREATE TRIGGER task_search_truncate AFTER TRUNCATE ON task "
+    "FOR EACH STATEMENT EXECUTE FUNCTION task_search_sync()",
 ]
 SQLITE_TRIGGERS = [
     "CREATE TRIGGER task_search_insert AFTER INSERT ON task BEGIN "
@@ -85,12 +91,14 @@ def _postgresql() -> bool:
 def upgrade():
     op.create_table(
         "task_search",
-        sa.Column("task_id", sa.Integer(), nullable=False),
+        sa.Column("task_id", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("title", sa.String(length=200), nullable=False),
         sa.Column("description", sa.Text(), nullable=False),
         sa.Column("assigned_to_id", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("task_id", name=op.f("pk_task_search")),
     )
+    if _postgresql():  # no task written between the copy and the triggers goes missing
+        op.execute("LOCK TABLE task IN SHARE ROW EXCLUSIVE MODE")
     op.execute(
         f"INSERT INTO task_search (task_id, {', '.join(COPIED)}) "
         f"SELECT id, {', '.join(COPIED)} FROM task"
@@ -120,6 +128,8 @@ def downgrade():
     for name, (columns, _) in PARTIAL_INDEXES.items():
         op.drop_index(name, table_name="task")
         op.create_index(name, "task", columns)
+    if _postgresql():
+        op.execute("DROP TRIGGER task_search_truncate ON task")
     for name in ("insert", "update", "delete"):
         op.execute(f"DROP TRIGGER task_search_{name}" + (" ON task" if _postgresql() else ""))
     if _postgresql():
