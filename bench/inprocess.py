@@ -28,8 +28,7 @@ class Recorder:
     """What the app's engine sends while :meth:`recording`: the SQL statements (SQLAlchemy
     events), BEGIN/COMMIT/ROLLBACK and pre-pings, and the round trips, read from libpq's
     protocol trace of every connection: one per ReadyForQuery the server sent, which
-    ends each exchange the client waited for (a BEGIN sent with the next statement,
-    taskapp/db.py, is one exchange with it)."""
+    ends each exchange the client waited for."""
 
     ENDS = ("begins", "commits", "rollbacks")
 

@@ -118,7 +118,10 @@ def _copy_rows(conn, meta: dict, password_hash: str, now: datetime) -> None:
         for chunk in task_chunks(n_tasks, n_users, meta["seed"], now):
             copy.write(chunk)
     # What the triggers the COPY skips would have written (migration 0012).
-    conn.execute("INSERT INTO task_search SELECT id, title, description, assigned_to_id FROM task")
+    conn.execute(
+        "INSERT INTO task_search (task_id, title, description, assigned_to_id) "
+        "SELECT id, title, description, assigned_to_id FROM task"
+    )
 
 
 def _check_references(conn) -> None:

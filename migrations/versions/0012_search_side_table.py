@@ -129,13 +129,14 @@ def downgrade():
         op.drop_index(name, table_name="task")
         op.create_index(name, "task", columns)
     if _postgresql():
-        op.execute("DROP TRIGGER task_search_truncate ON task")
-    for name in ("insert", "update", "delete"):
-        op.execute(f"DROP TRIGGER task_search_{name}" + (" ON task" if _postgresql() else ""))
-    if _postgresql():
+        for name in ("insert", "update", "delete", "truncate"):
+            op.execute(f"DROP TRIGGER task_search_{name} ON task")
         op.execute("DROP FUNCTION task_search_sync()")
         for column in TRIGRAM_COLUMNS:
             op.execute(
                 f"CREATE INDEX ix_task_{column}_trgm ON task USING gin ({column} gin_trgm_ops)"
             )
+    else:
+        for name in ("insert", "update", "delete"):
+            op.execute(f"DROP TRIGGER task_search_{name}")
     op.drop_table("task_search")

@@ -202,8 +202,9 @@ class CalendarFeed(Base):
 
 
 class TaskSearch(Base):
-    """The text search reads: each task's title and description, copied by database
-    triggers (migration 0012) when a task is created, its text changes or it is deleted.
+    """The text search reads: each task's title, description and assignee, copied by
+    database triggers (migration 0012) when a task is created, one of them changes or the
+    task is deleted (PostgreSQL: also emptied by a TRUNCATE of ``task``).
     Apart from ``task`` so that the trigram indexes (PostgreSQL) are written only when
     the text changes: a status change (the overdue sweep) is not a HOT update and would
     otherwise write an entry in them for every task it touches. The assignee is copied
