@@ -1,8 +1,9 @@
 """The audit trail: one ActivityLog entry for every write that changes a task.
 
 Entries are written by an ``after_flush`` session listener, inside the flush that writes
-the change, so a change and its entry commit or roll back together. Views never call
-this module; they only say who is acting, once, through :func:`act_as`:
+the change, so a change and its entry commit or roll back together; a task created
+through the API is written with its entry in one statement by :func:`insert_created`.
+Views never call this module; they only say who is acting, once, through :func:`act_as`:
 
 - an authenticated request: the JWT callback in ``auth/tokens.py`` (source ``api``);
 - a CLI command: ``cli.py`` (source ``cli``);
@@ -10,18 +11,25 @@ this module; they only say who is acting, once, through :func:`act_as`:
   ``reminders.py`` for their set-based UPDATEs, which fire no per-row ORM events (actor
   null, source ``system``); :func:`snapshot_sql` gives their entries the task snapshot.
 
+Whoever must act once entries are committed (the webhook nudge, the stream's wake-up)
+registers with :func:`after_entries_commit`.
+
 The log is append-only: the ORM refuses to update or delete an entry, and on
 PostgreSQL a trigger (see the migrations) refuses raw SQL as well.
 """
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from enum import Enum
+from functools import cache
 
 from sqlalchemy import (
     JSON,
     Date,
     Insert,
     Integer,
+    Select,
+    bindparam,
     case,
     event,
     insert,
@@ -33,11 +41,11 @@ from sqlalchemy import (
 )
 from sqlalchemy import Enum as SAEnum
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.orm import ORMExecuteState, Session
+from sqlalchemy.orm import ORMExecuteState, Session, make_transient_to_detached
 from sqlalchemy.sql.functions import FunctionElement
 
 from taskapp.logs.models import Action, ActivityLog
-from taskapp.models import Source, UTCDateTime, utcnow
+from taskapp.models import Source, UTCDateTime, insert_values, utcnow
 from taskapp.tasks.models import (
     SNAPSHOT,
     TRACKED,
@@ -49,6 +57,7 @@ from taskapp.tasks.models import (
 )
 
 ACTOR_KEY = "taskapp.audit_actor"
+WROTE_KEY = "taskapp.audit_wrote_entries"
 TRACKED_FIELDS = task_fields(TRACKED)
 """Model attribute -> name used in ``changes`` (the API's field names)."""
 SNAPSHOT_FIELDS = tuple(task_fields(SNAPSHOT))
@@ -160,6 +169,86 @@ def _write_entries(session: Session, _flush_context) -> None:
     entries = _entries_for_flush(session)
     if entries:
         session.connection().execute(insert(ActivityLog.__table__), entries)
+        session.info[WROTE_KEY] = True
+
+
+ENTRY_FROM_PYTHON = ("action", "changes", "actor_id", "source", "created_at")
+"""The CREATED entry's columns :func:`insert_created` binds from :func:`_entry`; the
+others (id, title, assignee, snapshot) it reads from the task the statement inserts."""
+
+
+def insert_created(session: Session, task: Task) -> None:
+    """Insert the new, transient ``task`` and its CREATED entry, then attach ``task`` to
+    ``session`` as written (persistent, nothing left to flush). The entry is the
+    listener's, less the flush: on PostgreSQL the task and its entry are one statement
+    (a data-modifying CTE, one round trip where the flush takes two), its snapshot
+    computed in SQL as the sweeps' are; SQLite, which has no data-modifying CTE, runs
+    the INSERT and then the entry's."""
+    values = insert_values(task)
+    for name, value in values.items():
+        setattr(task, name, value)
+    changes = _snapshot(task, deleted=False)
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        entry = _entry(session, task, Action.CREATED, changes)
+        params = {**values, **{f"entry_{name}": entry[name] for name in ENTRY_FROM_PYTHON}}
+        _attach(session, task, connection.execute(_created_with_entry(), params).one())
+    else:
+        _attach(session, task, connection.execute(_inserted_task(), values).one())
+        entry = _entry(session, task, Action.CREATED, changes)
+        connection.execute(insert(ActivityLog.__table__), entry)
+    session.info[WROTE_KEY] = True
+
+
+@cache
+def _inserted_task():
+    table = Task.__table__
+    values = {column.key: bindparam(column.key, type_=column.type) for column in table.c}
+    del values["id"]
+    return insert(table).values(values).returning(*table.c)
+
+
+@cache
+def _created_with_entry() -> Select:
+    """The new task and its CREATED entry in one statement (PostgreSQL), built once:
+    the task's columns are bound by name, the entry's :data:`ENTRY_FROM_PYTHON` as
+    ``entry_<name>``."""
+    new_task = _inserted_task().cte("new_task")
+    log = ActivityLog.__table__
+    bound = [bindparam(f"entry_{name}", type_=log.c[name].type) for name in ENTRY_FROM_PYTHON]
+    row = new_task.c
+    entry = select(row.id, row.title, row.assigned_to_id, snapshot_sql(row), *bound)
+    columns = ["task_id", "task_title", "assignee_id", "task_snapshot", *ENTRY_FROM_PYTHON]
+    written = insert(log).from_select(columns, entry).cte("entry")
+    return select(new_task).add_cte(written)
+
+
+def _attach(session: Session, task: Task, row) -> None:
+    for name, value in row._mapping.items():
+        setattr(task, name, value)
+    make_transient_to_detached(task)
+    session.add(task)
+
+
+_committed_callbacks: list[Callable[[], None]] = []
+
+
+def after_entries_commit(callback: Callable[[], None]) -> None:
+    """Call ``callback()`` after every commit of a session that wrote entries through
+    this module (the listener or :func:`insert_created`). Set-based writes (the sweeps)
+    do not call it: the relay's and the stream's polls find them."""
+    if callback not in _committed_callbacks:
+        _committed_callbacks.append(callback)
+
+
+def _entries_committed(session: Session) -> None:
+    if session.info.pop(WROTE_KEY, False):
+        for callback in _committed_callbacks:
+            callback()
+
+
+def _forget_entries(session: Session) -> None:
+    session.info.pop(WROTE_KEY, None)
 
 
 class JsonObject(FunctionElement):
@@ -251,6 +340,8 @@ def init_audit() -> None:
     if event.contains(Session, "after_flush", _write_entries):
         return
     event.listen(Session, "after_flush", _write_entries)
+    event.listen(Session, "after_commit", _entries_committed)
+    event.listen(Session, "after_rollback", _forget_entries)
     event.listen(Session, "do_orm_execute", _refuse_bulk_log_change)
     event.listen(ActivityLog, "before_update", _refuse_log_change)
     event.listen(ActivityLog, "before_delete", _refuse_log_change)

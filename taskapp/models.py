@@ -47,6 +47,23 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def insert_values(obj) -> dict:
+    """The row an INSERT of the transient ``obj`` writes, by column: each column's value,
+    or its Python default (scalar or callable) where ``obj`` leaves it unset (None), as a
+    flush fills it; a primary key left unset is left out, for the database to number.
+    For an INSERT made outside the flush: SQLAlchemy applies no Python default inside a
+    data-modifying CTE."""
+    values = {}
+    for column in obj.__table__.columns:
+        value = getattr(obj, column.key)
+        if value is None and column.default is not None:
+            default = column.default
+            value = default.arg(None) if default.is_callable else default.arg
+        if value is not None or not column.primary_key:
+            values[column.key] = value
+    return values
+
+
 class UTCDateTime(TypeDecorator):
     """A timestamp stored in UTC that always comes back timezone-aware.
 

@@ -1,5 +1,5 @@
-"""Wake-ups: after a commit that changed tasks, tell every stream hub to read the log
-now rather than at its next poll.
+"""Wake-ups: after a commit that wrote activity-log entries (a change to tasks), tell
+every stream hub to read the log now rather than at its next poll.
 
 In this process the hub (if it runs here: the development server, a test) is woken
 directly; other processes and hosts hear it over Redis pub/sub (``REDIS_URL``), sent by
@@ -13,14 +13,11 @@ import logging
 import threading
 
 import redis
-from sqlalchemy import event
-from sqlalchemy.orm import Session
 
-from taskapp.tasks.models import Task
+from taskapp import audit
 
 logger = logging.getLogger(__name__)
 CHANNEL = "taskapp:events:wake"
-WROTE_KEY = "taskapp.events_wrote"
 IDLE_SECONDS = 60
 
 
@@ -81,25 +78,7 @@ def listen_for_wakeups(redis_url: str, wake) -> threading.Thread:
     return thread
 
 
-def _note(session: Session, _flush_context) -> None:
-    if any(isinstance(o, Task) for o in (*session.new, *session.dirty, *session.deleted)):
-        session.info[WROTE_KEY] = True
-
-
-def _forget(session: Session) -> None:
-    session.info.pop(WROTE_KEY, None)
-
-
 def install(after_commit) -> None:
-    """Call ``after_commit()`` after every commit that wrote tasks (once per process:
-    SQLAlchemy's session events are global)."""
-
-    def _after_commit(session: Session) -> None:
-        if session.info.pop(WROTE_KEY, False):
-            after_commit()
-
-    if event.contains(Session, "after_flush", _note):
-        return
-    event.listen(Session, "after_flush", _note)
-    event.listen(Session, "after_commit", _after_commit)
-    event.listen(Session, "after_rollback", _forget)
+    """Call ``after_commit()`` after every commit that wrote activity-log entries (once
+    per process)."""
+    audit.after_entries_commit(after_commit)

@@ -8,6 +8,7 @@ from sqlalchemy import Connection, Select, bindparam, select
 from sqlalchemy.orm import Session, joinedload, make_transient_to_detached
 from sqlalchemy.orm.util import identity_key
 
+from taskapp import audit
 from taskapp.errors import InvalidField, NotFound, PermissionDenied
 from taskapp.models import Role, utcnow
 from taskapp.tasks import recurrence
@@ -100,10 +101,9 @@ AUTH_FIELDS = ("id", "username", "email", "role", "is_active", "date_joined", "t
 
 def create_task(session: Session, user: User, data: dict, today: date) -> Task:
     assignee = resolve_assignee(session, user, data.pop("assigned_to_id", None))
-    task = Task(created_by_id=user.id, assigned_to=assignee)
+    task = Task(created_by_id=user.id, assigned_to=assignee, assigned_to_id=assignee.id)
     apply_changes(task, data, today)
-    session.add(task)
-    session.flush()
+    audit.insert_created(session, task)
     if task.recurrence is not None:
         task.series_id = task.id
     return task

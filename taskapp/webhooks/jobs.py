@@ -14,15 +14,12 @@ from datetime import timedelta
 
 from celery import Celery, shared_task
 from flask import current_app, has_app_context
-from sqlalchemy import event
-from sqlalchemy.orm import Session
 
-from taskapp import metrics
+from taskapp import audit, metrics
 from taskapp.extensions import db
 from taskapp.jobs import purged as _purged
 from taskapp.logs.models import ActivityLog
 from taskapp.models import utcnow
-from taskapp.tasks.models import Task as TaskRow
 from taskapp.webhooks import delivery, outbox
 from taskapp.webhooks.models import DeliveryStatus, Webhook, WebhookDelivery
 from taskapp.webhooks.senders import senders
@@ -51,7 +48,6 @@ def init_celery(app, celery_app) -> None:
 
 
 TICK = "taskapp.webhooks_tick"
-NUDGE_KEY = "taskapp.webhook_nudge"
 IDLE_NUDGER_SECONDS = 60
 
 
@@ -90,29 +86,16 @@ class Nudger:
                 time.sleep(1)
 
 
-def _note_task_writes(session: Session, _flush_context) -> None:
-    if any(isinstance(o, TaskRow) for o in (*session.new, *session.dirty, *session.deleted)):
-        session.info[NUDGE_KEY] = True
-
-
-def _nudge_after_commit(session: Session) -> None:
-    if session.info.pop(NUDGE_KEY, False) and has_app_context():
+def _nudge() -> None:
+    if has_app_context():
         nudger = current_app.extensions.get("webhook_nudger")
         if nudger is not None:
             nudger.poke()
 
 
-def _forget_rolled_back_writes(session: Session) -> None:
-    session.info.pop(NUDGE_KEY, None)
-
-
 def install_listeners() -> None:
-    """Installed once per process (SQLAlchemy's session events are global)."""
-    if event.contains(Session, "after_commit", _nudge_after_commit):
-        return
-    event.listen(Session, "after_flush", _note_task_writes)
-    event.listen(Session, "after_commit", _nudge_after_commit)
-    event.listen(Session, "after_rollback", _forget_rolled_back_writes)
+    """Nudge after every commit that wrote activity-log entries (once per process)."""
+    audit.after_entries_commit(_nudge)
 
 
 _last_tick_started = 0.0

@@ -4,6 +4,7 @@ verifies every request with the public ``standardwebhooks`` package."""
 
 import os
 import signal
+import time
 from collections import Counter
 
 import pytest
@@ -130,6 +131,26 @@ def test_each_committed_change_arrives_once_signed_with_its_data(
         assert request.headers["webhook-signature"].startswith("v1,")
     assert len({r.msg_id for r in admin_got}) == 8
     assert_payloads_are_the_apis(admin_got, made, intern, other_intern)
+
+
+def test_a_commit_nudges_a_tick_at_once(
+    make_app, start_worker, redis_broker, receiver, admin, intern
+):
+    """Beat ticks only every 30 s here: the delivery can only come this fast because
+    the POST's commit (a task and its entry in one statement on PostgreSQL) nudged a
+    tick through the broker."""
+    celery = {"broker_url": redis_broker, "task_ignore_result": True}
+    app = make_app(WEBHOOK_ALLOWED_NETWORKS=["127.0.0.0/8"], CELERY=celery)
+    client = app.test_client()
+    register(client, admin, receiver, "/admin")
+    start_worker(redis_broker, WEBHOOK_RELAY_INTERVAL_SECONDS="30")
+    time.sleep(2)  # past beat's first tick, if it sends one at start
+    started = time.monotonic()
+    response = client.post("/api/tasks/", json={"title": "nudged"}, headers=intern.headers)
+    assert response.status_code == 201
+    assert wait_for(lambda: receiver.at("/admin"), timeout=10)
+    assert events(receiver.at("/admin")) == [("task.created", response.get_json()["id"])]
+    assert time.monotonic() - started < 5
 
 
 def test_retries_same_id_new_timestamps_410_disables_redirects_fail(
