@@ -47,15 +47,16 @@ def autocommit(engine: Engine) -> Engine:
     return found
 
 
-def reads(session) -> Connection:
-    """The connection to read with: in a read-only request, the request's own (see the
-    module's docstring), returned by :func:`close_reads` at its end; otherwise the
-    session's, in its transaction."""
+def reads(db) -> Connection:
+    """The connection to read with (``db``: flask-sqlalchemy's extension): in a read-only
+    request, the request's own on the engine in autocommit (see the module's docstring),
+    taken without setting up an ORM session and returned by :func:`close_reads` at its
+    end; otherwise the session's, in its transaction."""
     if not read_only_request():
-        return session.connection()
+        return db.session.connection()
     conn = g.get(READ_CONNECTION)
     if conn is None:
-        conn = session.get_bind().connect()  # Session.get_bind: in autocommit here
+        conn = autocommit(db.engine).connect()
         setattr(g, READ_CONNECTION, conn)
     return conn
 

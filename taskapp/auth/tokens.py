@@ -177,7 +177,7 @@ def _token_state(payload: dict) -> TokenState:
     if user_id is None or not well_formed(payload):
         return REFUSED
     params = {"user_id": user_id, "jti": payload["jti"], "sid": session_id_of(payload)}
-    row = reads(db.session).execute(TOKEN_STATE, params).first()
+    row = reads(db).execute(TOKEN_STATE, params).first()
     if row is None:
         return REFUSED
     *values, revoked_jti, revoked_at, has_ended = row
@@ -263,9 +263,7 @@ def load_personal_token(token: str) -> tuple[AuthUser, dict]:
     once a minute, in its own short transaction (so that a read-only request's rollback
     cannot lose it): one extra statement per token per minute, none on the others."""
     now = utcnow()
-    found = personal_tokens.authenticate(
-        reads(db.session), token_hash_key(), token, now, AUTH_COLUMNS
-    )
+    found = personal_tokens.authenticate(reads(db), token_hash_key(), token, now, AUTH_COLUMNS)
     if found is None:
         flask_smorest.abort(401, message=INVALID_TOKEN, code=TOKEN_NOT_VALID)
     pat, values = found

@@ -94,7 +94,7 @@ class TaskById(MethodView):
     @blp.not_found(NOT_VISIBLE)
     def get(self, task_id):
         """One task (304 to an If-None-Match holding its current ETag)"""
-        row = service.get_visible_row(reads(db.session), current_user, task_id)
+        row = service.get_visible_row(reads(db), current_user, task_id)
         etag = task_etag(row.id, row.version)
         return not_modified(etag) or json_response(DUMP_TASK(row), 200, {"ETag": etag})
 

@@ -34,7 +34,7 @@ class ListTag:
 
     def read(self) -> None:
         if self.value is None:
-            self.value = reads(db.session).execute(self.stamp).scalar_one()
+            self.value = reads(db).execute(self.stamp).scalar_one()
 
     def not_modified(self) -> Response | None:
         """304 if the client's copy is current; only asks the database when the request

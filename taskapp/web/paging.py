@@ -36,7 +36,7 @@ def entities(query: Select) -> list:
 def rows(query: Select) -> list:
     """A page as plain rows, executed on the session's connection: no ORM entity is
     built (for a select of columns)."""
-    return reads(db.session).execute(query).all()
+    return reads(db).execute(query).all()
 
 
 def paginate(
@@ -57,7 +57,7 @@ def paginate(
     if count_query is None:
         count_query = query.with_only_columns(func.count(), maintain_column_froms=True)
         count_query = count_query.order_by(None)
-    connection = reads(db.session)
+    connection = reads(db)
     if tag is not None and tag.value is None:
         count, tag.value = connection.execute(_with_stamp(count_query, tag.stamp)).one()
     else:

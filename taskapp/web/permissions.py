@@ -28,6 +28,7 @@ from flask_jwt_extended import verify_jwt_in_request
 from werkzeug.local import LocalProxy
 
 from taskapp.audit import act_as
+from taskapp.db import read_only_request
 from taskapp.extensions import db
 from taskapp.models import Role, Source
 from taskapp.web.access import note_user
@@ -99,7 +100,8 @@ def _bearer_personal_token() -> str | None:
 def authenticate() -> None:
     """Verify the bearer token, JWT or personal; 401 unless it is valid and live, 429
     when a personal token is over its rate limit. Then the caller is the audit actor
-    of whatever this request writes."""
+    of whatever this request writes (a read-only request writes no task: it names no
+    actor, and so sets up no ORM session)."""
     token = _bearer_personal_token()
     if token is None:
         verify_jwt_in_request()
@@ -109,7 +111,8 @@ def authenticate() -> None:
         check_personal_token(claims["pat"])
         g.taskapp_caller = (user, claims)
     note_user(current_user.id)
-    act_as(db.session, current_user.id, Source.API)
+    if not read_only_request():
+        act_as(db.session, current_user.id, Source.API)
 
 
 def roles_required(*roles: str, scope: str | None = None, personal_tokens: bool = True):
