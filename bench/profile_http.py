@@ -31,10 +31,12 @@ def _group(frame: str) -> str:
 
 
 def _stacks(collapsed_file):
-    """(frames, samples) of every stack py-spy recorded, idle ones left out."""
+    """(frames, samples) of every stack py-spy recorded, idle ones left out, and the
+    rare stack whose frame name spans lines (SQL text in a frame's name) skipped: its
+    pieces do not end in a sample count."""
     for line in Path(collapsed_file).read_text().splitlines():
         stack, _, count = line.rstrip().rpartition(" ")
-        if stack and "idle" not in stack.rsplit(";", 1)[-1]:
+        if stack and count.isdigit() and "idle" not in stack.rsplit(";", 1)[-1]:
             yield stack.split(";"), int(count)
 
 

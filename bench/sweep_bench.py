@@ -64,10 +64,11 @@ def _sweep(method: str, session, raw, today: date) -> int:
 
 
 def _inserts(session) -> int:
-    """``INSERTS`` tasks made one at a time as POST makes them (ORM flush + audit row)."""
+    """``INSERTS`` tasks made one at a time as POST makes them (``audit.insert_created``:
+    the task and its CREATED entry in one statement)."""
     from sqlalchemy import text
 
-    from taskapp.audit import act_as
+    from taskapp.audit import act_as, insert_created
     from taskapp.models import Source
     from taskapp.tasks.models import Task
 
@@ -76,8 +77,7 @@ def _inserts(session) -> int:
     for n in range(INSERTS):
         task = Task(title=f"write cost {n}", description="measured", priority="HIGH")
         task.assigned_to_id = task.created_by_id = user_id
-        session.add(task)
-        session.flush()
+        insert_created(session, task)
     return INSERTS
 
 
