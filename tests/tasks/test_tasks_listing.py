@@ -311,3 +311,42 @@ def test_search_forgets_tasks_emptied_by_truncate(api, admin, intern, make_task,
     assert sql("SELECT count(*) FROM task_search") == [(0,)]
     make_task(intern, "plover count")
     assert titles(api.as_(admin).get("/api/tasks/?search=count")) == ["plover count"]
+
+
+@pytest.mark.parametrize(
+    ("query", "admin_count"),
+    [
+        ("search=wren", 3),
+        ("search=wren&assigned_to={other}", 2),
+        ("search=wren&status=PENDING", 2),
+        ("search=wren&ordering=title&page_size=1", 3),
+    ],
+)
+def test_a_search_counts_exactly_what_it_lists(
+    api, admin, intern, other_intern, make_task, query, admin_count
+):
+    """A search's count (the side table's matches, joined to the tasks) says exactly how
+    many tasks the caller would page through, for each role, after a completion, a
+    deletion and a reassignment."""
+    query = query.format(other=other_intern.id)
+    made = [make_task(intern, f"wren {n}") for n in range(3)]
+    make_task(other_intern, "wren nest", description="in the wren box")
+    make_task(intern, "sparrow", description="no bird of that name")
+    api.as_(intern).patch(f"/api/tasks/{made[0]['id']}/", json={"status": "COMPLETED"})
+    api.as_(admin).delete(f"/api/tasks/{made[1]['id']}/")
+    api.as_(admin).patch(f"/api/tasks/{made[2]['id']}/", json={"assigned_to": other_intern.id})
+
+    def walked(person) -> tuple[int, int]:
+        """(count, rows seen walking every page) of ``query`` for ``person``."""
+        response = api.as_(person).get(f"/api/tasks/?{query}")
+        assert response.status_code == 200, response.get_json()
+        body, seen = response.get_json(), len(response.get_json()["results"])
+        while body["next"]:
+            body = api.as_(person).get(body["next"]).get_json()
+            seen += len(body["results"])
+        return response.get_json()["count"], seen
+
+    for person in (admin, intern, other_intern):
+        count, seen = walked(person)
+        assert count == seen, (person.username, count, seen)
+    assert walked(admin)[0] == admin_count
