@@ -18,6 +18,7 @@ The log is append-only: the ORM refuses to update or delete an entry, and on
 PostgreSQL a trigger (see the migrations) refuses raw SQL as well.
 """
 
+import logging
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from enum import Enum
@@ -56,8 +57,10 @@ from taskapp.tasks.models import (
     task_fields,
 )
 
+log = logging.getLogger(__name__)
 ACTOR_KEY = "taskapp.audit_actor"
 WROTE_KEY = "taskapp.audit_wrote_entries"
+CREATED_KEY = "taskapp.audit_created_tasks"
 TRACKED_FIELDS = task_fields(TRACKED)
 """Model attribute -> name used in ``changes`` (the API's field names)."""
 SNAPSHOT_FIELDS = tuple(task_fields(SNAPSHOT))
@@ -198,11 +201,16 @@ def insert_created(session: Session, task: Task) -> None:
         entry = _entry(session, task, Action.CREATED, changes)
         connection.execute(insert(ActivityLog.__table__), entry)
     session.info[WROTE_KEY] = True
+    session.info.setdefault(CREATED_KEY, []).append(task)
 
 
 @cache
 def _inserted_task():
+    """The task's INSERT, every column but the id bound (see :func:`insert_values`)."""
     table = Task.__table__
+    unsupported = [c.key for c in table.c if c.server_default is not None or _sql_default(c)]
+    if unsupported:  # insert_values cannot fill them: they would be written as NULL
+        raise RuntimeError(f"insert_created cannot write the defaults of {unsupported}")
     values = {column.key: bindparam(column.key, type_=column.type) for column in table.c}
     del values["id"]
     return insert(table).values(values).returning(*table.c)
@@ -221,6 +229,11 @@ def _created_with_entry() -> Select:
     columns = ["task_id", "task_title", "assignee_id", "task_snapshot", *ENTRY_FROM_PYTHON]
     written = insert(log).from_select(columns, entry).cte("entry")
     return select(new_task).add_cte(written)
+
+
+def _sql_default(column) -> bool:
+    default = column.default
+    return default is not None and not (default.is_scalar or default.is_callable)
 
 
 def _attach(session: Session, task: Task, row) -> None:
@@ -242,13 +255,22 @@ def after_entries_commit(callback: Callable[[], None]) -> None:
 
 
 def _entries_committed(session: Session) -> None:
+    session.info.pop(CREATED_KEY, None)
     if session.info.pop(WROTE_KEY, False):
         for callback in _committed_callbacks:
-            callback()
+            try:
+                callback()
+            except Exception:  # the change is committed: a hint lost must not fail it
+                log.exception("after-commit callback %r failed", callback)
 
 
 def _forget_entries(session: Session) -> None:
+    """After a rollback: no entries to announce, and the tasks :func:`insert_created`
+    attached leave the session (a flush's new objects do so by themselves)."""
     session.info.pop(WROTE_KEY, None)
+    for task in session.info.pop(CREATED_KEY, ()):
+        if task in session:
+            session.expunge(task)
 
 
 class JsonObject(FunctionElement):

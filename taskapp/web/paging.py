@@ -34,8 +34,8 @@ def entities(query: Select) -> list:
 
 
 def rows(query: Select) -> list:
-    """A page as plain rows, executed on the session's connection: no ORM entity is
-    built (for a select of columns)."""
+    """A page as plain rows, read on :func:`taskapp.db.reads`'s connection: no ORM
+    entity is built (for a select of columns)."""
     return reads(db).execute(query).all()
 
 
