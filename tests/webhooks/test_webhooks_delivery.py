@@ -8,8 +8,11 @@ import time
 from collections import Counter
 
 import pytest
+import redis
 from celery import Celery
 from helpers import only_postgresql, wait_for
+
+from taskapp.webhooks.jobs import NUDGE_SPACING_SECONDS
 
 pytestmark = pytest.mark.services
 
@@ -151,6 +154,21 @@ def test_a_commit_nudges_a_tick_at_once(
     assert wait_for(lambda: receiver.at("/admin"), timeout=10)
     assert events(receiver.at("/admin")) == [("task.created", response.get_json()["id"])]
     assert time.monotonic() - started < 5
+
+
+def test_a_burst_of_commits_shares_its_nudges(make_app, redis_broker, intern):
+    """No worker consumes the broker's queue here, so it holds every nudge sent: forty
+    POSTs in a row send at most one per NUDGE_SPACING_SECONDS, not one each."""
+    celery = {"broker_url": redis_broker, "task_ignore_result": True}
+    client = make_app(CELERY=celery).test_client()
+    started = time.monotonic()
+    for n in range(40):
+        response = client.post("/api/tasks/", json={"title": f"burst {n}"}, headers=intern.headers)
+        assert response.status_code == 201
+    elapsed = time.monotonic() - started
+    time.sleep(0.5)  # the last nudge leaves its thread
+    queued = redis.Redis.from_url(redis_broker).llen("celery")
+    assert 1 <= queued <= elapsed / NUDGE_SPACING_SECONDS + 2, (queued, elapsed)
 
 
 def test_retries_same_id_new_timestamps_410_disables_redirects_fail(
