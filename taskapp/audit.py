@@ -134,18 +134,25 @@ def _diff(task: Task) -> dict:
     return changes
 
 
-def _entry(session: Session, task: Task, action: Action, changes: dict) -> dict:
+def _write_fields(session: Session, action: Action, changes: dict) -> dict:
+    """What an entry says of the write, not of the task: the action, its changes, who."""
     actor_id, source = session.info.get(ACTOR_KEY, (None, Source.SYSTEM))
-    reassigned = changes.get("assigned_to") if action != Action.DELETED else None
     return {
-        "task_id": task.id,
-        "task_title": task.title,
         "action": action,
         "changes": changes,
         "actor_id": actor_id,
         "source": source,
-        "assignee_id": task.assigned_to_id,
         "created_at": utcnow(),
+    }
+
+
+def _entry(session: Session, task: Task, action: Action, changes: dict) -> dict:
+    reassigned = changes.get("assigned_to") if action != Action.DELETED else None
+    return {
+        **_write_fields(session, action, changes),
+        "task_id": task.id,
+        "task_title": task.title,
+        "assignee_id": task.assigned_to_id,
         "task_snapshot": task_snapshot(task),
         "previous_assignee_id": reassigned["from"] if reassigned else None,
     }
@@ -175,11 +182,6 @@ def _write_entries(session: Session, _flush_context) -> None:
         session.info[WROTE_KEY] = True
 
 
-ENTRY_FROM_PYTHON = ("action", "changes", "actor_id", "source", "created_at")
-"""The CREATED entry's columns :func:`insert_created` binds from :func:`_entry`; the
-others (id, title, assignee, snapshot) it reads from the task the statement inserts."""
-
-
 def insert_created(session: Session, task: Task) -> None:
     """Insert the new, transient ``task`` and its CREATED entry, then attach ``task`` to
     ``session`` as written (persistent, nothing left to flush). The entry is the
@@ -193,9 +195,10 @@ def insert_created(session: Session, task: Task) -> None:
     changes = _snapshot(task, deleted=False)
     connection = session.connection()
     if connection.dialect.name == "postgresql":
-        entry = _entry(session, task, Action.CREATED, changes)
-        params = {**values, **{f"entry_{name}": entry[name] for name in ENTRY_FROM_PYTHON}}
-        _attach(session, task, connection.execute(_created_with_entry(), params).one())
+        write = _write_fields(session, Action.CREATED, changes)
+        params = {**values, **{f"entry_{name}": value for name, value in write.items()}}
+        statement = _created_with_entry(tuple(write))
+        _attach(session, task, connection.execute(statement, params).one())
     else:
         _attach(session, task, connection.execute(_inserted_task(), values).one())
         entry = _entry(session, task, Action.CREATED, changes)
@@ -217,16 +220,17 @@ def _inserted_task():
 
 
 @cache
-def _created_with_entry() -> Select:
+def _created_with_entry(bound_names: tuple[str, ...]) -> Select:
     """The new task and its CREATED entry in one statement (PostgreSQL), built once:
-    the task's columns are bound by name, the entry's :data:`ENTRY_FROM_PYTHON` as
-    ``entry_<name>``."""
+    the task's columns are bound by name, the entry's ``bound_names`` (those of
+    :func:`_write_fields`) as ``entry_<name>``; its task id, title, assignee and
+    snapshot come from the inserted row."""
     new_task = _inserted_task().cte("new_task")
     log = ActivityLog.__table__
-    bound = [bindparam(f"entry_{name}", type_=log.c[name].type) for name in ENTRY_FROM_PYTHON]
+    bound = [bindparam(f"entry_{name}", type_=log.c[name].type) for name in bound_names]
     row = new_task.c
     entry = select(row.id, row.title, row.assigned_to_id, snapshot_sql(row), *bound)
-    columns = ["task_id", "task_title", "assignee_id", "task_snapshot", *ENTRY_FROM_PYTHON]
+    columns = ["task_id", "task_title", "assignee_id", "task_snapshot", *bound_names]
     written = insert(log).from_select(columns, entry).cte("entry")
     return select(new_task).add_cte(written)
 

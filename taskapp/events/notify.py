@@ -14,8 +14,6 @@ import threading
 
 import redis
 
-from taskapp import audit
-
 logger = logging.getLogger(__name__)
 CHANNEL = "taskapp:events:wake"
 IDLE_SECONDS = 60
@@ -76,9 +74,3 @@ def listen_for_wakeups(redis_url: str, wake) -> threading.Thread:
     thread = threading.Thread(target=run, name="events-wakeups", daemon=True)
     thread.start()
     return thread
-
-
-def install(after_commit) -> None:
-    """Call ``after_commit()`` after every commit that wrote activity-log entries (once
-    per process)."""
-    audit.after_entries_commit(after_commit)

@@ -10,6 +10,7 @@ from flask import Flask, Response, abort, current_app, has_app_context, request
 from flask.views import MethodView
 from sqlalchemy import select
 
+from taskapp import audit
 from taskapp.events import credentials, feed, notify, signed, stream, tickets
 from taskapp.events.credentials import Credential
 from taskapp.events.schemas import (
@@ -98,9 +99,9 @@ STREAM_DOC = {
 
 
 def install_listeners() -> None:
-    """Wake the stream hubs after commits that changed tasks (the factory calls this
-    once per process; see notify.py)."""
-    notify.install(_after_task_commit)
+    """Wake the stream hubs after commits that wrote activity-log entries (the factory
+    calls this once per process; see notify.py)."""
+    audit.after_entries_commit(_after_task_commit)
 
 
 def _after_task_commit() -> None:
