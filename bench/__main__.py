@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from bench import explain, http_bench, inprocess, seed, sweep_bench
+from bench import explain, http_bench, inprocess, seed, server_behaviours, sweep_bench
 from bench.common import (
     DATABASE_ENV,
     FULL_DATABASE,
@@ -168,6 +168,15 @@ def stage_sweep(run: Run) -> None:
     run.section("Overdue sweep", sweep_bench.report(run.results["sweep"]))
 
 
+def stage_servers(run: Run) -> None:
+    run.results["servers"] = server_behaviours.run()
+    intro = (
+        "gunicorn as deployed (gunicorn.conf.py) and granian (WSGI), 2 workers x 4 threads, "
+        "behind-the-edge settings; CPU and p99 of both: `bench/run --server granian`."
+    )
+    run.section("Server behaviours", server_behaviours.report(run.results["servers"]), intro)
+
+
 def stage_profiles(run: Run) -> None:
     from bench import profile_http
 
@@ -189,13 +198,17 @@ STAGES = {
     "explain": ("EXPLAIN of the list query shapes", stage_explain),
     "http": ("HTTP", stage_http),
     "sweep": ("overdue sweep", stage_sweep),
+    "servers": ("what each server keeps besides speed", stage_servers),
     "profile": ("py-spy profiles", stage_profiles),
 }
 
 
 def stages_of(args: argparse.Namespace) -> list[tuple[str, object]]:
-    """Every stage (py-spy with ``--profile``), or the database and those ``--only`` names."""
-    keys = ["database", *args.only] if args.only else [*STAGES][: 6 if args.profile else 5]
+    """Every stage (py-spy only with ``--profile``, the server probes not in a smoke run),
+    or the database and those ``--only`` names."""
+    left_out = {"profile"} - ({"profile"} if args.profile else set())
+    left_out |= {"servers"} if args.smoke else set()
+    keys = ["database", *args.only] if args.only else [k for k in STAGES if k not in left_out]
     return [STAGES[key] for key in keys]
 
 
@@ -215,7 +228,7 @@ def http_targets(h: dict) -> list[tuple[str, str, bool]]:
         if target is not None
     ]
     m = h["median"]
-    post = m["intern_post"]["python_cpu_ms"] / max(1e-9, m["a"]["python_cpu_ms"])
+    post = http_bench.paired_ratio(h, "intern_post", "a")
     checks.append(("POST < 8.2x step a (Django's POST)", f"{post:.2f}x", post < 8.2))
     errors = {key: r["errors"] for key, r in m.items() if r["errors"]}
     text = ", ".join(f"{k} {v}" for k, v in errors.items()) or "0"
@@ -262,6 +275,13 @@ def plan_targets(plans: dict) -> list[tuple[str, str, bool]]:
     ]
 
 
+def server_targets(results: dict) -> list[tuple[str, str, bool]]:
+    """gunicorn stays the default while granian loses a behaviour (issue 19, step 5)."""
+    lost = {k: server_behaviours.lost_behind_the_edge(results, k) for k in ("gunicorn", "granian")}
+    text = "; ".join(f"{k} loses {', '.join(v) or 'nothing'}" for k, v in lost.items())
+    return [("default server (gunicorn) keeps every behaviour", text, not lost["gunicorn"])]
+
+
 def check_targets(results: dict) -> list[tuple[str, str, bool]]:
     """(target, measured, met) of the stages that ran, in the order of the README's table."""
 
@@ -275,6 +295,7 @@ def check_targets(results: dict) -> list[tuple[str, str, bool]]:
         *of("sweep", sweep_targets),
         *of("statements", round_trip_targets),
         *of("explain", plan_targets),
+        *of("servers", server_targets),
         *http[-1:],
     ]
 
