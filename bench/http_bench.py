@@ -35,6 +35,7 @@ LADDER = {  # step -> (label, request kind)
     "g": ("g. f through a smorest MethodView", "list"),
     "h": ("h. 304: c + smorest args + stamp", "304"),
     "detail": ("detail: c + one row + dump", "detail"),
+    "detail_plumbed": ("detail inside taskapp's plumbing", "detail"),
     "post": ("POST: c + INSERT task + audit + COMMIT", "post"),
 }
 APP = {  # scenario -> (label, request kind, its ladder step, the issue's ratio target)
@@ -44,6 +45,9 @@ APP = {  # scenario -> (label, request kind, its ladder step, the issue's ratio 
     "intern_detail": ("taskapp detail", "detail", "detail", 1.2),
     "intern_post": ("taskapp POST (+ audit row)", "post", "post", 1.25),
 }
+FLOORS = {"intern_detail": "detail_plumbed"}
+"""Scenario -> a step with taskapp's per-request plumbing around it (ladder_app.plumbed_app):
+how far the scenario is from the stack plus what taskapp puts around every request."""
 ORDER = [k for step in LADDER for k in (step, *(s for s, v in APP.items() if v[2] == step))]
 """One round: each taskapp scenario right after its ladder step."""
 
@@ -370,7 +374,12 @@ def report(results: dict) -> str:
         rows[-1] += [f"{r['p99_ms']:.1f}", r["errors"]]
     headers = ["scenario", "worker CPU ms/req", "by round", "PostgreSQL CPU ms/req"]
     headers += ["req/s", "p50 ms", "p99 ms", "errors"]
-    return table(rows, headers) + "\n\n" + table(ratios(results), RATIO_HEADERS)
+    floors = [
+        [APP[key][0], LADDER[step][0], f"{floor_ratios(results)[key]:.2f}x"]
+        for key, step in FLOORS.items()
+    ]
+    text = table(rows, headers) + "\n\n" + table(ratios(results), RATIO_HEADERS)
+    return text + "\n\n" + table(floors, ["taskapp", "over", "ratio (paired)"])
 
 
 RATIO_HEADERS = ["taskapp", "worker CPU ms", "ladder step", "step ms", "ratio (paired)", "target"]
@@ -384,6 +393,11 @@ def paired_ratio(results: dict, key: str, step: str) -> float:
     return statistics.median(
         r[key]["python_cpu_ms"] / (r[step]["python_cpu_ms"] or 1e-9) for r in results["rounds"]
     )
+
+
+def floor_ratios(results: dict) -> dict[str, float]:
+    """Each FLOORS scenario over its plumbed step (paired by round)."""
+    return {key: paired_ratio(results, key, step) for key, step in FLOORS.items()}
 
 
 def ratios(results: dict) -> list[list]:

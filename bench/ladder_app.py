@@ -1,5 +1,7 @@
 """The ladder (``gunicorn bench.ladder_app:app``): minimal apps from taskapp's own libraries,
-the step picked by the ``X-Ladder`` header; bench/README.md, "HTTP", lists the steps."""
+the step picked by the ``X-Ladder`` header; bench/README.md, "HTTP", lists the steps. One
+step, ``detail_plumbed``, is served by a second app that has taskapp's per-request plumbing
+installed by taskapp's own functions (:func:`plumbed_app`)."""
 
 import hashlib
 import os
@@ -137,16 +139,20 @@ class StepH(MethodView):
         return Response(PAGE, mimetype="application/json")
 
 
+def _detail(engine, task_id: int) -> Response:
+    with engine.connect() as conn:
+        user = _user(conn)
+        row = conn.execute(DETAIL, {"id": task_id, "uid": user["id"]}).one()
+    headers = {"ETag": f'"{row.id}-{row.version}"'}
+    return Response(orjson.dumps(DUMP(row)), headers=headers, mimetype="application/json")
+
+
 @blp.route("/detail/api/tasks/<int:task_id>/")
 class StepDetail(MethodView):
     @jwt_required()
     @blp.response(200, TaskSchema)
     def get(self, task_id):
-        with ENGINE.connect() as conn:
-            user = _user(conn)
-            row = conn.execute(DETAIL, {"id": task_id, "uid": user["id"]}).one()
-        headers = {"ETag": f'"{row.id}-{row.version}"'}
-        return Response(orjson.dumps(DUMP(row)), headers=headers, mimetype="application/json")
+        return _detail(ENGINE, task_id)
 
 
 @blp.route("/post/api/tasks/")
@@ -187,12 +193,58 @@ def _log_entry(task, actor_id: int, now) -> dict:
 api.register_blueprint(blp)
 
 
+def plumbed_app() -> Flask:
+    """The detail step inside what taskapp puts around every request, installed by
+    taskapp's own functions: the request id, the access line and the request metrics
+    (``RequestIdMiddleware``, ``access``), the host and proxy policy, the security and
+    CSP headers and the JSON body checks (``policy``, ``csp``, ``bodies``), the limiter's
+    hooks, the pool's gauges and the dead-connection check (on an engine of its own).
+    Left out: ``failures``' session teardown (no ORM session here). taskapp's detail over
+    this step is what its route and authentication add to the stack and the plumbing."""
+    from taskapp import metrics
+    from taskapp.config import load_config
+    from taskapp.db import drop_dead_connections
+    from taskapp.extensions import limiter
+    from taskapp.log_format import configure_logging
+    from taskapp.web import access, bodies, csp, policy
+    from taskapp.web.request_id import RequestIdMiddleware
+
+    plumbed = Flask("ladder_plumbed")
+    plumbed.config.update(load_config())
+    plumbed.config.update({k: v for k, v in app.config.items() if "API" in k})
+    configure_logging(plumbed.config["LOG_LEVEL"], plumbed.config["LOG_FORMAT"])
+    JWTManager(plumbed)
+    limiter.init_app(plumbed)
+    plumbed.before_request_funcs[None].remove(limiter._check_request_limit)
+    engine = create_engine(ENGINE.url, pool_size=5, poolclass=metrics.WaitCountingPool)
+    metrics.watch_pool(engine)
+    drop_dead_connections(engine)
+    plumbed_blp = flask_smorest.Blueprint("plumbed", __name__)
+
+    @plumbed_blp.route("/detail_plumbed/api/tasks/<int:task_id>/")
+    class StepDetailPlumbed(MethodView):
+        @jwt_required()
+        @plumbed_blp.response(200, TaskSchema)
+        def get(self, task_id):
+            return _detail(engine, task_id)
+
+    flask_smorest.Api(plumbed).register_blueprint(plumbed_blp)
+    for module in (bodies, policy, csp, access):
+        module.register(plumbed)
+    plumbed.wsgi_app = RequestIdMiddleware(plumbed.wsgi_app, on_finish=access.finished)
+    return plumbed
+
+
+PLUMBED = {"detail_plumbed": plumbed_app()}
+
+
 def step_from_header(wsgi_app):
     """Route ``X-Ladder: <step>`` to ``/<step>/...`` so every step serves taskapp's URL."""
 
     def routed(environ, start_response):
-        environ["PATH_INFO"] = f"/{environ.get('HTTP_X_LADDER', 'a')}{environ.get('PATH_INFO', '')}"
-        return wsgi_app(environ, start_response)
+        step = environ.get("HTTP_X_LADDER", "a")
+        environ["PATH_INFO"] = f"/{step}{environ.get('PATH_INFO', '')}"
+        return PLUMBED.get(step, wsgi_app)(environ, start_response)
 
     return routed
 

@@ -26,7 +26,7 @@ RAW_TWO = [
     f"""UPDATE task SET status = 'OVERDUE', version = version + 1, updated_at = now()
     WHERE {DUE} RETURNING id""",
 ]
-METHODS = ("orm", "minimal", "raw_two", "insert", "insert_minimal")
+METHODS = ("orm", "minimal", "indexed", "raw_two", "insert", "insert_minimal")
 INSERTS = 300
 MINIMAL = [
     "DROP SCHEMA IF EXISTS bench_minimal CASCADE",
@@ -37,6 +37,17 @@ MINIMAL = [
     "CREATE INDEX ON bench_minimal.task (status, due_date, id)",
     "SELECT setval(pg_get_serial_sequence('public.task', 'id'), max(id)) FROM public.task",
 ]
+INDEXED = [
+    "DROP SCHEMA IF EXISTS bench_indexed CASCADE",
+    "CREATE SCHEMA bench_indexed",
+    "CREATE TABLE bench_indexed.task (LIKE public.task INCLUDING DEFAULTS)",
+    "INSERT INTO bench_indexed.task SELECT * FROM public.task",
+]
+"""The floor under the sweep: a copy of ``task`` with every index ``task`` has (the
+listing's ordering indexes among them, which a status change must update: it is never a
+HOT update) and none of its triggers (counters, change stamps, search rows)."""
+SCHEMAS = {"minimal": "bench_minimal", "insert_minimal": "bench_minimal"}
+SCHEMAS["indexed"] = "bench_indexed"
 
 
 ALL_DUE_SETUP = (
@@ -50,7 +61,7 @@ def _sweep(method: str, session, raw, today: date) -> int:
     """One sweep by ``method`` in the open transaction (``raw``: psycopg's); tasks marked."""
     if method.startswith("insert"):
         return _inserts(session)
-    if method in ("orm", "minimal"):
+    if method in ("orm", "minimal", "indexed"):
         from taskapp.tasks import overdue
 
         return overdue.sweep(session, today)
@@ -116,8 +127,8 @@ def child(method: str, today: date, all_due: bool = False) -> dict:
     with app.app_context():
         session = db.session
         session.execute(text("SELECT 1"))  # connection made and transaction open
-        if method.endswith("minimal"):
-            session.execute(text("SET LOCAL search_path = bench_minimal, public"))
+        if method in SCHEMAS:
+            session.execute(text(f"SET LOCAL search_path = {SCHEMAS[method]}, public"))
         if all_due:  # every task due: same transaction, rolled back with it, not measured
             session.execute(text(ALL_DUE_SETUP))
         raw = session.connection().connection.driver_connection  # psycopg, same transaction
@@ -158,7 +169,7 @@ def measure(method: str, today: date, all_due: bool = False) -> dict:
         raise RuntimeError(f"sweep child {method} failed:\n{out.stderr[-3000:]}")
     result = json.loads(out.stdout.strip().splitlines()[-1])
     with connect(autocommit=True) as conn:
-        for name in ("task", "activity_log", "bench_minimal.task"):
+        for name in ("task", "activity_log", "bench_minimal.task", "bench_indexed.task"):
             conn.execute(f"VACUUM {name}")
     return result
 
@@ -199,6 +210,8 @@ def summarise(timing: dict[str, list[dict]]) -> tuple[dict, dict]:
     median = {m: v["median_s"] for m, v in summary.items()}
     ratios = {
         "sweep_vs_minimal": median["orm"] / median["minimal"],
+        "indexed_vs_minimal": median["indexed"] / median["minimal"],
+        "sweep_vs_indexed": median["orm"] / median["indexed"],
         "insert_vs_minimal": median["insert"] / median["insert_minimal"],
         "orm_vs_raw_two": median["orm"] / median["raw_two"],
     }
@@ -222,6 +235,20 @@ def memory_series(targets, days: dict, target: int, timing: dict, million: bool)
     return memory
 
 
+def make_copies() -> None:
+    """The minimal copy of ``task`` and the indexed one (its indexes built after the rows)."""
+    with connect(autocommit=True) as conn:
+        for statement in MINIMAL + INDEXED:
+            conn.execute(statement)
+        indexes = conn.execute(
+            "SELECT indexdef FROM pg_indexes WHERE schemaname = 'public' AND tablename = 'task'"
+        ).fetchall()
+        for (definition,) in indexes:
+            conn.execute(definition.replace(" ON public.task ", " ON bench_indexed.task "))
+        conn.execute("VACUUM ANALYZE bench_minimal.task")
+        conn.execute("VACUUM ANALYZE bench_indexed.task")
+
+
 def run(target=100_000, repeat=3, memory_targets=(10_000, 200_000), million=False) -> dict:
     with connect() as conn:
         total = conn.execute("SELECT count(*) FROM task").fetchone()[0]
@@ -229,10 +256,7 @@ def run(target=100_000, repeat=3, memory_targets=(10_000, 200_000), million=Fals
     days = cutoffs(targets)
     today, n_due = days[target]
     print(f"Sweep: {total} tasks, {n_due} due with today={today}; {repeat} runs", flush=True)
-    with connect(autocommit=True) as conn:  # the minimal copy
-        for statement in MINIMAL:
-            conn.execute(statement)
-        conn.execute("VACUUM ANALYZE bench_minimal.task")
+    make_copies()
     try:
         timing = timing_runs(today, n_due, repeat)
         summary, ratios = summarise(timing)
@@ -240,6 +264,7 @@ def run(target=100_000, repeat=3, memory_targets=(10_000, 200_000), million=Fals
     finally:
         with connect(autocommit=True) as conn:
             conn.execute(MINIMAL[0])
+            conn.execute(INDEXED[0])
     return {
         **{"tasks": total, "due": n_due, "today": today.isoformat(), "repeat": repeat},
         **{"runs": timing, "summary": summary, "ratios": ratios, "memory": memory},
