@@ -33,10 +33,13 @@ LADDER = {  # step -> (label, request kind)
     "e": ("e. d + count", "list"),
     "f": ("f. e + webargs TaskQueryArgsSchema", "list"),
     "g": ("g. f through a smorest MethodView", "list"),
+    "g_plumbed": ("g inside taskapp's plumbing", "list"),
     "h": ("h. 304: c + smorest args + stamp", "304"),
+    "h_plumbed": ("h inside taskapp's plumbing", "304"),
     "detail": ("detail: c + one row + dump", "detail"),
     "detail_plumbed": ("detail inside taskapp's plumbing", "detail"),
     "post": ("POST: c + INSERT task + audit + COMMIT", "post"),
+    "post_plumbed": ("POST inside taskapp's plumbing", "post"),
 }
 APP = {  # scenario -> (label, request kind, its ladder step, the issue's ratio target)
     "intern_list": ("taskapp INTERN list", "list", "g", 1.2),
@@ -45,9 +48,10 @@ APP = {  # scenario -> (label, request kind, its ladder step, the issue's ratio 
     "intern_detail": ("taskapp detail", "detail", "detail", 1.2),
     "intern_post": ("taskapp POST (+ audit row)", "post", "post", 1.25),
 }
-FLOORS = {"intern_detail": "detail_plumbed"}
-"""Scenario -> a step with taskapp's per-request plumbing around it (ladder_app.plumbed_app):
-how far the scenario is from the stack plus what taskapp puts around every request."""
+FLOORS = {key: f"{step}_plumbed" for key, (_, _, step, target) in APP.items() if target}
+"""Scenario -> its step with taskapp's per-request plumbing around it (ladder_app.plumbed_app):
+how far the scenario is from the stack plus what taskapp puts around every request. Each
+plumbed step runs right after the scenario, which runs right after its bare step."""
 ORDER = [k for step in LADDER for k in (step, *(s for s, v in APP.items() if v[2] == step))]
 """One round: each taskapp scenario right after its ladder step."""
 

@@ -1,7 +1,7 @@
 """The ladder (``gunicorn bench.ladder_app:app``): minimal apps from taskapp's own libraries,
-the step picked by the ``X-Ladder`` header; bench/README.md, "HTTP", lists the steps. One
-step, ``detail_plumbed``, is served by a second app that has taskapp's per-request plumbing
-installed by taskapp's own functions (:func:`plumbed_app`)."""
+the step picked by the ``X-Ladder`` header; bench/README.md, "HTTP", lists the steps. Steps g,
+h, detail and POST are also served, as ``<step>_plumbed``, by a second app that has
+taskapp's per-request plumbing installed by taskapp's own functions (:func:`plumbed_app`)."""
 
 import hashlib
 import os
@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import flask_smorest
 import orjson
-from flask import Flask, Response, request
+from flask import Flask, Response, current_app, request
 from flask.views import MethodView
 from flask_jwt_extended import JWTManager, get_jwt_identity, jwt_required
 from sqlalchemy import bindparam, create_engine, func, insert, select
@@ -58,8 +58,14 @@ app.config.update(
     OPENAPI_VERSION="3.0.3",
 )
 JWTManager(app)
+app.extensions["ladder_engine"] = ENGINE
 api = flask_smorest.Api(app)
 blp = flask_smorest.Blueprint("ladder", __name__)
+
+
+def _engine():
+    """The step's engine: the ladder's own, or the plumbed app's (:func:`plumbed_app`)."""
+    return current_app.extensions["ladder_engine"]
 
 
 def _user(conn) -> dict:
@@ -77,7 +83,7 @@ def _page(conn, user, args, count=None) -> Response:
 
 
 def _listing(args, with_count: bool) -> Response:
-    with ENGINE.connect() as conn:
+    with _engine().connect() as conn:
         user = _user(conn)
         params = {"uid": user["id"], "status": list(args["status"])}
         count = int(conn.execute(COUNT, params).scalar_one()) if with_count else None
@@ -89,7 +95,7 @@ def _page_as_built() -> Response:
 
 
 def _user_then_page() -> Response:
-    with ENGINE.connect() as conn:
+    with _engine().connect() as conn:
         _user(conn)
     return _page_as_built()
 
@@ -129,7 +135,7 @@ class StepH(MethodView):
     @blp.arguments(TaskQueryArgsSchema(), location="query")
     @blp.response(200, TaskSchema(many=True))
     def get(self, _args):
-        with ENGINE.connect() as conn:
+        with _engine().connect() as conn:
             user = _user(conn)
             stamp = conn.execute(STAMP, {"uid": user["id"]}).scalar_one()
         text = f"{stamp}|{user['role']}:{user['id']}|{request.url}"
@@ -139,8 +145,8 @@ class StepH(MethodView):
         return Response(PAGE, mimetype="application/json")
 
 
-def _detail(engine, task_id: int) -> Response:
-    with engine.connect() as conn:
+def _detail(task_id: int) -> Response:
+    with _engine().connect() as conn:
         user = _user(conn)
         row = conn.execute(DETAIL, {"id": task_id, "uid": user["id"]}).one()
     headers = {"ETag": f'"{row.id}-{row.version}"'}
@@ -152,7 +158,7 @@ class StepDetail(MethodView):
     @jwt_required()
     @blp.response(200, TaskSchema)
     def get(self, task_id):
-        return _detail(ENGINE, task_id)
+        return _detail(task_id)
 
 
 @blp.route("/post/api/tasks/")
@@ -161,7 +167,7 @@ class StepPost(MethodView):
     @blp.arguments(TaskWriteSchema())
     @blp.response(201, TaskSchema)
     def post(self, data):
-        with ENGINE.begin() as conn:
+        with _engine().begin() as conn:
             user = _user(conn)
             now = utcnow()
             values = {"created_at": now, "updated_at": now, **data}
@@ -194,13 +200,13 @@ api.register_blueprint(blp)
 
 
 def plumbed_app() -> Flask:
-    """The detail step inside what taskapp puts around every request, installed by
+    """Steps g, h, detail and POST inside what taskapp puts around every request, installed by
     taskapp's own functions: the request id, the access line and the request metrics
     (``RequestIdMiddleware``, ``access``), the host and proxy policy, the security and
     CSP headers and the JSON body checks (``policy``, ``csp``, ``bodies``), the limiter's
     hooks, the pool's gauges and the dead-connection check (on an engine of its own).
-    Left out: ``failures``' session teardown (no ORM session here). taskapp's detail over
-    this step is what its route and authentication add to the stack and the plumbing."""
+    Left out: ``failures``' session teardown (no ORM session here). A taskapp figure over
+    its plumbed step is what its route and authentication add to the stack and the plumbing."""
     from taskapp import metrics
     from taskapp.config import load_config
     from taskapp.db import drop_dead_connections
@@ -219,15 +225,11 @@ def plumbed_app() -> Flask:
     engine = create_engine(ENGINE.url, pool_size=5, poolclass=metrics.WaitCountingPool)
     metrics.watch_pool(engine)
     drop_dead_connections(engine)
+    plumbed.extensions["ladder_engine"] = engine
     plumbed_blp = flask_smorest.Blueprint("plumbed", __name__)
-
-    @plumbed_blp.route("/detail_plumbed/api/tasks/<int:task_id>/")
-    class StepDetailPlumbed(MethodView):
-        @jwt_required()
-        @plumbed_blp.response(200, TaskSchema)
-        def get(self, task_id):
-            return _detail(engine, task_id)
-
+    for step, view in PLUMBED_STEPS.items():
+        rule = next(r.rule for r in app.url_map.iter_rules() if r.rule.startswith(f"/{step}/"))
+        plumbed_blp.add_url_rule(rule.replace(f"/{step}/", f"/{step}_plumbed/"), view_func=view)
     flask_smorest.Api(plumbed).register_blueprint(plumbed_blp)
     for module in (bodies, policy, csp, access):
         module.register(plumbed)
@@ -235,7 +237,10 @@ def plumbed_app() -> Flask:
     return plumbed
 
 
-PLUMBED = {"detail_plumbed": plumbed_app()}
+PLUMBED_STEPS = {"g": StepG, "h": StepH, "detail": StepDetail, "post": StepPost}
+"""The steps also served inside taskapp's plumbing, as ``<step>_plumbed``."""
+_plumbed = plumbed_app()
+PLUMBED = {f"{step}_plumbed": _plumbed for step in PLUMBED_STEPS}
 
 
 def step_from_header(wsgi_app):
