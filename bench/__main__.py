@@ -171,8 +171,8 @@ def stage_sweep(run: Run) -> None:
 def stage_servers(run: Run) -> None:
     run.results["servers"] = server_behaviours.run()
     intro = (
-        "gunicorn as deployed (gunicorn.conf.py) and granian (WSGI), 2 workers x 4 threads, "
-        "behind-the-edge settings; CPU and p99 of both: `bench/run --server granian`."
+        "gunicorn as deployed (gunicorn.conf.py, 2 sync workers) and granian (WSGI, 2 workers "
+        "x 4 threads), behind-the-edge settings; CPU and p99: `bench/run --server granian`."
     )
     run.section("Server behaviours", server_behaviours.report(run.results["servers"]), intro)
 
@@ -206,7 +206,7 @@ STAGES = {
 def stages_of(args: argparse.Namespace) -> list[tuple[str, object]]:
     """Every stage (py-spy only with ``--profile``, the server probes not in a smoke run),
     or the database and those ``--only`` names."""
-    left_out = {"profile"} - ({"profile"} if args.profile else set())
+    left_out = set() if args.profile else {"profile"}
     left_out |= {"servers"} if args.smoke else set()
     keys = ["database", *args.only] if args.only else [k for k in STAGES if k not in left_out]
     return [STAGES[key] for key in keys]
@@ -246,8 +246,6 @@ def http_targets(h: dict) -> list[tuple[str, str, bool]]:
 def _floor(s: dict) -> str:
     """What the sweep costs on a copy with task's indexes and no triggers (its floor)."""
     r = s["ratios"]
-    if "indexed_vs_minimal" not in r:
-        return ""
     indexes, rest = r["indexed_vs_minimal"], r["sweep_vs_indexed"]
     return f" (task's indexes alone: {indexes:.2f}x; the rest {rest:.2f}x)"
 
@@ -296,7 +294,8 @@ def server_targets(results: dict) -> list[tuple[str, str, bool]]:
     """gunicorn stays the default while granian loses a behaviour (issue 19, step 5)."""
     lost = {k: server_behaviours.lost_behind_the_edge(results, k) for k in ("gunicorn", "granian")}
     text = "; ".join(f"{k} loses {', '.join(v) or 'nothing'}" for k, v in lost.items())
-    return [("default server (gunicorn) keeps every behaviour", text, not lost["gunicorn"])]
+    target = "default server (gunicorn) keeps every behaviour the edge does not provide"
+    return [(target, text, not lost["gunicorn"])]
 
 
 def check_targets(results: dict) -> list[tuple[str, str, bool]]:

@@ -50,8 +50,9 @@ APP = {  # scenario -> (label, request kind, its ladder step, the issue's ratio 
 }
 FLOORS = {key: f"{step}_plumbed" for key, (_, _, step, target) in APP.items() if target}
 """Scenario -> its step with taskapp's per-request plumbing around it (ladder_app.plumbed_app):
-how far the scenario is from the stack plus what taskapp puts around every request. Each
-plumbed step runs right after the scenario, which runs right after its bare step."""
+how far the scenario is from the stack plus what taskapp puts around every request. In a
+round the bare step, its scenarios (the INTERN list: then the ADMIN list) and the plumbed
+step follow one another."""
 ORDER = [k for step in LADDER for k in (step, *(s for s, v in APP.items() if v[2] == step))]
 """One round: each taskapp scenario right after its ladder step."""
 
@@ -378,10 +379,8 @@ def report(results: dict) -> str:
         rows[-1] += [f"{r['p99_ms']:.1f}", r["errors"]]
     headers = ["scenario", "worker CPU ms/req", "by round", "PostgreSQL CPU ms/req"]
     headers += ["req/s", "p50 ms", "p99 ms", "errors"]
-    floors = [
-        [APP[key][0], LADDER[step][0], f"{floor_ratios(results)[key]:.2f}x"]
-        for key, step in FLOORS.items()
-    ]
+    plumbed = floor_ratios(results)
+    floors = [[APP[k][0], LADDER[step][0], f"{plumbed[k]:.2f}x"] for k, step in FLOORS.items()]
     text = table(rows, headers) + "\n\n" + table(ratios(results), RATIO_HEADERS)
     return text + "\n\n" + table(floors, ["taskapp", "over", "ratio (paired)"])
 
@@ -392,8 +391,9 @@ RATIO_HEADERS += ["before: ms", "before: ratio"]
 
 def paired_ratio(results: dict, key: str, step: str) -> float:
     """The median over the rounds of ``key``'s worker CPU over ``step``'s in the same round.
-    Each scenario runs right after its step, so a pair shares the machine's speed of the
-    moment (on this host a step moves by up to 40% between minutes, code unchanged)."""
+    A scenario runs right after its step, so the pair shares the machine's speed of the
+    moment (on this host a step moves by up to 40% between minutes, code unchanged); POST
+    over step a, minutes apart, is at least taken from the same round."""
     return statistics.median(
         r[key]["python_cpu_ms"] / (r[step]["python_cpu_ms"] or 1e-9) for r in results["rounds"]
     )
@@ -408,10 +408,10 @@ def ratios(results: dict) -> list[list]:
     """Each taskapp figure as a multiple of its ladder step's (and the ``before`` code's)."""
     m, rows = results["median"], []
     for key, (label, _, step, target) in APP.items():
-        cpu, floor = m[key]["python_cpu_ms"], m[step]["python_cpu_ms"] or 1e-9
+        cpu, step_ms = m[key]["python_cpu_ms"], m[step]["python_cpu_ms"]
         ratio = paired_ratio(results, key, step)
         met = f"<= {target}x: {verdict(ratio <= target)}" if target else ""
-        rows.append([label, f"{cpu:.2f}", LADDER[step][0], f"{floor:.2f}", f"{ratio:.2f}x", met])
+        rows.append([label, f"{cpu:.2f}", LADDER[step][0], f"{step_ms:.2f}", f"{ratio:.2f}x", met])
         before = m.get(f"before_{key}", {}).get("python_cpu_ms")
         if before:
             rows[-1] += [f"{before:.2f}", f"{paired_ratio(results, f'before_{key}', step):.2f}x"]

@@ -49,6 +49,7 @@ INSERT_TASK = insert(Task.__table__).returning(*Task.__table__.c)
 INSERT_LOG = insert(ActivityLog.__table__)
 DEFAULT_ARGS = {"status": ["PENDING"], "page": 1, "page_size": 20}
 
+SPEC_KEYS = ("API_TITLE", "API_VERSION", "OPENAPI_VERSION")
 app = Flask(__name__)
 app.config.update(
     JWT_SECRET_KEY=os.environ.get("JWT_SECRET_KEY", "ladder"),
@@ -145,20 +146,16 @@ class StepH(MethodView):
         return Response(PAGE, mimetype="application/json")
 
 
-def _detail(task_id: int) -> Response:
-    with _engine().connect() as conn:
-        user = _user(conn)
-        row = conn.execute(DETAIL, {"id": task_id, "uid": user["id"]}).one()
-    headers = {"ETag": f'"{row.id}-{row.version}"'}
-    return Response(orjson.dumps(DUMP(row)), headers=headers, mimetype="application/json")
-
-
 @blp.route("/detail/api/tasks/<int:task_id>/")
 class StepDetail(MethodView):
     @jwt_required()
     @blp.response(200, TaskSchema)
     def get(self, task_id):
-        return _detail(task_id)
+        with _engine().connect() as conn:
+            user = _user(conn)
+            row = conn.execute(DETAIL, {"id": task_id, "uid": user["id"]}).one()
+        headers = {"ETag": f'"{row.id}-{row.version}"'}
+        return Response(orjson.dumps(DUMP(row)), headers=headers, mimetype="application/json")
 
 
 @blp.route("/post/api/tasks/")
@@ -217,7 +214,7 @@ def plumbed_app() -> Flask:
 
     plumbed = Flask("ladder_plumbed")
     plumbed.config.update(load_config())
-    plumbed.config.update({k: v for k, v in app.config.items() if "API" in k})
+    plumbed.config.update({k: app.config[k] for k in SPEC_KEYS})
     configure_logging(plumbed.config["LOG_LEVEL"], plumbed.config["LOG_FORMAT"])
     JWTManager(plumbed)
     limiter.init_app(plumbed)

@@ -46,8 +46,11 @@ INDEXED = [
 """The floor under the sweep: a copy of ``task`` with every index ``task`` has (the
 listing's ordering indexes among them, which a status change must update: it is never a
 HOT update) and none of its triggers (counters, change stamps, search rows)."""
-SCHEMAS = {"minimal": "bench_minimal", "insert_minimal": "bench_minimal"}
-SCHEMAS["indexed"] = "bench_indexed"
+SCHEMAS = {
+    "minimal": "bench_minimal",
+    "insert_minimal": "bench_minimal",
+    "indexed": "bench_indexed",
+}
 
 
 ALL_DUE_SETUP = (
@@ -256,8 +259,8 @@ def run(target=100_000, repeat=3, memory_targets=(10_000, 200_000), million=Fals
     days = cutoffs(targets)
     today, n_due = days[target]
     print(f"Sweep: {total} tasks, {n_due} due with today={today}; {repeat} runs", flush=True)
-    make_copies()
     try:
+        make_copies()
         timing = timing_runs(today, n_due, repeat)
         summary, ratios = summarise(timing)
         memory = memory_series(targets, days, target, timing, million)
