@@ -207,7 +207,7 @@ def plumbed_app() -> Flask:
     from taskapp import metrics
     from taskapp.config import load_config
     from taskapp.db import drop_dead_connections
-    from taskapp.extensions import limiter
+    from taskapp.extensions import init_limiter
     from taskapp.log_format import configure_logging
     from taskapp.web import access, bodies, csp, policy
     from taskapp.web.request_id import RequestIdMiddleware
@@ -217,8 +217,7 @@ def plumbed_app() -> Flask:
     plumbed.config.update({k: app.config[k] for k in SPEC_KEYS})
     configure_logging(plumbed.config["LOG_LEVEL"], plumbed.config["LOG_FORMAT"])
     JWTManager(plumbed)
-    limiter.init_app(plumbed)
-    plumbed.before_request_funcs[None].remove(limiter._check_request_limit)
+    init_limiter(plumbed)
     engine = create_engine(ENGINE.url, pool_size=5, poolclass=metrics.WaitCountingPool)
     metrics.watch_pool(engine)
     drop_dead_connections(engine)

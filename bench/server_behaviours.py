@@ -71,15 +71,18 @@ def raw(port: int, data: bytes, timeout: float = 10) -> tuple[int, str, bytes]:
     with closing(socket.create_connection(("127.0.0.1", port), timeout=timeout)) as sock:
         with suppress(BrokenPipeError, ConnectionResetError):
             sock.sendall(data)
-        answer = b""
-        try:
-            while chunk := sock.recv(65536):
-                answer += chunk
-                if b"\r\n\r\n" in answer and _complete(answer):
-                    break
-        except (TimeoutError, ConnectionResetError):
-            pass
-    return _parse(answer)
+        return _parse(_read_answer(sock))
+
+
+def _read_answer(sock: socket.socket) -> bytes:
+    """What the server answers, up to its Content-Length or its closing the connection."""
+    answer = b""
+    with suppress(TimeoutError, ConnectionResetError):
+        while chunk := sock.recv(65536):
+            answer += chunk
+            if b"\r\n\r\n" in answer and _complete(answer):
+                break
+    return answer
 
 
 def _complete(answer: bytes) -> bool:
@@ -112,6 +115,11 @@ def _json(content_type: str, body: bytes) -> bool:
         return False
 
 
+def _answer(r: httpx.Response) -> tuple[int, str, bytes]:
+    """(status, content type, body), as :func:`raw` gives them."""
+    return r.status_code, r.headers.get("content-type", ""), r.content
+
+
 def _seen(status: int, content_type: str, body: bytes = b"") -> str:
     kind = content_type.split(";")[0] or "no body"
     return f"{status or 'no answer'} {kind} {body[:40]!r}" if status != 200 else "200"
@@ -122,20 +130,20 @@ def long_request_line(s: Probed) -> tuple[bool, str]:
     bytes, docs/production.md; past gunicorn's own 8190, which it drops behind the edge)."""
     r = httpx.get(s.base + "/api/tasks/?search=" + "x" * 27000, headers=s.auth, timeout=10)
     ok = r.status_code == 400 and "search" in r.text
-    return ok, _seen(r.status_code, r.headers.get("content-type", ""), r.content)
+    return ok, _seen(*_answer(r))
 
 
 def many_headers(s: Probed) -> tuple[bool, str]:
     """150 header fields of 100 bytes reach the app (a proxy chain and tracing add many)."""
     headers = {**s.auth, **{f"X-Extra-{n}": "v" * 100 for n in range(150)}}
     r = httpx.get(s.base + "/api/tasks/", headers=headers, timeout=10)
-    return r.status_code == 200, _seen(r.status_code, r.headers.get("content-type", ""), r.content)
+    return r.status_code == 200, _seen(*_answer(r))
 
 
 def big_header(s: Probed) -> tuple[bool, str]:
     """One header field of 8,000 bytes reaches the app."""
     r = httpx.get(s.base + "/api/tasks/", headers={**s.auth, "X-Trace": "t" * 8000}, timeout=10)
-    return r.status_code == 200, _seen(r.status_code, r.headers.get("content-type", ""), r.content)
+    return r.status_code == 200, _seen(*_answer(r))
 
 
 def oversized_header_is_json(s: Probed) -> tuple[bool, str]:
@@ -164,9 +172,10 @@ def body_limit(s: Probed) -> tuple[bool, str]:
     rather than the server answering in its own shape."""
     body = json.dumps({"title": "t", "description": "d" * (2 << 20)})
     headers = {**s.auth, "Content-Type": "application/json"}
-    r = httpx.post(s.base + "/api/tasks/", content=body, headers=headers, timeout=30)
-    ok = r.status_code == 413 and _json(r.headers.get("content-type", ""), r.content)
-    return ok, _seen(r.status_code, r.headers.get("content-type", ""), r.content)
+    status, content_type, answer = _answer(
+        httpx.post(s.base + "/api/tasks/", content=body, headers=headers, timeout=30)
+    )
+    return status == 413 and _json(content_type, answer), _seen(status, content_type, answer)
 
 
 def forwarded_proto(s: Probed) -> tuple[bool, str]:
@@ -223,13 +232,7 @@ def graceful_shutdown(s: Probed) -> tuple[bool, str]:
         os.kill(s.proc.pid, signal.SIGTERM)
         time.sleep(1.0)
         sock.sendall(body[10:])
-        answer = b""
-        try:
-            while chunk := sock.recv(65536):
-                answer += chunk
-        except (TimeoutError, ConnectionResetError):
-            pass
-    status = _parse(answer)[0]
+        status = _parse(_read_answer(sock))[0]
     try:
         s.proc.wait(timeout=30)
         exited = "exited"

@@ -43,7 +43,7 @@ def register_extensions(app: Flask) -> None:
     from taskapp import metrics
     from taskapp.auth.tokens import init_jwt
     from taskapp.db import drop_dead_connections
-    from taskapp.extensions import db, jwt, limiter, migrate
+    from taskapp.extensions import db, init_limiter, jwt, migrate
     from taskapp.features import import_models
     from taskapp.web.api import api
     from taskapp.web.docs import register_docs_assets
@@ -57,10 +57,7 @@ def register_extensions(app: Flask) -> None:
     migrate.init_app(app, db, directory=_migrations_dir())
     jwt.init_app(app)
     init_jwt(app, jwt)
-    limiter.init_app(app)
-    # flask-limiter checks application-wide limits before every request; taskapp sets
-    # none (the login's decorated limits check themselves): one hook less on every route.
-    app.before_request_funcs[None].remove(limiter._check_request_limit)
+    init_limiter(app)
     register_docs_assets(app)
     api.init_app(app, spec_kwargs=_spec_kwargs())
 
