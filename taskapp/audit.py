@@ -43,6 +43,7 @@ from sqlalchemy import (
 from sqlalchemy import Enum as SAEnum
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import ORMExecuteState, Session, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.functions import FunctionElement
 
 from taskapp.logs.models import Action, ActivityLog
@@ -241,8 +242,10 @@ def _sql_default(column) -> bool:
 
 
 def _attach(session: Session, task: Task, row) -> None:
+    """``task`` as the database wrote it (``row``), persistent in ``session``: its values
+    set as loaded, with no change history to flush."""
     for name, value in row._mapping.items():
-        setattr(task, name, value)
+        set_committed_value(task, name, value)
     make_transient_to_detached(task)
     session.add(task)
 

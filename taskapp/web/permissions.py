@@ -7,7 +7,9 @@ checked, the request looks to every view exactly as a JWT request does: this mod
 ``current_user`` is the owner and its ``get_jwt()`` holds claims with the owner's
 ``role`` plus ``type: "personal"`` and the token's ``scopes``. Views import those two
 names from here, never from flask-jwt-extended: this is the one adapter over its public
-API (a personal token's caller is kept in ``g.taskapp_caller``, our own name).
+API. Once verified, the caller and the claims are kept in ``g.taskapp_caller`` (our own
+name), for either kind of token: the views read ``current_user`` a dozen times a request,
+and each read is then one lookup.
 
 The audit actor is set here, in :func:`authenticate`, once the caller is known.
 
@@ -105,14 +107,15 @@ def authenticate() -> None:
     token = _bearer_personal_token()
     if token is None:
         verify_jwt_in_request()
+        user, claims = flask_jwt_extended.get_current_user(), flask_jwt_extended.get_jwt()
     else:
         user, claims = current_app.extensions[LOADER_KEY].load(token)
         note_user(user.id)
         check_personal_token(claims["pat"])
-        g.taskapp_caller = (user, claims)
-    note_user(current_user.id)
+    g.taskapp_caller = (user, claims)
+    note_user(user.id)
     if not read_only_request():
-        act_as(db.session, current_user.id, Source.API)
+        act_as(db.session, user.id, Source.API)
 
 
 def roles_required(*roles: str, scope: str | None = None, personal_tokens: bool = True):
