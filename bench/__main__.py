@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from bench import explain, http_bench, inprocess, seed, server_behaviours, sweep_bench
+from bench import explain, http_bench, inprocess, plumbing, seed, server_behaviours, sweep_bench
 from bench.common import (
     DATABASE_ENV,
     FULL_DATABASE,
@@ -27,9 +27,10 @@ TARGETS = {"seed_s": 120, "sweep_memory_flat_mib": 5}
 FULL = {"users": 200, "tasks": 1_000_000, "duration": 12, "warmup": 3, "rounds": 3}
 FULL |= {"patience": 30, "sweep_target": 100_000, "sweep_repeat": 3}
 FULL |= {"sweep_memory": (10_000, 200_000), "timed_requests": 50, "lock_patience": 900}
+FULL |= {"plumbing_rounds": 15, "plumbing_requests": 200}
 SMOKE = {"users": 10, "tasks": 4_000, "duration": 2, "warmup": 0, "rounds": 1, "patience": 0}
 SMOKE |= {"sweep_target": 300, "sweep_repeat": 1, "sweep_memory": ()}
-SMOKE |= {"timed_requests": 5, "lock_patience": 180}
+SMOKE |= {"timed_requests": 5, "lock_patience": 180, "plumbing_rounds": 2, "plumbing_requests": 5}
 """Smoke: ~400 tasks per user (EXPLAIN reaches page 10); sweep memory at 300 and ~1,600 due."""
 
 
@@ -157,6 +158,13 @@ def stage_http(run: Run) -> None:
     ]
 
 
+def stage_plumbing(run: Run) -> None:
+    sizes = run.sizes
+    result = plumbing.run(run.users, sizes["plumbing_rounds"], sizes["plumbing_requests"])
+    run.results["plumbing"] = {**result, "figures": plumbing.figures(result)}
+    run.section("The plumbing, piece by piece (in-process)", plumbing.report(result))
+
+
 def stage_sweep(run: Run) -> None:
     sizes = run.sizes
     run.results["sweep"] = sweep_bench.run(
@@ -197,6 +205,7 @@ STAGES = {
     "statements": ("SQL statements per request (in-process)", stage_statements),
     "explain": ("EXPLAIN of the list query shapes", stage_explain),
     "http": ("HTTP", stage_http),
+    "plumbing": ("the per-request plumbing, piece by piece", stage_plumbing),
     "sweep": ("overdue sweep", stage_sweep),
     "servers": ("what each server keeps besides speed", stage_servers),
     "profile": ("py-spy profiles", stage_profiles),

@@ -196,13 +196,27 @@ def _log_entry(task, actor_id: int, now) -> dict:
 api.register_blueprint(blp)
 
 
-def plumbed_app() -> Flask:
+PIECES = {
+    "access_line": "the access line and request metrics (RequestIdMiddleware's on_finish)",
+    "request_id": "the request id middleware (and so the access line it writes)",
+    "policy": "host/proxy policy, security headers, OPTIONS, 415 check (web.policy)",
+    "bodies": "JSON body parsing and its limits (web.bodies)",
+    "csp": "the HTML pages' CSP hook (web.csp)",
+    "route_note": "noting the URL rule for the access line (web.access)",
+    "limiter": "flask-limiter's after-request and teardown hooks",
+    "pool": "pool gauges, wait counting and the dead-connection check",
+}
+"""What :func:`plumbed_app` installs, by the name ``without`` leaves a piece out with."""
+
+
+def plumbed_app(without: frozenset[str] = frozenset()) -> Flask:
     """Steps g, h, detail and POST inside what taskapp puts around every request, installed by
     taskapp's own functions: the request id, the access line and the request metrics
     (``RequestIdMiddleware``, ``access``), the host and proxy policy, the security and
     CSP headers and the JSON body checks (``policy``, ``csp``, ``bodies``), the limiter's
     hooks, the pool's gauges and the dead-connection check (on an engine of its own).
-    Left out: ``failures``' session teardown (no ORM session here). A taskapp figure over
+    Left out: ``failures``' session teardown (no ORM session here), and the :data:`PIECES`
+    named in ``without`` (``bench.plumbing`` prices each piece so). A taskapp figure over
     its plumbed step is what its route and authentication add to the stack and the plumbing."""
     from taskapp import metrics
     from taskapp.config import load_config
@@ -212,24 +226,35 @@ def plumbed_app() -> Flask:
     from taskapp.web import access, bodies, csp, policy
     from taskapp.web.request_id import RequestIdMiddleware
 
+    unknown = set(without) - set(PIECES)
+    if unknown:
+        raise ValueError(f"no such piece: {sorted(unknown)}")
     plumbed = Flask("ladder_plumbed")
     plumbed.config.update(load_config())
     plumbed.config.update({k: app.config[k] for k in SPEC_KEYS})
     configure_logging(plumbed.config["LOG_LEVEL"], plumbed.config["LOG_FORMAT"])
     JWTManager(plumbed)
-    init_limiter(plumbed)
-    engine = create_engine(ENGINE.url, pool_size=5, poolclass=metrics.WaitCountingPool)
-    metrics.watch_pool(engine)
-    drop_dead_connections(engine)
+    if "limiter" not in without:
+        init_limiter(plumbed)
+    if "pool" in without:
+        engine = create_engine(ENGINE.url, pool_size=5)
+    else:
+        engine = create_engine(ENGINE.url, pool_size=5, poolclass=metrics.WaitCountingPool)
+        metrics.watch_pool(engine)
+        drop_dead_connections(engine)
     plumbed.extensions["ladder_engine"] = engine
     plumbed_blp = flask_smorest.Blueprint("plumbed", __name__)
     for step, view in PLUMBED_STEPS.items():
         rule = next(r.rule for r in app.url_map.iter_rules() if r.rule.startswith(f"/{step}/"))
         plumbed_blp.add_url_rule(rule.replace(f"/{step}/", f"/{step}_plumbed/"), view_func=view)
     flask_smorest.Api(plumbed).register_blueprint(plumbed_blp)
-    for module in (bodies, policy, csp, access):
-        module.register(plumbed)
-    plumbed.wsgi_app = RequestIdMiddleware(plumbed.wsgi_app, on_finish=access.finished)
+    modules = {"bodies": bodies, "policy": policy, "csp": csp, "route_note": access}
+    for name, module in modules.items():
+        if name not in without:
+            module.register(plumbed)
+    if "request_id" not in without:
+        on_finish = None if "access_line" in without else access.finished
+        plumbed.wsgi_app = RequestIdMiddleware(plumbed.wsgi_app, on_finish=on_finish)
     return plumbed
 
 

@@ -1,0 +1,144 @@
+"""What each piece of taskapp's per-request plumbing costs, in-process; bench/README.md,
+"The plumbing, piece by piece".
+
+The detail GET is served, as a WSGI app called in this process (no HTTP server, CPU time of
+this process), by: ladder step ``detail``, taskapp, the step inside all of taskapp's plumbing
+(``ladder_app.plumbed_app``), and that plumbed step without one piece at a time. Rounds are
+interleaved; a piece's price is the median over the rounds of (plumbed step) minus (plumbed
+step without it) in the same round, so the machine's drift between minutes cancels out.
+"""
+
+import io
+import logging
+import statistics
+import time
+from contextlib import contextmanager
+
+from bench.common import RESULTS_DIR, login, table, use_app_env
+from bench.inprocess import make_app
+
+LEADS = ("bare step", "taskapp", "plumbed step")
+
+
+def _caller(wsgi_app, path: str, token: str, step: str | None = None):
+    """A function that makes one GET of ``path`` through ``wsgi_app`` and checks its 200
+    (``step``: the ladder's, picked by its header)."""
+    from werkzeug.test import EnvironBuilder
+
+    headers = {"Authorization": f"Bearer {token}", "Host": "localhost"}
+    if step:
+        headers["X-Ladder"] = step
+    builder = EnvironBuilder(path=path, headers=headers, environ_base={"REMOTE_ADDR": "127.0.0.1"})
+    environ = builder.get_environ()
+
+    def call() -> None:
+        status = []
+        body = wsgi_app(
+            {**environ, "wsgi.input": io.BytesIO()}, lambda s, h, e=None: status.append(s)
+        )
+        try:
+            b"".join(body)
+        finally:
+            body.close()
+        if not status[0].startswith("200"):
+            raise RuntimeError(f"{path}: {status[0]}")
+
+    return call
+
+
+def callers(users: dict) -> dict:
+    """The detail GET through each contender (see the module's docstring)."""
+    use_app_env()
+    from bench import ladder_app
+
+    app = make_app()
+    token = login(app.test_client(), users["intern"])
+    path = f"/api/tasks/{users['intern_task_id']}/"
+    plumbed_path = "/detail_plumbed" + path  # what the ladder's router would pass on
+    found = {
+        "bare step": _caller(ladder_app.app, path, token, "detail"),
+        "taskapp": _caller(app, path, token),
+        "plumbed step": _caller(ladder_app.plumbed_app(), plumbed_path, token),
+    }
+    for piece in ladder_app.PIECES:
+        plumbed = ladder_app.plumbed_app(without=frozenset({piece}))
+        found[f"without {piece}"] = _caller(plumbed, plumbed_path, token)
+    return found
+
+
+@contextmanager
+def _log_to_file():
+    """The process's log lines (the access lines among them) into a file, as gunicorn's
+    workers write theirs, instead of the terminal."""
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    handlers = [h for h in logging.getLogger().handlers if isinstance(h, logging.StreamHandler)]
+    with open(RESULTS_DIR / "plumbing-log.txt", "w") as file:
+        streams = [h.setStream(file) for h in handlers]
+        try:
+            yield
+        finally:
+            for handler, stream in zip(handlers, streams, strict=True):
+                handler.setStream(stream)
+
+
+def run(users: dict, rounds: int, requests: int) -> dict:
+    """``rounds`` interleaved rounds of ``requests`` calls each: CPU ms per request."""
+    calls = callers(users)
+    ms: dict[str, list[float]] = {name: [] for name in calls}
+    with _log_to_file():
+        for _ in range(rounds):
+            for name, call in calls.items():
+                call()
+                started = time.process_time()
+                for _ in range(requests):
+                    call()
+                ms[name].append((time.process_time() - started) * 1000 / requests)
+    return {"ms": ms, "rounds": rounds, "requests": requests}
+
+
+def _paired(ms: dict, high: str, low: str) -> float:
+    return statistics.median(a - b for a, b in zip(ms[high], ms[low], strict=True))
+
+
+def figures(result: dict) -> dict:
+    """Medians, the plumbing's price, each piece's, and the in-process ratios."""
+    from bench.ladder_app import PIECES
+
+    ms = result["ms"]
+    plumbing = _paired(ms, "plumbed step", "bare step")
+    return {
+        "median": {name: statistics.median(values) for name, values in ms.items()},
+        "plumbing_ms": plumbing,
+        "pieces": {piece: _paired(ms, "plumbed step", f"without {piece}") for piece in PIECES},
+        "taskapp_over_step": statistics.median(
+            a / b for a, b in zip(ms["taskapp"], ms["bare step"], strict=True)
+        ),
+        "taskapp_over_plumbed": statistics.median(
+            a / b for a, b in zip(ms["taskapp"], ms["plumbed step"], strict=True)
+        ),
+    }
+
+
+def report(result: dict) -> str:
+    from bench.ladder_app import PIECES
+
+    f = figures(result)
+    leads = [[name, f"{f['median'][name]:.3f}", ""] for name in LEADS]
+    plumbing = f["plumbing_ms"]
+    rows = [
+        [PIECES[piece], f"{price:+.3f}", f"{price / plumbing:.0%}" if plumbing > 0 else ""]
+        for piece, price in sorted(f["pieces"].items(), key=lambda item: -item[1])
+    ]
+    return "\n".join(
+        [
+            f"Detail GET in-process, CPU ms per request, medians of {result['rounds']} "
+            f"interleaved rounds of {result['requests']} requests.",
+            "",
+            table(leads, ["contender", "ms/request", ""]),
+            "",
+            f"taskapp / bare step: {f['taskapp_over_step']:.2f}x; taskapp / plumbed step: "
+            f"{f['taskapp_over_plumbed']:.2f}x; the plumbing: {plumbing:+.3f} ms a request",
+            "",
+            table(rows, ["piece (removed alone)", "ms/request (paired)", "of the plumbing"]),
+        ]
+    )
