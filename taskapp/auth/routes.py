@@ -5,6 +5,7 @@ import logging
 
 from flask import Response, abort, current_app, request, stream_with_context, url_for
 from flask.views import MethodView
+from sqlalchemy.exc import DBAPIError
 
 from taskapp.auth import personal_tokens, tokens
 from taskapp.auth.queries import listed_tokens, token_events
@@ -82,12 +83,16 @@ class Login(MethodView):
     )
     def post(self, credentials):
         """Exchange a username and password for an access and a refresh token"""
-        user = authenticate(
-            db.session,
-            credentials["username"],
-            credentials["password"],
-            PasswordHashing.of(current_app),
-        )
+        try:
+            user = authenticate(
+                db.session,
+                credentials["username"],
+                credentials["password"],
+                PasswordHashing.of(current_app),
+            )
+        except DBAPIError:  # the database failed (503), not the password: no failed login
+            _refund_login_limits()
+            raise
         if user is None:
             abort(401, BAD_CREDENTIALS)
         _refund_login_limits()

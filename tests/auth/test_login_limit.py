@@ -136,3 +136,17 @@ def test_one_address_cannot_spray_usernames(make_app):
         environ_base={"REMOTE_ADDR": "10.1.2.3"},
     )
     assert other_address.status_code == 200
+
+
+def test_logins_answered_503_during_a_database_outage_are_not_counted(make_app):
+    """Only a wrong password counts toward the limit: logins the database could not
+    check (503) keep answering 503, never 429."""
+    app = make_app(
+        SQLALCHEMY_DATABASE_URI="postgresql+psycopg://nobody@127.0.0.1:1/none",
+        LOGIN_RATE_LIMIT="2 per minute",
+        LOGIN_ADDRESS_RATE_LIMIT="2 per minute",
+    )
+    client = app.test_client()
+    body = {"username": "someone", "password": "whatever"}
+    statuses = [client.post(LOGIN, json=body).status_code for _ in range(4)]
+    assert statuses == [503] * 4
