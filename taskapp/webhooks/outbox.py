@@ -97,12 +97,10 @@ the relay and the event stream read the same columns."""
 
 @dataclass
 class Relayed:
-    """What one :func:`relay` did: entries claimed, deliveries written (their ids), and
-    which of those go to a webhook with no failing streak (worth a first try at once)."""
+    """What one :func:`relay` did: entries claimed and deliveries written (their ids)."""
 
     claimed: int = 0
     created: list[int] = field(default_factory=list)
-    to_healthy: list[int] = field(default_factory=list)
 
 
 def relay(session: Session, now: datetime, render_task: RenderTask) -> Relayed:
@@ -118,7 +116,7 @@ def relay(session: Session, now: datetime, render_task: RenderTask) -> Relayed:
         select(*ENTRY_COLUMNS).where(ActivityLog.id.in_(entry_ids)).order_by(ActivityLog.id)
     ).all()
     messages = entry_messages(session, entries, render_task)
-    rows, healthy = [], []
+    rows = []
     for entry in entries:
         if entry.id not in messages:
             continue
@@ -126,15 +124,10 @@ def relay(session: Session, now: datetime, render_task: RenderTask) -> Relayed:
         for hook, role in hooks:
             if event in hook.events and may_see(role, hook.owner_id, entry.assignee_id):
                 rows.append(_delivery(hook.id, event, message, now, entry_id=entry.id))
-                healthy.append(hook.failing_since is None)
     if rows:
         session.add_all(rows)
         session.flush()
-    return Relayed(
-        claimed=len(entry_ids),
-        created=[row.id for row in rows],
-        to_healthy=[row.id for row, ok in zip(rows, healthy, strict=True) if ok],
-    )
+    return Relayed(claimed=len(entry_ids), created=[row.id for row in rows])
 
 
 def entry_messages(session: Session, entries, render_task: RenderTask) -> dict[int, tuple]:
