@@ -199,32 +199,33 @@ api.register_blueprint(blp)
 PIECES = {
     "access_line": "the access line and request metrics (RequestIdMiddleware's on_finish)",
     "request_id": "the request id middleware (and so the access line it writes)",
-    "policy": "host/proxy policy, security headers, OPTIONS, 415 check (web.policy)",
+    "trusted_hosts": "Flask's trusted-host check (TRUSTED_HOSTS, from taskapp's config)",
+    "policy": "proxy fix, lower-cased Host, security headers, OPTIONS, 415 (web.policy)",
     "bodies": "JSON body parsing and its limits (web.bodies)",
     "csp": "the HTML pages' CSP hook (web.csp)",
-    "route_note": "noting the URL rule for the access line (web.access)",
+    "route_note": "noting the URL rule (web.access; without it the line names no route)",
     "limiter": "flask-limiter's after-request and teardown hooks",
     "pool": "pool gauges, wait counting and the dead-connection check",
 }
-"""What :func:`plumbed_app` installs, by the name ``without`` leaves a piece out with."""
+"""What :func:`plumbed_app` installs, by the name ``without`` leaves a piece out with;
+``request_id`` takes ``access_line`` with it."""
+NESTED = {"access_line"}
+"""Pieces inside another (the access line is written by the request id middleware)."""
 
 
 def plumbed_app(without: frozenset[str] = frozenset()) -> Flask:
     """Steps g, h, detail and POST inside what taskapp puts around every request, installed by
-    taskapp's own functions: the request id, the access line and the request metrics
-    (``RequestIdMiddleware``, ``access``), the host and proxy policy, the security and
-    CSP headers and the JSON body checks (``policy``, ``csp``, ``bodies``), the limiter's
-    hooks, the pool's gauges and the dead-connection check (on an engine of its own).
-    Left out: ``failures``' session teardown (no ORM session here), and the :data:`PIECES`
-    named in ``without`` (``bench.plumbing`` prices each piece so). A taskapp figure over
-    its plumbed step is what its route and authentication add to the stack and the plumbing."""
-    from taskapp import metrics
+    taskapp's own functions: taskapp's config (with its trusted hosts), the request id, the
+    access line and the request metrics (``RequestIdMiddleware``, ``access``), the proxy
+    policy, the security and CSP headers and the JSON body checks (``policy``, ``csp``,
+    ``bodies``), the limiter's hooks, the pool's gauges and the dead-connection check (on an
+    engine of its own). Left out: ``failures``' session teardown (no ORM session here), and
+    the :data:`PIECES` named in ``without`` (``bench.plumbing`` prices each piece so). A
+    taskapp figure over its plumbed step is what its route and authentication add to the
+    stack and the plumbing."""
     from taskapp.config import load_config
-    from taskapp.db import drop_dead_connections
     from taskapp.extensions import init_limiter
     from taskapp.log_format import configure_logging
-    from taskapp.web import access, bodies, csp, policy
-    from taskapp.web.request_id import RequestIdMiddleware
 
     unknown = set(without) - set(PIECES)
     if unknown:
@@ -232,22 +233,38 @@ def plumbed_app(without: frozenset[str] = frozenset()) -> Flask:
     plumbed = Flask("ladder_plumbed")
     plumbed.config.update(load_config())
     plumbed.config.update({k: app.config[k] for k in SPEC_KEYS})
+    if "trusted_hosts" in without:
+        plumbed.config["TRUSTED_HOSTS"] = None
     configure_logging(plumbed.config["LOG_LEVEL"], plumbed.config["LOG_FORMAT"])
     JWTManager(plumbed)
     if "limiter" not in without:
         init_limiter(plumbed)
-    if "pool" in without:
-        engine = create_engine(ENGINE.url, pool_size=5)
-    else:
-        engine = create_engine(ENGINE.url, pool_size=5, poolclass=metrics.WaitCountingPool)
-        metrics.watch_pool(engine)
-        drop_dead_connections(engine)
-    plumbed.extensions["ladder_engine"] = engine
+    plumbed.extensions["ladder_engine"] = _plumbed_engine(without)
     plumbed_blp = flask_smorest.Blueprint("plumbed", __name__)
     for step, view in PLUMBED_STEPS.items():
         rule = next(r.rule for r in app.url_map.iter_rules() if r.rule.startswith(f"/{step}/"))
         plumbed_blp.add_url_rule(rule.replace(f"/{step}/", f"/{step}_plumbed/"), view_func=view)
     flask_smorest.Api(plumbed).register_blueprint(plumbed_blp)
+    _install_plumbing(plumbed, without)
+    return plumbed
+
+
+def _plumbed_engine(without: frozenset[str]):
+    from taskapp import metrics
+    from taskapp.db import drop_dead_connections
+
+    if "pool" in without:
+        return create_engine(ENGINE.url, pool_size=5)
+    engine = create_engine(ENGINE.url, pool_size=5, poolclass=metrics.WaitCountingPool)
+    metrics.watch_pool(engine)
+    drop_dead_connections(engine)
+    return engine
+
+
+def _install_plumbing(plumbed: Flask, without: frozenset[str]) -> None:
+    from taskapp.web import access, bodies, csp, policy
+    from taskapp.web.request_id import RequestIdMiddleware
+
     modules = {"bodies": bodies, "policy": policy, "csp": csp, "route_note": access}
     for name, module in modules.items():
         if name not in without:
@@ -255,7 +272,6 @@ def plumbed_app(without: frozenset[str] = frozenset()) -> Flask:
     if "request_id" not in without:
         on_finish = None if "access_line" in without else access.finished
         plumbed.wsgi_app = RequestIdMiddleware(plumbed.wsgi_app, on_finish=on_finish)
-    return plumbed
 
 
 PLUMBED_STEPS = {"g": StepG, "h": StepH, "detail": StepDetail, "post": StepPost}

@@ -4,12 +4,16 @@
 The detail GET is served, as a WSGI app called in this process (no HTTP server, CPU time of
 this process), by: ladder step ``detail``, taskapp, the step inside all of taskapp's plumbing
 (``ladder_app.plumbed_app``), and that plumbed step without one piece at a time. Rounds are
-interleaved; a piece's price is the median over the rounds of (plumbed step) minus (plumbed
-step without it) in the same round, so the machine's drift between minutes cancels out.
+interleaved, in an order shuffled afresh each round (seeded by the round's number, so a run can
+be repeated), so that no contender always runs in the same place or after the same one; a
+piece's price is the median over the rounds of (plumbed step) minus (plumbed step
+without it) in the same round, so the machine's drift between minutes cancels out. What no
+single piece accounts for (the plumbing minus the sum of the pieces) is printed as such.
 """
 
 import io
 import logging
+import random
 import statistics
 import time
 from contextlib import contextmanager
@@ -46,24 +50,43 @@ def _caller(wsgi_app, path: str, token: str, step: str | None = None):
     return call
 
 
-def callers(users: dict) -> dict:
-    """The detail GET through each contender (see the module's docstring)."""
+def apps() -> dict:
+    """Each contender's app: taskapp, the ladder (bare step), the plumbed step, and the
+    plumbed step without each piece."""
     use_app_env()
     from bench import ladder_app
 
-    app = make_app()
-    token = login(app.test_client(), users["intern"])
+    found = {"bare step": ladder_app.app, "taskapp": make_app()}
+    found["plumbed step"] = ladder_app.plumbed_app()
+    for piece in ladder_app.PIECES:
+        found[f"without {piece}"] = ladder_app.plumbed_app(without=frozenset({piece}))
+    return found
+
+
+def callers(found: dict, users: dict) -> dict:
+    """The detail GET through each contender (see the module's docstring)."""
+    token = login(found["taskapp"].test_client(), users["intern"])
     path = f"/api/tasks/{users['intern_task_id']}/"
     plumbed_path = "/detail_plumbed" + path  # what the ladder's router would pass on
-    found = {
-        "bare step": _caller(ladder_app.app, path, token, "detail"),
-        "taskapp": _caller(app, path, token),
-        "plumbed step": _caller(ladder_app.plumbed_app(), plumbed_path, token),
+    calls = {
+        "bare step": _caller(found["bare step"], path, token, "detail"),
+        "taskapp": _caller(found["taskapp"], path, token),
     }
-    for piece in ladder_app.PIECES:
-        plumbed = ladder_app.plumbed_app(without=frozenset({piece}))
-        found[f"without {piece}"] = _caller(plumbed, plumbed_path, token)
-    return found
+    for name, app in found.items():
+        if name not in calls:
+            calls[name] = _caller(app, plumbed_path, token)
+    return calls
+
+
+def _dispose(found: dict) -> None:
+    """Close the contenders' pooled connections (each plumbed app has an engine)."""
+    from taskapp.extensions import db
+
+    with found["taskapp"].app_context():
+        db.engine.dispose()
+    for name, app in found.items():
+        if name not in ("bare step", "taskapp"):
+            app.extensions["ladder_engine"].dispose()
 
 
 @contextmanager
@@ -83,17 +106,29 @@ def _log_to_file():
 
 def run(users: dict, rounds: int, requests: int) -> dict:
     """``rounds`` interleaved rounds of ``requests`` calls each: CPU ms per request."""
-    calls = callers(users)
-    ms: dict[str, list[float]] = {name: [] for name in calls}
-    with _log_to_file():
-        for _ in range(rounds):
-            for name, call in calls.items():
-                call()
-                started = time.process_time()
-                for _ in range(requests):
-                    call()
-                ms[name].append((time.process_time() - started) * 1000 / requests)
+    found = apps()
+    try:
+        calls = callers(found, users)
+        with _log_to_file():
+            ms = _rounds(calls, rounds, requests)
+    finally:
+        _dispose(found)
     return {"ms": ms, "rounds": rounds, "requests": requests}
+
+
+def _rounds(calls: dict, rounds: int, requests: int) -> dict[str, list[float]]:
+    ms: dict[str, list[float]] = {name: [] for name in calls}
+    for number in range(rounds):
+        names = list(calls)
+        random.Random(number).shuffle(names)
+        for name in names:
+            call = calls[name]
+            call()
+            started = time.process_time()
+            for _ in range(requests):
+                call()
+            ms[name].append((time.process_time() - started) * 1000 / requests)
+    return ms
 
 
 def _paired(ms: dict, high: str, low: str) -> float:
@@ -102,14 +137,16 @@ def _paired(ms: dict, high: str, low: str) -> float:
 
 def figures(result: dict) -> dict:
     """Medians, the plumbing's price, each piece's, and the in-process ratios."""
-    from bench.ladder_app import PIECES
+    from bench.ladder_app import NESTED, PIECES
 
     ms = result["ms"]
     plumbing = _paired(ms, "plumbed step", "bare step")
+    pieces = {piece: _paired(ms, "plumbed step", f"without {piece}") for piece in PIECES}
     return {
         "median": {name: statistics.median(values) for name, values in ms.items()},
         "plumbing_ms": plumbing,
-        "pieces": {piece: _paired(ms, "plumbed step", f"without {piece}") for piece in PIECES},
+        "pieces": pieces,
+        "in_no_piece_ms": plumbing - sum(v for k, v in pieces.items() if k not in NESTED),
         "taskapp_over_step": statistics.median(
             a / b for a, b in zip(ms["taskapp"], ms["bare step"], strict=True)
         ),
@@ -140,5 +177,8 @@ def report(result: dict) -> str:
             f"{f['taskapp_over_plumbed']:.2f}x; the plumbing: {plumbing:+.3f} ms a request",
             "",
             table(rows, ["piece (removed alone)", "ms/request (paired)", "of the plumbing"]),
+            "",
+            f"in no single piece (the plumbing minus the pieces, the access line counted in "
+            f"the middleware's): {f['in_no_piece_ms']:+.3f} ms",
         ]
     )

@@ -90,7 +90,7 @@ class Login(MethodView):
                 credentials["password"],
                 PasswordHashing.of(current_app),
             )
-        except DBAPIError:  # the database failed (503), not the password: no failed login
+        except DBAPIError:  # the database failed, not the credentials: no failed login
             _refund_login_limits()
             raise
         if user is None:
