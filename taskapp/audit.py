@@ -33,12 +33,14 @@ from sqlalchemy import (
     bindparam,
     case,
     event,
+    func,
     insert,
     inspect,
     literal,
     literal_column,
     select,
     type_coerce,
+    update,
 )
 from sqlalchemy import Enum as SAEnum
 from sqlalchemy.ext.compiler import compiles
@@ -183,50 +185,79 @@ def _write_entries(session: Session, _flush_context) -> None:
         session.info[WROTE_KEY] = True
 
 
-def insert_created(session: Session, task: Task) -> None:
+def insert_created(session: Session, task: Task, own_id: tuple[str, ...] = ()) -> None:
     """Insert the new, transient ``task`` and its CREATED entry, then attach ``task`` to
     ``session`` as written (persistent, nothing left to flush). The entry is the
     listener's, less the flush: on PostgreSQL the task and its entry are one statement
     (a data-modifying CTE, one round trip where the flush takes two), its snapshot
     computed in SQL as the sweeps' are; SQLite, which has no data-modifying CTE, runs
-    the INSERT and then the entry's."""
+    the INSERT and then the entry's.
+
+    ``own_id`` names columns that hold the task's own id (a recurring task is the first
+    of its series). They are written with the task, before its entry's snapshot is
+    taken, so the entry (and the webhook that announces it) shows them: on PostgreSQL
+    the id is drawn from the table's sequence first; on SQLite, which numbers the row
+    as it inserts it, they are set right after the INSERT."""
+    connection = session.connection()
+    postgresql = connection.dialect.name == "postgresql"
+    if own_id and postgresql:
+        task.id = connection.execute(_NEXT_TASK_ID).scalar_one()
+        for name in own_id:
+            setattr(task, name, task.id)
     values = insert_values(task)
     for name, value in values.items():
         setattr(task, name, value)
     changes = _snapshot(task, deleted=False)
-    connection = session.connection()
-    if connection.dialect.name == "postgresql":
+    if postgresql:
         write = _write_fields(session, Action.CREATED, changes)
         params = {**values, **{f"entry_{name}": value for name, value in write.items()}}
-        statement = _created_with_entry(tuple(write))
+        statement = _created_with_entry(tuple(write), "id" in values)
         _attach(session, task, connection.execute(statement, params).one())
     else:
-        _attach(session, task, connection.execute(_inserted_task(), values).one())
+        _attach(session, task, connection.execute(_inserted_task("id" in values), values).one())
+        _set_own_id(connection, task, own_id)
         entry = _entry(session, task, Action.CREATED, changes)
         connection.execute(insert(ActivityLog.__table__), entry)
     session.info[WROTE_KEY] = True
     session.info.setdefault(CREATED_KEY, []).append(task)
 
 
+_NEXT_TASK_ID = select(func.nextval(func.pg_get_serial_sequence(Task.__tablename__, "id")))
+
+
+def _set_own_id(connection, task: Task, own_id: tuple[str, ...]) -> None:
+    """SQLite: ``own_id``'s columns set to the id the INSERT gave ``task``, part of its
+    creation (``updated_at`` kept as inserted)."""
+    if not own_id:
+        return
+    table = Task.__table__
+    values = {name: table.c.id for name in own_id} | {"updated_at": table.c.updated_at}
+    connection.execute(update(table).where(table.c.id == task.id).values(values))
+    for name in own_id:
+        set_committed_value(task, name, task.id)
+
+
 @cache
-def _inserted_task():
-    """The task's INSERT, every column but the id bound (see :func:`insert_values`)."""
+def _inserted_task(with_id: bool = False):
+    """The task's INSERT, every column bound (see :func:`insert_values`), the id only
+    ``with_id`` (else the database numbers the row)."""
     table = Task.__table__
     unsupported = [c.key for c in table.c if c.server_default is not None or _sql_default(c)]
     if unsupported:  # insert_values cannot fill them: they would be written as NULL
         raise RuntimeError(f"insert_created cannot write the defaults of {unsupported}")
     values = {column.key: bindparam(column.key, type_=column.type) for column in table.c}
-    del values["id"]
+    if not with_id:
+        del values["id"]
     return insert(table).values(values).returning(*table.c)
 
 
 @cache
-def _created_with_entry(bound_names: tuple[str, ...]) -> Select:
+def _created_with_entry(bound_names: tuple[str, ...], with_id: bool = False) -> Select:
     """The new task and its CREATED entry in one statement (PostgreSQL), built once:
-    the task's columns are bound by name, the entry's ``bound_names`` (those of
-    :func:`_write_fields`) as ``entry_<name>``; its task id, title, assignee and
-    snapshot come from the inserted row."""
-    new_task = _inserted_task().cte("new_task")
+    the task's columns are bound by name (the id only ``with_id``), the entry's
+    ``bound_names`` (those of :func:`_write_fields`) as ``entry_<name>``; its task id,
+    title, assignee and snapshot come from the inserted row."""
+    new_task = _inserted_task(with_id).cte("new_task")
     log = ActivityLog.__table__
     bound = [bindparam(f"entry_{name}", type_=log.c[name].type) for name in bound_names]
     row = new_task.c

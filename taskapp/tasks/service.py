@@ -103,9 +103,8 @@ def create_task(session: Session, user: User, data: dict, today: date) -> Task:
     assignee = resolve_assignee(session, user, data.pop("assigned_to_id", None))
     task = Task(created_by_id=user.id, assigned_to=assignee, assigned_to_id=assignee.id)
     apply_changes(task, data, today)
-    audit.insert_created(session, task)
-    if task.recurrence is not None:
-        task.series_id = task.id
+    first_of_series = ("series_id",) if task.recurrence is not None else ()
+    audit.insert_created(session, task, own_id=first_of_series)
     return task
 
 

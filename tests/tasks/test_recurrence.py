@@ -236,3 +236,20 @@ def test_cli_complete_creates_the_next_occurrence(client, runner, intern, make_t
     assert again.exit_code != 0 and "already completed" in again.output
     missing = runner.invoke(args=["tasks", "complete", "99999"])
     assert missing.exit_code != 0 and "no task" in missing.output
+
+
+def test_a_recurring_task_is_created_with_its_series_as_its_webhook_shows_it(
+    client, intern, make_task, sql
+):
+    """The CREATED entry's snapshot, which task.created webhooks announce, is the task as
+    the POST answered it: its own series, and the same updated_at and ETag version."""
+    task = make_task(intern, due_date="2026-01-05", recurrence="FREQ=WEEKLY")
+    [(snapshot,)] = sql(
+        "SELECT task_snapshot FROM activity_log WHERE task_id = :id AND action = 'CREATED'",
+        id=task["id"],
+    )
+    snapshot = snapshot if isinstance(snapshot, dict) else __import__("json").loads(snapshot)
+    assert snapshot["series_id"] == task["id"]
+    got = client.get(f"/api/tasks/{task['id']}/", headers=intern.headers)
+    assert got.get_json()["updated_at"] == task["updated_at"]
+    assert got.headers["ETag"] == f'"{task["id"]}-1"'
