@@ -161,7 +161,7 @@ def stage_http(run: Run) -> None:
 def stage_plumbing(run: Run) -> None:
     sizes = run.sizes
     result = plumbing.run(run.users, sizes["plumbing_rounds"], sizes["plumbing_requests"])
-    run.results["plumbing"] = {**result, "figures": plumbing.figures(result)}
+    run.results["plumbing"] = result
     run.section("The plumbing, piece by piece (in-process)", plumbing.report(result))
 
 

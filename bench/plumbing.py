@@ -113,7 +113,8 @@ def run(users: dict, rounds: int, requests: int) -> dict:
             ms = _rounds(calls, rounds, requests)
     finally:
         _dispose(found)
-    return {"ms": ms, "rounds": rounds, "requests": requests}
+    result = {"ms": ms, "rounds": rounds, "requests": requests}
+    return {**result, "figures": figures(result)}
 
 
 def _rounds(calls: dict, rounds: int, requests: int) -> dict[str, list[float]]:
@@ -135,6 +136,10 @@ def _paired(ms: dict, high: str, low: str) -> float:
     return statistics.median(a - b for a, b in zip(ms[high], ms[low], strict=True))
 
 
+def _paired_ratio(ms: dict, high: str, low: str) -> float:
+    return statistics.median(a / b for a, b in zip(ms[high], ms[low], strict=True))
+
+
 def figures(result: dict) -> dict:
     """Medians, the plumbing's price, each piece's, and the in-process ratios."""
     from bench.ladder_app import NESTED, PIECES
@@ -147,19 +152,15 @@ def figures(result: dict) -> dict:
         "plumbing_ms": plumbing,
         "pieces": pieces,
         "in_no_piece_ms": plumbing - sum(v for k, v in pieces.items() if k not in NESTED),
-        "taskapp_over_step": statistics.median(
-            a / b for a, b in zip(ms["taskapp"], ms["bare step"], strict=True)
-        ),
-        "taskapp_over_plumbed": statistics.median(
-            a / b for a, b in zip(ms["taskapp"], ms["plumbed step"], strict=True)
-        ),
+        "taskapp_over_step": _paired_ratio(ms, "taskapp", "bare step"),
+        "taskapp_over_plumbed": _paired_ratio(ms, "taskapp", "plumbed step"),
     }
 
 
 def report(result: dict) -> str:
     from bench.ladder_app import PIECES
 
-    f = figures(result)
+    f = result["figures"]
     leads = [[name, f"{f['median'][name]:.3f}", ""] for name in LEADS]
     plumbing = f["plumbing_ms"]
     rows = [
