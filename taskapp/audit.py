@@ -43,9 +43,9 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import Enum as SAEnum
+from sqlalchemy.engine import Row
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.orm import ORMExecuteState, Session, make_transient_to_detached
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm import ORMExecuteState, Session
 from sqlalchemy.sql.functions import FunctionElement
 
 from taskapp.logs.models import Action, ActivityLog
@@ -63,7 +63,6 @@ from taskapp.tasks.models import (
 log = logging.getLogger(__name__)
 ACTOR_KEY = "taskapp.audit_actor"
 WROTE_KEY = "taskapp.audit_wrote_entries"
-CREATED_KEY = "taskapp.audit_created_tasks"
 TRACKED_FIELDS = task_fields(TRACKED)
 """Model attribute -> name used in ``changes`` (the API's field names)."""
 SNAPSHOT_FIELDS = tuple(task_fields(SNAPSHOT))
@@ -112,8 +111,14 @@ def change(old, new) -> dict:
     return {"from": to_json(old), "to": to_json(new)}
 
 
-def _snapshot(task: Task, *, deleted: bool) -> dict:
-    values = {name: getattr(task, attr) for attr, name in TRACKED_FIELDS.items()}
+def _tracked(task: Task) -> dict:
+    return {attr: getattr(task, attr) for attr in TRACKED_FIELDS}
+
+
+def _snapshot(columns: dict, *, deleted: bool) -> dict:
+    """The changes of a task created or deleted whole, from its ``columns`` by attribute
+    (:func:`_tracked`'s, or an INSERT's values)."""
+    values = {name: columns.get(attr) for attr, name in TRACKED_FIELDS.items()}
     if deleted:
         return {name: change(value, None) for name, value in values.items()}
     return {name: change(None, value) for name, value in values.items() if value is not None}
@@ -149,7 +154,7 @@ def _write_fields(session: Session, action: Action, changes: dict) -> dict:
     }
 
 
-def _entry(session: Session, task: Task, action: Action, changes: dict) -> dict:
+def _entry(session: Session, task: Task | Row, action: Action, changes: dict) -> dict:
     reassigned = changes.get("assigned_to") if action != Action.DELETED else None
     return {
         **_write_fields(session, action, changes),
@@ -165,7 +170,8 @@ def _entries_for_flush(session: Session) -> list[dict]:
     entries = []
     for obj in session.new:
         if isinstance(obj, Task):
-            entries.append(_entry(session, obj, Action.CREATED, _snapshot(obj, deleted=False)))
+            created = _snapshot(_tracked(obj), deleted=False)
+            entries.append(_entry(session, obj, Action.CREATED, created))
     for obj in session.dirty:
         if isinstance(obj, Task):
             changes = _diff(obj)
@@ -174,7 +180,8 @@ def _entries_for_flush(session: Session) -> list[dict]:
                 entries.append(_entry(session, obj, action, changes))
     for obj in session.deleted:
         if isinstance(obj, Task):
-            entries.append(_entry(session, obj, Action.DELETED, _snapshot(obj, deleted=True)))
+            deleted = _snapshot(_tracked(obj), deleted=True)
+            entries.append(_entry(session, obj, Action.DELETED, deleted))
     return entries
 
 
@@ -185,13 +192,13 @@ def _write_entries(session: Session, _flush_context) -> None:
         session.info[WROTE_KEY] = True
 
 
-def insert_created(session: Session, task: Task, own_id: tuple[str, ...] = ()) -> None:
-    """Insert the new, transient ``task`` and its CREATED entry, then attach ``task`` to
-    ``session`` as written (persistent, nothing left to flush). The entry is the
-    listener's, less the flush: on PostgreSQL the task and its entry are one statement
-    (a data-modifying CTE, one round trip where the flush takes two), its snapshot
-    computed in SQL as the sweeps' are; SQLite, which has no data-modifying CTE, runs
-    the INSERT and then the entry's.
+def insert_created(session: Session, task: Task, own_id: tuple[str, ...] = ()) -> Row:
+    """Insert the new, transient ``task`` and its CREATED entry; returns the task's row as
+    the database wrote it. ``task`` stays transient and ``session`` holds no entity for
+    it: the caller answers from the row. The entry is the listener's, less the flush: on
+    PostgreSQL the task and its entry are one statement (a data-modifying CTE, one round
+    trip where the flush takes two), its snapshot computed in SQL as the sweeps' are;
+    SQLite, which has no data-modifying CTE, runs the INSERT and then the entry's.
 
     ``own_id`` names columns that hold the task's own id (a recurring task is the first
     of its series). They are written with the task, before its entry's snapshot is
@@ -205,36 +212,33 @@ def insert_created(session: Session, task: Task, own_id: tuple[str, ...] = ()) -
         for name in own_id:
             setattr(task, name, task.id)
     values = insert_values(task)
-    for name, value in values.items():
-        setattr(task, name, value)
-    changes = _snapshot(task, deleted=False)
+    changes = _snapshot(values, deleted=False)
     if postgresql:
         write = _write_fields(session, Action.CREATED, changes)
         params = {**values, **{f"entry_{name}": value for name, value in write.items()}}
         statement = _created_with_entry(tuple(write), "id" in values)
-        _attach(session, task, connection.execute(statement, params).one())
+        row = connection.execute(statement, params).one()
     else:
-        _attach(session, task, connection.execute(_inserted_task("id" in values), values).one())
-        _set_own_id(connection, task, own_id)
-        entry = _entry(session, task, Action.CREATED, changes)
+        row = connection.execute(_inserted_task("id" in values), values).one()
+        row = _with_own_id(connection, row, own_id)
+        entry = _entry(session, row, Action.CREATED, changes)
         connection.execute(insert(ActivityLog.__table__), entry)
     session.info[WROTE_KEY] = True
-    session.info.setdefault(CREATED_KEY, []).append(task)
+    return row
 
 
 _NEXT_TASK_ID = select(func.nextval(func.pg_get_serial_sequence(Task.__tablename__, "id")))
 
 
-def _set_own_id(connection, task: Task, own_id: tuple[str, ...]) -> None:
-    """SQLite: ``own_id``'s columns set to the id the INSERT gave ``task``, part of its
-    creation (``updated_at`` kept as inserted)."""
+def _with_own_id(connection, row: Row, own_id: tuple[str, ...]) -> Row:
+    """SQLite: the new task's row with ``own_id``'s columns set to the id its INSERT gave
+    it, part of its creation (``updated_at`` kept as inserted)."""
     if not own_id:
-        return
+        return row
     table = Task.__table__
     values = {name: table.c.id for name in own_id} | {"updated_at": table.c.updated_at}
-    connection.execute(update(table).where(table.c.id == task.id).values(values))
-    for name in own_id:
-        set_committed_value(task, name, task.id)
+    statement = update(table).where(table.c.id == row.id).values(values).returning(*table.c)
+    return connection.execute(statement).one()
 
 
 @cache
@@ -272,15 +276,6 @@ def _sql_default(column) -> bool:
     return default is not None and not (default.is_scalar or default.is_callable)
 
 
-def _attach(session: Session, task: Task, row) -> None:
-    """``task`` as the database wrote it (``row``), persistent in ``session``: its values
-    set as loaded, with no change history to flush."""
-    for name, value in row._mapping.items():
-        set_committed_value(task, name, value)
-    make_transient_to_detached(task)
-    session.add(task)
-
-
 _committed_callbacks: list[Callable[[], None]] = []
 
 
@@ -293,7 +288,6 @@ def after_entries_commit(callback: Callable[[], None]) -> None:
 
 
 def _entries_committed(session: Session) -> None:
-    session.info.pop(CREATED_KEY, None)
     if session.info.pop(WROTE_KEY, False):
         for callback in _committed_callbacks:
             try:
@@ -303,12 +297,8 @@ def _entries_committed(session: Session) -> None:
 
 
 def _forget_entries(session: Session) -> None:
-    """After a rollback: no entries to announce, and the tasks :func:`insert_created`
-    attached leave the session (a flush's new objects do so by themselves)."""
+    """After a rollback: no entries to announce."""
     session.info.pop(WROTE_KEY, None)
-    for task in session.info.pop(CREATED_KEY, ()):
-        if task in session:
-            session.expunge(task)
 
 
 class JsonObject(FunctionElement):

@@ -41,8 +41,10 @@ DUMP_TASK = compile_dump(TaskSchema())
 """The task answer, generated from TaskSchema (the one definition; see web/dumps.py)."""
 
 
-def _with_etag(task: Task, status: int = 200, **headers):
-    return json_response(DUMP_TASK(task), status, {"ETag": task.etag, **headers})
+def _with_etag(task, status: int = 200, **headers):
+    """``task`` (a Task, or a row of its columns and assignee's username) answered."""
+    etag = task_etag(task.id, task.version)
+    return json_response(DUMP_TASK(task), status, {"ETag": etag, **headers})
 
 
 def _task_page(page: dict, tag: ListTag):

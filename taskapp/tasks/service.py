@@ -66,10 +66,11 @@ VISIBLE_ROW = {True: _visible_row(Role.ADMIN), False: _visible_row(Role.INTERN)}
 
 
 def resolve_assignee(session: Session, user: User, assignee_id: int | None) -> User:
-    """The user a task goes to: the caller by default; an INTERN may name only
-    themselves (PermissionDenied); an ADMIN any active user (InvalidField otherwise)."""
+    """The user a task goes to: the caller by default (as given: the token check's plain
+    record, see :func:`_entity`); an INTERN may name only themselves (PermissionDenied);
+    an ADMIN any active user (InvalidField otherwise)."""
     if assignee_id is None or assignee_id == user.id:
-        return _entity(session, user)
+        return user
     if user.role != Role.ADMIN:
         raise PermissionDenied()
     assignee = session.execute(
@@ -99,13 +100,16 @@ def _entity(session: Session, user) -> User:
 AUTH_FIELDS = ("id", "username", "email", "role", "is_active", "date_joined", "token_version")
 
 
-def create_task(session: Session, user: User, data: dict, today: date) -> Task:
+def create_task(session: Session, user: User, data: dict, today: date) -> SimpleNamespace:
+    """Create a task with its CREATED entry; returns it as written, in the shape of
+    :func:`as_rows` (its columns and ``assigned_to_username``), with no ORM entity made
+    for it or its assignee: a POST answers it and is done."""
     assignee = resolve_assignee(session, user, data.pop("assigned_to_id", None))
-    task = Task(created_by_id=user.id, assigned_to=assignee, assigned_to_id=assignee.id)
+    task = Task(created_by_id=user.id, assigned_to_id=assignee.id)
     apply_changes(task, data, today)
     first_of_series = ("series_id",) if task.recurrence is not None else ()
-    audit.insert_created(session, task, own_id=first_of_series)
-    return task
+    row = audit.insert_created(session, task, own_id=first_of_series)
+    return SimpleNamespace(**row._mapping, assigned_to_username=assignee.username)
 
 
 def update_task(session: Session, user: User, task: Task, data: dict, today: date) -> None:
@@ -113,7 +117,7 @@ def update_task(session: Session, user: User, task: Task, data: dict, today: dat
     if "assigned_to_id" in data:
         assignee = resolve_assignee(session, user, data.pop("assigned_to_id"))
         if assignee.id != task.assigned_to_id:
-            task.assigned_to = assignee
+            task.assigned_to = _entity(session, assignee)
     was_completed = task.status == Status.COMPLETED
     apply_changes(task, data, today)
     if task.status == Status.COMPLETED and not was_completed:

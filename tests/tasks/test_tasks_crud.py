@@ -33,6 +33,30 @@ def test_get_detail_with_etag(api, intern, make_task):
     assert response.headers["ETag"] == api.as_(intern).get(api.task(task["id"])).headers["ETag"]
 
 
+@pytest.mark.parametrize(
+    "creator, body",
+    [
+        ("intern", {"title": "mine", "due_date": "2030-01-07", "priority": "HIGH"}),
+        ("admin", {"title": "theirs", "assigned_to": "other_intern", "status": "COMPLETED"}),
+        ("intern", {"title": "weekly", "due_date": "2030-01-07", "recurrence": "FREQ=WEEKLY"}),
+    ],
+    ids=["own", "assigned-by-admin", "recurring"],
+)
+def test_create_answers_what_the_detail_answers(api, request, creator, body):
+    """The POST answers from the row it wrote, the detail from a SELECT: same bytes, same
+    ETag, the assignee's username included."""
+    caller = request.getfixturevalue(creator)
+    if "assigned_to" in body:
+        body = {**body, "assigned_to": request.getfixturevalue(body["assigned_to"]).id}
+    created = api.as_(caller).post("/api/tasks/", json=body)
+    assert created.status_code == 201
+    detail = api.as_(caller).get(api.task(created.get_json()["id"]))
+    assert created.get_data() == detail.get_data()
+    assert created.headers["ETag"] == detail.headers["ETag"]
+    if creator == "admin":
+        assert created.get_json()["assigned_to_username"] == "other"
+
+
 def test_patch_partial_update_changes_etag(api, intern, make_task):
     task = make_task(intern, description="before")
     etag = api.as_(intern).get(api.task(task["id"])).headers["ETag"]
