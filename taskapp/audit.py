@@ -118,7 +118,7 @@ def _tracked(task: Task) -> dict:
 def _snapshot(columns: dict, *, deleted: bool) -> dict:
     """The changes of a task created or deleted whole, from its ``columns`` by attribute
     (:func:`_tracked`'s, or an INSERT's values)."""
-    values = {name: columns.get(attr) for attr, name in TRACKED_FIELDS.items()}
+    values = {name: columns[attr] for attr, name in TRACKED_FIELDS.items()}
     if deleted:
         return {name: change(value, None) for name, value in values.items()}
     return {name: change(None, value) for name, value in values.items() if value is not None}
@@ -194,8 +194,8 @@ def _write_entries(session: Session, _flush_context) -> None:
 
 def insert_created(session: Session, task: Task, own_id: tuple[str, ...] = ()) -> Row:
     """Insert the new, transient ``task`` and its CREATED entry; returns the task's row as
-    the database wrote it. ``task`` stays transient and ``session`` holds no entity for
-    it: the caller answers from the row. The entry is the listener's, less the flush: on
+    the database wrote it. ``task`` is not attached to ``session``: the caller answers
+    from the row. The entry is the listener's, less the flush: on
     PostgreSQL the task and its entry are one statement (a data-modifying CTE, one round
     trip where the flush takes two), its snapshot computed in SQL as the sweeps' are;
     SQLite, which has no data-modifying CTE, runs the INSERT and then the entry's.

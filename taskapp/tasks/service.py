@@ -102,8 +102,9 @@ AUTH_FIELDS = ("id", "username", "email", "role", "is_active", "date_joined", "t
 
 def create_task(session: Session, user: User, data: dict, today: date) -> SimpleNamespace:
     """Create a task with its CREATED entry; returns it as written, in the shape of
-    :func:`as_rows` (its columns and ``assigned_to_username``), with no ORM entity made
-    for it or its assignee: a POST answers it and is done."""
+    :func:`as_rows` (its columns and ``assigned_to_username``). Nothing is attached to
+    ``session`` and no ORM ``User`` is made for the caller: a POST answers the row and
+    is done."""
     assignee = resolve_assignee(session, user, data.pop("assigned_to_id", None))
     task = Task(created_by_id=user.id, assigned_to_id=assignee.id)
     apply_changes(task, data, today)
