@@ -56,6 +56,10 @@ def dsn(driver: str = "postgresql") -> str:
 
 
 BENCH_WEBHOOK_KEY = "YmVuY2gtd2ViaG9vay1rZXktMzItYnl0ZXMtbG9uZyE="
+BROKER_URL = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/13")
+"""The Celery broker of the app under benchmark: Redis, as in production, so a POST's
+webhook nudge is published as it is there (no worker consumes it; :func:`empty_broker`
+drops what piled up). Rate limits stay in memory: ``REDIS_URL`` is left unset."""
 """A production-shaped key (urlsafe base64 of 32 bytes) for benchmark runs only."""
 
 
@@ -68,6 +72,7 @@ def app_env(**extra: str) -> dict[str, str]:
         TASKAPP_ENV="production",
         WEBHOOK_SECRET_KEY=BENCH_WEBHOOK_KEY,
         TRUSTED_HOSTS="127.0.0.1,localhost",
+        CELERY_BROKER_URL=BROKER_URL,
         # One run lasts a few minutes; the default 15-minute lifetime would be enough,
         # but a long one keeps a slow machine from ending a scenario with 401s.
         JWT_ACCESS_TOKEN_LIFETIME_SECONDS="7200",
@@ -75,6 +80,14 @@ def app_env(**extra: str) -> dict[str, str]:
     )
     env.update(extra)
     return env
+
+
+def empty_broker() -> None:
+    """Drop the nudges the POST scenarios published to :data:`BROKER_URL`."""
+    import redis
+
+    with redis.Redis.from_url(BROKER_URL) as client:
+        client.flushdb()
 
 
 def use_app_env() -> None:

@@ -15,7 +15,17 @@ import httpx
 import psycopg
 
 from bench import common
-from bench.common import PASSWORD, RESULTS_DIR, ROOT, VENV_BIN, app_env, connect, table, verdict
+from bench.common import (
+    PASSWORD,
+    RESULTS_DIR,
+    ROOT,
+    VENV_BIN,
+    app_env,
+    connect,
+    empty_broker,
+    table,
+    verdict,
+)
 
 SERVERS = {
     "gunicorn": "gunicorn 2 workers x 4 threads (gthread), keep-alive 5 s",
@@ -237,8 +247,10 @@ def bench_users() -> dict:
 
 def cleanup_writes(max_task_id: int) -> None:
     """Undo the POST scenarios: their tasks, and the log (the seed has none) by TRUNCATE past
-    its append-only trigger; the tables locked first (wrk stops with requests in flight)."""
+    its append-only trigger; the tables locked first (wrk stops with requests in flight);
+    and the webhook nudges they published."""
     time.sleep(0.5)
+    empty_broker()
     for attempt in range(5):
         try:
             with connect() as conn:
