@@ -56,11 +56,11 @@ def dsn(driver: str = "postgresql") -> str:
 
 
 BENCH_WEBHOOK_KEY = "YmVuY2gtd2ViaG9vay1rZXktMzItYnl0ZXMtbG9uZyE="
+"""A production-shaped key (urlsafe base64 of 32 bytes) for benchmark runs only."""
 BROKER_URL = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/13")
 """The Celery broker of the app under benchmark: Redis, as in production, so a POST's
 webhook nudge is published as it is there (no worker consumes it; :func:`empty_broker`
 drops what piled up). Rate limits stay in memory: ``REDIS_URL`` is left unset."""
-"""A production-shaped key (urlsafe base64 of 32 bytes) for benchmark runs only."""
 
 
 def app_env(**extra: str) -> dict[str, str]:
