@@ -1,6 +1,7 @@
 """Helpers the tests share: users, logins, hand-made tokens, backend markers.
 Fixtures live in conftest.py; test modules import these from here."""
 
+import json
 import os
 import threading
 import time
@@ -95,6 +96,11 @@ def serve(app):
     finally:
         server.shutdown()
         thread.join()
+
+
+def json_column(value):
+    """A JSON column as read back through SQL: PostgreSQL gives the object, SQLite its text."""
+    return value if isinstance(value, dict) else json.loads(value)
 
 
 def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05):

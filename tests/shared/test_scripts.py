@@ -9,7 +9,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from helpers import ROOT
+from helpers import ROOT, wait_for
 
 
 def _env(**extra: str) -> dict:
@@ -61,7 +61,9 @@ def test_run_serves_and_logs_without_colour_codes(tmp_path):
             time.sleep(0.5)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as answer:
             assert answer.status == 200
-        _wait_for(output, "GET /healthz", seconds=15)
+        # The access line is written once the answer is closed, and the worker and beat
+        # starting beside the server can hold the CPU a while (a fixed 1 s failed in CI).
+        wait_for(lambda: "GET /healthz" in _read(output), timeout=15, interval=0.2)
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)
@@ -69,15 +71,6 @@ def test_run_serves_and_logs_without_colour_codes(tmp_path):
     assert "GET /healthz" in text and "WARNING: This is a development server" in text
     assert "\x1b[" not in text
     assert "\x1b[" not in _read(instance / "celery.log")
-
-
-def _wait_for(path: Path, text: str, seconds: float) -> None:
-    """Until ``text`` is in ``path`` or ``seconds`` pass: the access line is written once
-    the answer is closed, and the worker and beat starting beside the server can hold
-    the CPU for a while (a fixed 1 s wait failed once in CI)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and text not in _read(path):
-        time.sleep(0.2)
 
 
 def _read(path: Path) -> str:

@@ -2,7 +2,7 @@
 occurrence creates the next one in the same transaction, series end at COUNT/UNTIL."""
 
 import pytest
-from helpers import Api
+from helpers import Api, json_column
 
 
 def complete(client, person, task_id, method="patch"):
@@ -104,7 +104,7 @@ def test_completing_creates_the_next_occurrence(client, admin, intern, make_task
     assert len(created) == 1
     action, source, actor, changes = created[0]
     assert (action, source, actor) == ("CREATED", "api", admin.id)
-    changes = changes if isinstance(changes, dict) else __import__("json").loads(changes)
+    changes = json_column(changes)
     assert changes["due_date"] == {"from": None, "to": "2026-01-12"}
     assert changes["recurrence"] == {"from": None, "to": "FREQ=WEEKLY;BYDAY=MO"}
 
@@ -248,7 +248,7 @@ def test_a_recurring_task_is_created_with_its_series_as_its_webhook_shows_it(
         "SELECT task_snapshot FROM activity_log WHERE task_id = :id AND action = 'CREATED'",
         id=task["id"],
     )
-    snapshot = snapshot if isinstance(snapshot, dict) else __import__("json").loads(snapshot)
+    snapshot = json_column(snapshot)
     assert snapshot["series_id"] == task["id"]
     got = client.get(f"/api/tasks/{task['id']}/", headers=intern.headers)
     assert got.get_json()["updated_at"] == task["updated_at"]

@@ -2,14 +2,13 @@
 real SMTP server (aiosmtpd on loopback), exactly once, never for completed or deleted
 tasks, re-armed by a new ``remind_at``."""
 
-import json
 import socket
 import threading
 from datetime import UTC, datetime
 
 import pytest
 from aiosmtpd.controller import Controller
-from helpers import only_postgresql, wait_for
+from helpers import json_column, only_postgresql, wait_for
 
 from taskapp.extensions import db
 from taskapp.tasks import reminders
@@ -88,7 +87,7 @@ def test_sweep_announces_due_reminders_once(api, runner, intern, make_task, sql)
     assert [(task_id, actor, source) for task_id, actor, source, _ in entries] == [
         (due["id"], None, "system")
     ]
-    changes = entries[0][3] if isinstance(entries[0][3], dict) else json.loads(entries[0][3])
+    changes = json_column(entries[0][3])
     assert changes["reminded_at"]["from"] is None
     assert changes["reminded_at"]["to"].endswith("Z")
     assert "announced 0 reminder(s)" in remind(runner)
