@@ -195,10 +195,10 @@ def _write_entries(session: Session, _flush_context) -> None:
 def insert_created(session: Session, task: Task, own_id: tuple[str, ...] = ()) -> Row:
     """Insert the new, transient ``task`` and its CREATED entry; returns the task's row as
     the database wrote it. ``task`` is not attached to ``session``: the caller answers
-    from the row. The entry is the listener's, less the flush: on
-    PostgreSQL the task and its entry are one statement (a data-modifying CTE, one round
-    trip where the flush takes two), its snapshot computed in SQL as the sweeps' are;
-    SQLite, which has no data-modifying CTE, runs the INSERT and then the entry's.
+    from the row. The entry is the listener's, less the flush: on PostgreSQL the task
+    and its entry are one statement (a data-modifying CTE, one round trip where the
+    flush takes two), its snapshot computed in SQL as the sweeps' are; SQLite, which
+    has no data-modifying CTE, runs the INSERT and then the entry's.
 
     ``own_id`` names columns that hold the task's own id (a recurring task is the first
     of its series). They are written with the task, before its entry's snapshot is
