@@ -45,6 +45,20 @@ class Person:
         return {"Authorization": f"Bearer {self.tokens['access']}"}
 
 
+INVALID_TOKEN = {"detail": "Given token not valid for any token type", "code": "token_not_valid"}
+"""SimpleJWT's answer to a bad or dead bearer token (``code`` included)."""
+
+
+def bearer(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def assert_unauthorized(response, body=INVALID_TOKEN):
+    assert response.status_code == 401
+    assert response.get_json() == body
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
 def forge_token(user_id: int, secret=JWT_SECRET, algorithm="HS256", **overrides) -> str:
     """An access token built by hand, to test what the API makes of odd ones."""
     now = datetime.now(UTC)

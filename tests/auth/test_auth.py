@@ -4,25 +4,14 @@ from datetime import UTC, datetime, timedelta
 
 import jwt as pyjwt
 import pytest
-from helpers import PASSWORD, forge_token, login
+from helpers import PASSWORD, assert_unauthorized, bearer, forge_token, login
 
 from taskapp.models import Role
 
 BAD_CREDENTIALS = {"detail": "No active account found with the given credentials"}
 NOT_PROVIDED = {"detail": "Authentication credentials were not provided."}
-INVALID_TOKEN = {"detail": "Given token not valid for any token type", "code": "token_not_valid"}
 INVALID_REFRESH = {"detail": "Token is invalid or expired", "code": "token_not_valid"}
 """SimpleJWT's answers, ``code`` included, so a DRF client's refresh-on-401 logic works."""
-
-
-def bearer(token: str) -> dict:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def assert_unauthorized(response, body=INVALID_TOKEN):
-    assert response.status_code == 401
-    assert response.get_json() == body
-    assert response.headers["WWW-Authenticate"].startswith("Bearer")
 
 
 def test_login_returns_exactly_access_and_refresh(client, intern):

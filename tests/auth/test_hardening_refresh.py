@@ -5,13 +5,9 @@ requests), and JWT_ROTATE_REFRESH_TOKENS=false for SimpleJWT's own defaults."""
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from helpers import login, only_postgresql
+from helpers import bearer, login, only_postgresql
 
 INVALID_REFRESH = {"detail": "Token is invalid or expired", "code": "token_not_valid"}
-
-
-def bearer(token: str) -> dict:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def refresh(client, token: str):

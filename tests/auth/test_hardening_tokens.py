@@ -7,11 +7,10 @@ import time
 
 import jwt as pyjwt
 import pytest
-from helpers import JWT_SECRET
+from helpers import INVALID_TOKEN, JWT_SECRET, bearer
 
 from taskapp.models import Role
 
-INVALID_TOKEN = {"detail": "Given token not valid for any token type", "code": "token_not_valid"}
 INVALID_REFRESH = {"detail": "Token is invalid or expired", "code": "token_not_valid"}
 MISSING = object()
 ODD_CLAIMS = {
@@ -76,10 +75,6 @@ def odd_token(user_id: int, overrides: dict) -> str:
     }
     payload = {name: value for name, value in claims.items() if value is not MISSING}
     return pyjwt.encode(payload, JWT_SECRET, algorithm="HS256")
-
-
-def bearer(token: str) -> dict:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def api_routes(app) -> list[tuple[str, str]]:

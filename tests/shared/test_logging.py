@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from helpers import PASSWORD, create_user
+from helpers import PASSWORD, bearer, create_user
 from receiver import Receiver
 from services import PRODUCTION, ROOT, Processes, json_lines, wait_until
 
@@ -80,10 +80,6 @@ class Client:
         )
         assert status == 200, body
         return body
-
-
-def bearer(token: str) -> dict:
-    return {"Authorization": f"Bearer {token}"}
 
 
 ENDLESS = {("/api/events/", "GET")}
