@@ -39,7 +39,7 @@ from taskapp.web.messages import (
     NO_CREDENTIALS,
     TOKEN_NOT_VALID,
 )
-from taskapp.web.permissions import PERSONAL, PersonalTokens, personal_token_loader
+from taskapp.web.permissions import PERSONAL, TokenLoaders, register_token_loaders
 
 
 def issue_tokens(user: User, sid: str | None = None) -> dict[str, str]:
@@ -292,10 +292,13 @@ def _unauthorized(message: str, code: str | None = None):
 
 
 def init_jwt(app, jwt: JWTManager) -> None:
-    personal_token_loader(
+    register_token_loaders(
         app,
-        PersonalTokens(
-            personal_tokens.PREFIX, load_personal_token, personal_tokens.scopes_for_role
+        TokenLoaders(
+            personal_prefix=personal_tokens.PREFIX,
+            load_personal=load_personal_token,
+            load_jwt_user=load_token_user,
+            scopes_for_role=personal_tokens.scopes_for_role,
         ),
     )
 

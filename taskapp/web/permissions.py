@@ -2,7 +2,7 @@
 (``tap_...``), the caller's role, and the scopes an operation needs.
 
 A personal access token is checked by the loader that ``auth/tokens.py`` registers with
-:func:`personal_token_loader` (the web layer knows no resource package). Once it is
+:func:`register_token_loaders` (the web layer knows no resource package). Once it is
 checked, the request looks to every view exactly as a JWT request does: this module's
 ``current_user`` is the owner and its ``get_jwt()`` holds claims with the owner's
 ``role`` plus ``type: "personal"`` and the token's ``scopes``. Views import those two
@@ -10,6 +10,10 @@ names from here, never from flask-jwt-extended: this is the one adapter over its
 API. Once verified, the caller and the claims are kept in ``g.taskapp_caller`` (our own
 name), for either kind of token: the views read ``current_user`` a dozen times a request,
 and each read is then one lookup.
+
+A JWT's ``Authorization`` header that flask-jwt-extended accepted once is remembered with
+its claims (:mod:`taskapp.web.verified_tokens`): the same header again skips the decoding,
+never the token check's query, which the auth feature hands over as ``load_jwt_user``.
 
 The audit actor is set here, in :func:`authenticate`, once the caller is known.
 
@@ -26,34 +30,41 @@ from functools import wraps
 
 import flask_jwt_extended
 from flask import abort, current_app, g, request
-from flask_jwt_extended import verify_jwt_in_request
+from flask_jwt_extended import get_jwt_request_location, verify_jwt_in_request
+from flask_jwt_extended.exceptions import RevokedTokenError
 from werkzeug.local import LocalProxy
 
 from taskapp.audit import act_as
 from taskapp.db import read_only_request
 from taskapp.extensions import db
 from taskapp.models import Role, Source
+from taskapp.web import verified_tokens
 from taskapp.web.access import note_user
 from taskapp.web.messages import PERMISSION_DENIED
 from taskapp.web.ratelimit import check_personal_token
 
 PERSONAL = "personal"
-LOADER_KEY = "taskapp.personal_token_loader"
+LOADERS_KEY = "taskapp.token_loaders"
 
 
 @dataclass(frozen=True)
-class PersonalTokens:
-    """What the auth feature tells the web layer about personal access tokens."""
+class TokenLoaders:
+    """What the auth feature tells the web layer about checking a caller's token."""
 
-    prefix: str
-    load: Callable[[str], tuple]
-    """``load(token) -> (user, claims)``; aborts 401 for a bad token."""
+    personal_prefix: str
+    load_personal: Callable[[str], tuple]
+    """``load_personal(token) -> (user, claims)``; aborts 401 for a bad token."""
+    load_jwt_user: Callable[[dict], object | None]
+    """The user of a JWT's verified claims if the token is still good, else None: the
+    check flask-jwt-extended's blocklist loader makes."""
     scopes_for_role: Callable[[Role], frozenset[str]]
 
 
-def personal_token_loader(app, tokens: PersonalTokens) -> None:
-    """Register how personal access tokens are recognised, loaded and scoped."""
-    app.extensions[LOADER_KEY] = tokens
+def register_token_loaders(app, loaders: TokenLoaders) -> None:
+    """Register how tokens are recognised, loaded and scoped; after ``JWTManager.init_app``
+    (the memo of verified tokens reads its leeway)."""
+    app.extensions[LOADERS_KEY] = loaders
+    verified_tokens.install(app)
 
 
 def get_jwt() -> dict:
@@ -83,7 +94,7 @@ def current_scopes() -> frozenset[str]:
     claims = get_jwt()
     if claims.get("type") == PERSONAL:
         return frozenset(claims["scopes"])
-    return current_app.extensions[LOADER_KEY].scopes_for_role(current_user.role)
+    return current_app.extensions[LOADERS_KEY].scopes_for_role(current_user.role)
 
 
 def forbid_personal_token() -> None:
@@ -94,7 +105,8 @@ def forbid_personal_token() -> None:
 
 def _bearer_personal_token() -> str | None:
     scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
-    if scheme == "Bearer" and credentials.startswith(current_app.extensions[LOADER_KEY].prefix):
+    prefix = current_app.extensions[LOADERS_KEY].personal_prefix
+    if scheme == "Bearer" and credentials.startswith(prefix):
         return credentials
     return None
 
@@ -106,16 +118,34 @@ def authenticate() -> None:
     actor, and so sets up no ORM session)."""
     token = _bearer_personal_token()
     if token is None:
-        verify_jwt_in_request()
-        user, claims = flask_jwt_extended.get_current_user(), flask_jwt_extended.get_jwt()
+        user, claims = _jwt_caller()
     else:
-        user, claims = current_app.extensions[LOADER_KEY].load(token)
+        user, claims = current_app.extensions[LOADERS_KEY].load_personal(token)
         note_user(user.id)
         check_personal_token(claims["pat"])
     g.taskapp_caller = (user, claims)
     note_user(user.id)
     if not read_only_request():
         act_as(db.session, user.id, Source.API)
+
+
+def _jwt_caller() -> tuple:
+    """The user and claims of a JWT request: for a header verified before, its claims and
+    the token check; else flask-jwt-extended's whole verification, and a header it
+    accepted is remembered. A dead token answers as flask-jwt-extended answers it."""
+    header = request.headers.get("Authorization", "")
+    verified = verified_tokens.of(current_app)
+    claims = verified.claims(header)
+    if claims is None:
+        verify_jwt_in_request()
+        claims = flask_jwt_extended.get_jwt()
+        if get_jwt_request_location() == "headers":
+            verified.remember(header, claims)
+        return flask_jwt_extended.get_current_user(), claims
+    user = current_app.extensions[LOADERS_KEY].load_jwt_user(claims)
+    if user is None:
+        raise RevokedTokenError({}, claims)
+    return user, claims
 
 
 def roles_required(*roles: str, scope: str | None = None, personal_tokens: bool = True):
