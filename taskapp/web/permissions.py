@@ -144,6 +144,7 @@ def _jwt_caller() -> tuple:
         return flask_jwt_extended.get_current_user(), claims
     user = current_app.extensions[LOADERS_KEY].load_jwt_user(claims)
     if user is None:
+        verified.forget(header)
         raise RevokedTokenError({}, claims)
     return user, claims
 

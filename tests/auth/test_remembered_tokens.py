@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 from helpers import JWT_SECRET, assert_unauthorized, bearer, forge_token, login
 
+from taskapp.web import verified_tokens
+
 
 def me(client, token: str):
     return client.get("/api/auth/me/", headers=bearer(token))
@@ -52,3 +54,34 @@ def test_a_header_that_was_refused_is_refused_again(client, intern):
     forged = forge_token(intern.id, secret=JWT_SECRET[::-1], role="INTERN")
     assert_unauthorized(me(client, forged))
     assert_unauthorized(me(client, forged))
+
+
+def test_exp_is_compared_as_pyjwt_compares_it(client, intern):
+    """PyJWT counts a fractional ``exp`` by its whole seconds: so must the memo."""
+    whole = int(time.time()) + 2
+    token = forge_token(intern.id, role="INTERN", exp=whole + 0.9)
+    assert me(client, token).status_code == 200
+    time.sleep(max(0.0, whole - time.time()) + 0.2)
+    assert_unauthorized(me(client, token))
+
+
+def test_only_a_plain_bearer_header_is_remembered(app, client, intern):
+    """A token among other comma-separated values is accepted, and verified every time:
+    one token padded many ways must not fill the memo."""
+    memo = verified_tokens.of(app)
+    token = intern.tokens["access"]
+    for padding in ("x", "y" * 1000):
+        padded = {"Authorization": f"Bearer {token}, {padding}"}
+        assert client.get("/api/auth/me/", headers=padded).status_code == 200
+    assert len(memo) == 0
+    assert me(client, token).status_code == 200
+    assert len(memo) == 1
+
+
+def test_a_refused_remembered_token_is_forgotten(api, app, client, admin, intern):
+    memo, header = verified_tokens.of(app), bearer(intern.tokens["access"])["Authorization"]
+    assert me(client, intern.tokens["access"]).status_code == 200
+    assert memo.claims(header) is not None
+    api.as_(admin).patch(f"/api/users/{intern.id}/", json={"is_active": False})
+    assert_unauthorized(me(client, intern.tokens["access"]))
+    assert memo.claims(header) is None
