@@ -13,7 +13,7 @@ from bisect import bisect_left
 from datetime import date, timedelta
 from itertools import accumulate
 
-from bench.common import ROOT, connect, proc_kib, table
+from bench.common import ROOT, connect, proc_cpu, proc_kib, table
 
 DUE = "due_date < %(today)s AND status IN ('PENDING', 'IN_PROGRESS')"
 RAW_TWO = [
@@ -53,6 +53,10 @@ SCHEMAS = {
 }
 
 
+WAL_POSITION = "SELECT pg_current_wal_insert_lsn()"
+WAL_BYTES = "SELECT pg_current_wal_insert_lsn() - pg_lsn"
+"""The write-ahead log a run wrote: what its indexes and full page images cost, which
+wall time on a shared machine only estimates."""
 ALL_DUE_SETUP = (
     "UPDATE task SET status = 'PENDING', due_date = coalesce(due_date, DATE '2020-01-01') "
     "WHERE status NOT IN ('PENDING', 'IN_PROGRESS') OR due_date IS NULL"
@@ -135,10 +139,18 @@ def child(method: str, today: date, all_due: bool = False) -> dict:
         if all_due:  # every task due: same transaction, rolled back with it, not measured
             session.execute(text(ALL_DUE_SETUP))
         raw = session.connection().connection.driver_connection  # psycopg, same transaction
+        wal_before = session.execute(text(WAL_POSITION)).scalar_one()
+        backend = session.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        cpu_before = proc_cpu(backend)
         measured = _measured_sweep(method, session, raw, today)
+        backend_cpu = proc_cpu(backend) - cpu_before
+        wal = session.execute(text(f"{WAL_BYTES} '{wal_before}'")).scalar_one()
         logged = session.execute(text("SELECT count(*) FROM activity_log")).scalar_one()
         session.rollback()
-    return {"method": method, "today": today.isoformat(), "log_rows": logged, **measured}
+    return {
+        **{"method": method, "today": today.isoformat(), "log_rows": logged},
+        **{"wal_mib": float(wal) / 2**20, "backend_cpu_s": backend_cpu, **measured},
+    }
 
 
 def cutoffs(targets: list[int]) -> dict[int, tuple[date, int]]:
@@ -158,7 +170,19 @@ def cutoffs(targets: list[int]) -> dict[int, tuple[date, int]]:
     return out
 
 
+def settle() -> None:
+    """Every run starts alike: the last run's dead rows vacuumed, then a checkpoint, so
+    no run pays for another's dirty pages, and each writes a full page image the first
+    time it touches a page (a checkpoint falling at some moment of some runs made the
+    same sweep take 5 to 6 s on one table)."""
+    with connect(autocommit=True) as conn:
+        for name in ("task", "activity_log", "bench_minimal.task", "bench_indexed.task"):
+            conn.execute(f"VACUUM {name}")
+        conn.execute("CHECKPOINT")
+
+
 def measure(method: str, today: date, all_due: bool = False) -> dict:
+    settle()
     extra = ["--all-due"] if all_due else []
     out = subprocess.run(
         [sys.executable, "-m", "bench.sweep_bench", method, today.isoformat(), *extra],
@@ -170,16 +194,14 @@ def measure(method: str, today: date, all_due: bool = False) -> dict:
     )
     if out.returncode != 0:
         raise RuntimeError(f"sweep child {method} failed:\n{out.stderr[-3000:]}")
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    with connect(autocommit=True) as conn:
-        for name in ("task", "activity_log", "bench_minimal.task", "bench_indexed.task"):
-            conn.execute(f"VACUUM {name}")
-    return result
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def _print_run(result: dict, label: str = "") -> None:
     print(
         f"  {label or result['method']:<16} {result['seconds']:6.2f} s  rows {result['rows']}  "
+        f"server CPU {result.get('backend_cpu_s', 0):5.2f} s  "
+        f"WAL {result.get('wal_mib', 0):4.0f} MiB  "
         f"peak RSS +{result['rss_growth_kib'] / 1024:.1f} MiB  "
         f"tracemalloc peak {result['tracemalloc_peak_kib']:.0f} KiB",
         flush=True,
@@ -205,6 +227,8 @@ def summarise(timing: dict[str, list[dict]]) -> tuple[dict, dict]:
     summary = {
         m: {
             "median_s": statistics.median(r["seconds"] for r in runs),
+            "wal_mib": statistics.median(r.get("wal_mib", 0) for r in runs),
+            "backend_cpu_s": statistics.median(r.get("backend_cpu_s", 0) for r in runs),
             "rss_growth_kib": max(r["rss_growth_kib"] for r in runs),
             "tracemalloc_peak_kib": max(r["tracemalloc_peak_kib"] for r in runs),
         }
@@ -217,9 +241,17 @@ def summarise(timing: dict[str, list[dict]]) -> tuple[dict, dict]:
         "sweep_vs_indexed": median["orm"] / median["indexed"],
         "insert_vs_minimal": median["insert"] / median["insert_minimal"],
         "orm_vs_raw_two": median["orm"] / median["raw_two"],
+        "server_cpu_sweep_vs_minimal": _cpu_ratio(summary, "orm", "minimal"),
+        "server_cpu_indexed_vs_minimal": _cpu_ratio(summary, "indexed", "minimal"),
     }
     print("  ratios (medians):", {k: round(v, 2) for k, v in ratios.items()}, flush=True)
     return summary, ratios
+
+
+def _cpu_ratio(summary: dict, method: str, baseline: str) -> float:
+    """PostgreSQL's CPU for ``method`` over ``baseline``'s (what the wall time, on a
+    shared machine, adds waits to)."""
+    return summary[method]["backend_cpu_s"] / (summary[baseline]["backend_cpu_s"] or float("nan"))
 
 
 def memory_series(targets, days: dict, target: int, timing: dict, million: bool) -> list[dict]:
@@ -265,6 +297,7 @@ def run(target=100_000, repeat=3, memory_targets=(10_000, 200_000), million=Fals
         summary, ratios = summarise(timing)
         memory = memory_series(targets, days, target, timing, million)
     finally:
+        settle()
         with connect(autocommit=True) as conn:
             conn.execute(MINIMAL[0])
             conn.execute(INDEXED[0])
@@ -278,12 +311,17 @@ def _mib(kib: float) -> str:
     return f"{kib / 1024:.1f}"
 
 
+def _summary_row(method: str, summary: dict) -> list:
+    peaks = [_mib(summary["rss_growth_kib"]), int(summary["tracemalloc_peak_kib"])]
+    cost = [f"{summary.get('backend_cpu_s', 0):.2f}", f"{summary.get('wal_mib', 0):.0f}"]
+    return [method, f"{summary['median_s']:.3f}", *cost, *peaks]
+
+
 def report(result: dict) -> str:
     """Each method's median and peaks, then the ORM sweep's memory by number due."""
-    rows = [
-        [m, f"{v['median_s']:.3f}", _mib(v["rss_growth_kib"]), int(v["tracemalloc_peak_kib"])]
-        for m, v in result["summary"].items()
-    ]
+    rows = [_summary_row(method, summary) for method, summary in result["summary"].items()]
+    columns = ["method", "median s", "server CPU s", "WAL MiB", "peak RSS growth MiB"]
+    columns.append("tracemalloc peak KiB")
     memory = [
         [m["due"], f"{m['seconds']:.2f}", _mib(m["rss_growth_kib"]), _mib(m["rss_after_kib"])]
         for m in result["memory"]
@@ -294,7 +332,7 @@ def report(result: dict) -> str:
     return "\n".join(
         [
             head,
-            table(rows, ["method", "median s", "peak RSS growth MiB", "tracemalloc peak KiB"]),
+            table(rows, columns),
             "\nORM sweep peak memory by number of due tasks:",
             table(memory, ["due", "sweep s", "RSS growth MiB", "peak RSS MiB"]),
         ]
