@@ -13,6 +13,8 @@ ORDERINGS = [
     "-priority,due_date",
     "title",
     "status,-id",
+    "status",
+    "-status",
     "id",
 ]
 DUE_DATES = ["2026-03-01", None, "2026-01-15", "2026-03-01", None, "2026-02-10", "2026-01-15"]
