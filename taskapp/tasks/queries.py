@@ -58,27 +58,32 @@ def apply_filters(query: Select, args: dict, user: User) -> Select:
         column = Task.recurrence
         query = query.where(column.is_(None) if args["recurrence__isnull"] else column.isnot(None))
     if args.get("search"):
-        pattern = "%" + _escape_like(args["search"]) + "%"
-        query = query.where(Task.id.in_(_matching(pattern, user)))
+        query = query.where(Task.id.in_(_matching(args["search"], user)))
     return query
 
 
-def _matching(pattern: str, user: User) -> Select:
-    """Ids of the tasks ``user`` may see whose title or description matches ``pattern``
+def _matching(search: str, user: User) -> Select:
+    """Ids of the tasks ``user`` may see whose title or description contains ``search``
     (ILIKE), read from the side table the trigram indexes are on (TaskSearch)."""
+    pattern = "%" + _escape_like(search) + "%"
     text = TaskSearch.title, TaskSearch.description
     matches = select(TaskSearch.task_id).where(or_(*(c.ilike(pattern, escape="\\") for c in text)))
     return limit_to_owner(matches, user, TaskSearch.assigned_to_id)
+
+
+def active_filters(args: dict) -> set[str]:
+    """The filters in ``args`` that narrow the listing (an empty ``search`` does not)."""
+    filters = {name for name in FILTERS if name in args}
+    if not args.get("search"):
+        filters.discard("search")
+    return filters
 
 
 def counter_count(user: User, args: dict) -> Select | None:
     """The listing's ``count`` from task_counter, when every filter in ``args`` is one it
     keys on; else None (the caller counts the rows). Exact: the counters move in the
     same transaction as the tasks."""
-    filters = {name for name in FILTERS if name in args}
-    if not args.get("search"):
-        filters.discard("search")
-    if filters - COUNTER_FILTERS:
+    if active_filters(args) - COUNTER_FILTERS:
         return None
     query = select(func.coalesce(func.sum(TaskCounter.n), 0))
     query = limit_to_owner(query, user, TaskCounter.assigned_to_id)
@@ -102,11 +107,16 @@ def change_stamp(user: User) -> Select:
 
 
 def task_count(user: User, args: dict, filtered: Select) -> Select:
-    """The listing's count: from task_counter where it can answer, else COUNT(*) over
-    ``filtered`` (the task rows alone, before the join that fetches usernames)."""
+    """The listing's count: from task_counter where it can answer; for a search and no
+    other filter, the matches in the side table alone (it holds one row per task and
+    its assignee, kept in the same transaction as ``task``, so no join to the tasks is
+    needed); else COUNT(*) over ``filtered`` (the task rows alone, before the join that
+    fetches usernames)."""
     from_counters = counter_count(user, args)
     if from_counters is not None:
         return from_counters
+    if active_filters(args) == {"search"}:
+        return _matching(args["search"], user).with_only_columns(func.count())
     return filtered.with_only_columns(func.count(), maintain_column_froms=True)
 
 
