@@ -30,7 +30,7 @@ from functools import wraps
 
 import flask_jwt_extended
 from flask import abort, current_app, g, request
-from flask_jwt_extended import get_jwt_request_location, verify_jwt_in_request
+from flask_jwt_extended import verify_jwt_in_request
 from flask_jwt_extended.exceptions import RevokedTokenError
 from werkzeug.local import LocalProxy
 
@@ -139,8 +139,7 @@ def _jwt_caller() -> tuple:
     if claims is None:
         verify_jwt_in_request()
         claims = flask_jwt_extended.get_jwt()
-        if get_jwt_request_location() == "headers":
-            verified.remember(header, claims)
+        verified.remember(header, claims)
         return flask_jwt_extended.get_current_user(), claims
     user = current_app.extensions[LOADERS_KEY].load_jwt_user(claims)
     if user is None:
