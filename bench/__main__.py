@@ -256,8 +256,7 @@ def _floor(s: dict) -> str:
     """What the sweep costs on a copy with task's indexes and no triggers (its floor)."""
     r = s["ratios"]
     indexes, rest = r["indexed_vs_minimal"], r["sweep_vs_indexed"]
-    cpu = r.get("server_cpu_sweep_vs_minimal", float("nan"))
-    cpu_indexes = r.get("server_cpu_indexed_vs_minimal", float("nan"))
+    cpu, cpu_indexes = r["server_cpu_sweep_vs_minimal"], r["server_cpu_indexed_vs_minimal"]
     return (
         f" (task's indexes alone: {indexes:.2f}x; the rest {rest:.2f}x; "
         f"PostgreSQL's CPU {cpu:.2f}x, indexes alone {cpu_indexes:.2f}x)"

@@ -53,10 +53,12 @@ SCHEMAS = {
 }
 
 
-WAL_POSITION = "SELECT pg_current_wal_insert_lsn()"
-WAL_BYTES = "SELECT pg_current_wal_insert_lsn() - pg_lsn"
+WAL_AND_BACKEND = "SELECT pg_current_wal_insert_lsn(), pg_backend_pid()"
+WAL_SINCE = "SELECT pg_current_wal_insert_lsn() - CAST(:before AS pg_lsn)"
 """The write-ahead log a run wrote: what its indexes and full page images cost, which
 wall time on a shared machine only estimates."""
+SUMMARY_COLUMNS = ["method", "median s", "server CPU s", "WAL MiB", "peak RSS growth MiB"]
+SUMMARY_COLUMNS += ["tracemalloc peak KiB"]
 ALL_DUE_SETUP = (
     "UPDATE task SET status = 'PENDING', due_date = coalesce(due_date, DATE '2020-01-01') "
     "WHERE status NOT IN ('PENDING', 'IN_PROGRESS') OR due_date IS NULL"
@@ -139,12 +141,11 @@ def child(method: str, today: date, all_due: bool = False) -> dict:
         if all_due:  # every task due: same transaction, rolled back with it, not measured
             session.execute(text(ALL_DUE_SETUP))
         raw = session.connection().connection.driver_connection  # psycopg, same transaction
-        wal_before = session.execute(text(WAL_POSITION)).scalar_one()
-        backend = session.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        wal_before, backend = session.execute(text(WAL_AND_BACKEND)).one()
         cpu_before = proc_cpu(backend)
         measured = _measured_sweep(method, session, raw, today)
         backend_cpu = proc_cpu(backend) - cpu_before
-        wal = session.execute(text(f"{WAL_BYTES} '{wal_before}'")).scalar_one()
+        wal = session.execute(text(WAL_SINCE), {"before": wal_before}).scalar_one()
         logged = session.execute(text("SELECT count(*) FROM activity_log")).scalar_one()
         session.rollback()
     return {
@@ -200,8 +201,7 @@ def measure(method: str, today: date, all_due: bool = False) -> dict:
 def _print_run(result: dict, label: str = "") -> None:
     print(
         f"  {label or result['method']:<16} {result['seconds']:6.2f} s  rows {result['rows']}  "
-        f"server CPU {result.get('backend_cpu_s', 0):5.2f} s  "
-        f"WAL {result.get('wal_mib', 0):4.0f} MiB  "
+        f"server CPU {result['backend_cpu_s']:5.2f} s  WAL {result['wal_mib']:4.0f} MiB  "
         f"peak RSS +{result['rss_growth_kib'] / 1024:.1f} MiB  "
         f"tracemalloc peak {result['tracemalloc_peak_kib']:.0f} KiB",
         flush=True,
@@ -227,8 +227,8 @@ def summarise(timing: dict[str, list[dict]]) -> tuple[dict, dict]:
     summary = {
         m: {
             "median_s": statistics.median(r["seconds"] for r in runs),
-            "wal_mib": statistics.median(r.get("wal_mib", 0) for r in runs),
-            "backend_cpu_s": statistics.median(r.get("backend_cpu_s", 0) for r in runs),
+            "wal_mib": statistics.median(r["wal_mib"] for r in runs),
+            "backend_cpu_s": statistics.median(r["backend_cpu_s"] for r in runs),
             "rss_growth_kib": max(r["rss_growth_kib"] for r in runs),
             "tracemalloc_peak_kib": max(r["tracemalloc_peak_kib"] for r in runs),
         }
@@ -296,8 +296,8 @@ def run(target=100_000, repeat=3, memory_targets=(10_000, 200_000), million=Fals
         timing = timing_runs(today, n_due, repeat)
         summary, ratios = summarise(timing)
         memory = memory_series(targets, days, target, timing, million)
+        settle()  # the last run's dead rows, before the stages that follow
     finally:
-        settle()
         with connect(autocommit=True) as conn:
             conn.execute(MINIMAL[0])
             conn.execute(INDEXED[0])
@@ -313,15 +313,13 @@ def _mib(kib: float) -> str:
 
 def _summary_row(method: str, summary: dict) -> list:
     peaks = [_mib(summary["rss_growth_kib"]), int(summary["tracemalloc_peak_kib"])]
-    cost = [f"{summary.get('backend_cpu_s', 0):.2f}", f"{summary.get('wal_mib', 0):.0f}"]
+    cost = [f"{summary['backend_cpu_s']:.2f}", f"{summary['wal_mib']:.0f}"]
     return [method, f"{summary['median_s']:.3f}", *cost, *peaks]
 
 
 def report(result: dict) -> str:
     """Each method's median and peaks, then the ORM sweep's memory by number due."""
     rows = [_summary_row(method, summary) for method, summary in result["summary"].items()]
-    columns = ["method", "median s", "server CPU s", "WAL MiB", "peak RSS growth MiB"]
-    columns.append("tracemalloc peak KiB")
     memory = [
         [m["due"], f"{m['seconds']:.2f}", _mib(m["rss_growth_kib"]), _mib(m["rss_after_kib"])]
         for m in result["memory"]
@@ -332,7 +330,7 @@ def report(result: dict) -> str:
     return "\n".join(
         [
             head,
-            table(rows, columns),
+            table(rows, SUMMARY_COLUMNS),
             "\nORM sweep peak memory by number of due tasks:",
             table(memory, ["due", "sweep s", "RSS growth MiB", "peak RSS MiB"]),
         ]
