@@ -228,7 +228,7 @@ class Ordering(ma.fields.Field):
     def __init__(self, allowed: tuple[str, ...], *, default: str, tie_breaks=None, **kwargs):
         self.allowed = allowed
         one = "-?(" + "|".join(allowed) + ")"
-        tie_break_notes = "".join(
+        first = "".join(
             f" A trailing {key} breaks ties by {column} first."
             for key, column in (tie_breaks or {}).items()
         )
@@ -237,7 +237,7 @@ class Ordering(ma.fields.Field):
             "pattern": f"^{one}(,{one})*$",
             "description": (
                 f"Comma-separated fields from {', '.join(allowed)}; prefix '-' for "
-                f"descending. Ties break by id.{tie_break_notes}"
+                f"descending. Ties break by id.{first}"
             ),
             "example": default,
         }
