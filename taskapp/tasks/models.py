@@ -97,8 +97,7 @@ class Task(Base):
             "reminder_mail_queued_at",
             **not_null("reminder_mail_queued_at"),
         ),
-        # One per ADMIN ordering (migration 0007), each ending in id as the order does;
-        # status orders by ix_task_status_due (ties by due date, migration 0013).
+        # One per ADMIN ordering (migration 0007), each ending in id as the order does.
         # Search's trigram indexes are on TaskSearch, not here (migration 0012).
         Index("ix_task_title", "title", "id"),
         Index("ix_task_priority", "priority", "id"),
@@ -112,6 +111,7 @@ class Task(Base):
         ),
         Index("ix_task_due", "due_date", "id"),
         Index("ix_task_updated", "updated_at", "id"),
+        Index("ix_task_status", "status", "id"),
         CheckConstraint("priority BETWEEN 1 AND 3", name="priority_rank"),
         SQLITE_AUTOINCREMENT,
     )

@@ -35,10 +35,6 @@ FILTERS = {
 """Every query argument that narrows a listing (see apply_filters)."""
 NULLABLE_KEYS = ("due_date",)
 """Ordering fields that may be null (nulls last ascending, first descending)."""
-TIE_BREAKS = {"status": "due_date"}
-"""The column that breaks ties of an ordering's last key, before ``id``: a listing by
-status reads ``ix_task_status_due`` then, and ``task`` keeps no index of (status, id)
-for the overdue sweep to update."""
 COUNTER_FILTERS = {"status", "priority", "assigned_to"}
 """Filters that task_counter can answer a count for."""
 
@@ -137,22 +133,12 @@ def _listing(user: User, key: tuple) -> tuple[Select, Select, Select]:
     args = dict(key)
     filtered = apply_filters(visible_tasks(user), args, user)
     query = as_rows(filtered)
-    ordered = apply_ordering(query, sort_keys(args["ordering"]))
+    ordered = apply_ordering(query, list(args["ordering"]))
     return query, ordered, task_count(user, args, filtered)
 
 
 def _frozen(value):
     return tuple(_frozen(v) for v in value) if isinstance(value, list | tuple) else value
-
-
-def sort_keys(ordering) -> list[tuple[str, bool]]:
-    """The ``ordering`` asked for, its last key's tie-break after it (``TIE_BREAKS``, in
-    the same direction) unless the ordering names that column already."""
-    keys = list(ordering)
-    tie_break = TIE_BREAKS.get(keys[-1][0]) if keys else None
-    if tie_break and tie_break not in {name for name, _ in keys}:
-        keys.append((tie_break, keys[-1][1]))
-    return keys
 
 
 def apply_ordering(query: Select, keys: list[tuple[str, bool]]) -> Select:

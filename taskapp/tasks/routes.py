@@ -7,7 +7,7 @@ from taskapp.db import reads
 from taskapp.extensions import db
 from taskapp.tasks import service
 from taskapp.tasks.models import Task, task_etag
-from taskapp.tasks.queries import NULLABLE_KEYS, change_stamp, listing, sort_keys, stats
+from taskapp.tasks.queries import NULLABLE_KEYS, change_stamp, listing, stats
 from taskapp.tasks.schemas import (
     TaskPageSchema,
     TaskPatchSchema,
@@ -67,7 +67,7 @@ class Tasks(MethodView):
         query, ordered, count = listing(current_user, args)
         size = args["page_size"]
         if "cursor" in args:
-            keyset = Keyset(Task, sort_keys(args["ordering"]), nullable=NULLABLE_KEYS)
+            keyset = Keyset(Task, args["ordering"], nullable=NULLABLE_KEYS)
             page = cursor_paginate(query, keyset, args["cursor"], size, tag=tag, fetch=rows)
         else:
             page = paginate(ordered, args["page"], size, count_query=count, tag=tag, fetch=rows)

@@ -3,7 +3,6 @@ from datetime import datetime
 import marshmallow as ma
 
 from taskapp.tasks.models import Priority, Status
-from taskapp.tasks.queries import TIE_BREAKS
 from taskapp.web.schemas import (
     CONTROLS,
     BaseSchema,
@@ -202,7 +201,7 @@ class TaskQueryArgsSchema(PageArgsSchema):
         validate=ma.validate.Length(max=200),
         metadata={"description": "Case-insensitive text in the title or the description."},
     )
-    ordering = Ordering(ORDERING_FIELDS, default="-created_at", tie_breaks=TIE_BREAKS)
+    ordering = Ordering(ORDERING_FIELDS, default="-created_at")
 
 
 class TaskStatsSchema(ma.Schema):

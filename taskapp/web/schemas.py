@@ -225,19 +225,15 @@ class Ordering(ma.fields.Field):
     ``default`` is written as a client would send it (``"-created_at"``): the spec shows
     that text, and the view receives it parsed like any other value."""
 
-    def __init__(self, allowed: tuple[str, ...], *, default: str, tie_breaks=None, **kwargs):
+    def __init__(self, allowed: tuple[str, ...], *, default: str, **kwargs):
         self.allowed = allowed
         one = "-?(" + "|".join(allowed) + ")"
-        first = "".join(
-            f" A trailing {key} breaks ties by {column} first."
-            for key, column in (tie_breaks or {}).items()
-        )
         metadata = {
             "type": "string",
             "pattern": f"^{one}(,{one})*$",
             "description": (
                 f"Comma-separated fields from {', '.join(allowed)}; prefix '-' for "
-                f"descending. Ties break by id.{first}"
+                f"descending. Ties break by id."
             ),
             "example": default,
         }
