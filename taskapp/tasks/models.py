@@ -7,6 +7,7 @@ from datetime import date, datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Date,
     Enum,
@@ -220,9 +221,10 @@ class TaskSearch(Base):
 
 
 class TaskCounter(Base):
-    """How many tasks each assignee has per status and priority. Written only by
-    database triggers (migration 0002), in the transaction that changes the tasks;
-    read to count large listings (see tasks/queries.py)."""
+    """How many tasks each assignee has per status, priority and whether they have a due
+    date. Written only by database triggers (migrations 0002 and 0013), in the
+    transaction that changes the tasks; read to count large listings (see
+    tasks/queries.py)."""
 
     __tablename__ = "task_counter"
 
@@ -232,6 +234,7 @@ class TaskCounter(Base):
         primary_key=True,
     )
     priority: Mapped[Priority] = mapped_column(PriorityRank, primary_key=True)
+    has_due_date: Mapped[bool] = mapped_column(Boolean, primary_key=True)
     n: Mapped[int] = mapped_column(BigInteger)
 
 

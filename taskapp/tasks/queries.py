@@ -35,7 +35,7 @@ FILTERS = {
 """Every query argument that narrows a listing (see apply_filters)."""
 NULLABLE_KEYS = ("due_date",)
 """Ordering fields that may be null (nulls last ascending, first descending)."""
-COUNTER_FILTERS = {"status", "priority", "assigned_to"}
+COUNTER_FILTERS = {"status", "priority", "assigned_to", "due_date__isnull"}
 """Filters that task_counter can answer a count for."""
 
 
@@ -89,6 +89,8 @@ def counter_count(user: User, args: dict) -> Select | None:
         query = query.where(TaskCounter.status.in_(args["status"]))
     if "priority" in args:
         query = query.where(TaskCounter.priority.in_(args["priority"]))
+    if "due_date__isnull" in args:
+        query = query.where(TaskCounter.has_due_date == (not args["due_date__isnull"]))
     return query
 
 

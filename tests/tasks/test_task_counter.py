@@ -1,12 +1,14 @@
 """task_counter (kept by triggers) always equals COUNT(*) of the tasks, whatever writes
-them; listings filtered by status, priority and assignee take their count from it."""
+them; listings filtered by status, priority, assignee and whether a due date is set
+take their count from it."""
 
 COUNTER = (
-    "SELECT assigned_to_id, status, priority, n FROM task_counter WHERE n <> 0 ORDER BY 1, 2, 3"
+    "SELECT assigned_to_id, status, priority, has_due_date, n FROM task_counter "
+    "WHERE n <> 0 ORDER BY 1, 2, 3, 4"
 )
 ACTUAL = (
-    "SELECT assigned_to_id, status, priority, count(*) FROM task "
-    "GROUP BY assigned_to_id, status, priority ORDER BY 1, 2, 3"
+    "SELECT assigned_to_id, status, priority, due_date IS NOT NULL, count(*) FROM task "
+    "GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4"
 )
 
 
@@ -30,6 +32,7 @@ def test_counter_follows_every_kind_of_write(
             {"assigned_to": other_intern.id},
             {"title": "only title"},
             {"status": "PENDING", "priority": "HIGH"},
+            {"due_date": None},
         ],
         strict=False,
     ):
@@ -51,7 +54,7 @@ def test_counter_survives_a_failed_transaction(api, intern, make_task, sql):
     make_task(intern, priority="HIGH")
     response = api.as_(intern).post("/api/tasks/", json={"title": "x", "assigned_to": 999})
     assert response.status_code == 403
-    assert sql(COUNTER) == sql(ACTUAL) == [(intern.id, "PENDING", 3, 1)]
+    assert sql(COUNTER) == sql(ACTUAL) == [(intern.id, "PENDING", 3, False, 1)]
 
 
 def test_list_count_from_counter_matches_rows(
@@ -63,6 +66,7 @@ def test_list_count_from_counter_matches_rows(
             assigned_to=(intern if n % 2 else other_intern).id,
             status="PENDING" if n % 3 else "COMPLETED",
             priority="HIGH" if n < 3 else "LOW",
+            due_date=None if n in (2, 3) else "2026-01-01",
         )
     for query in (
         "",
@@ -70,6 +74,8 @@ def test_list_count_from_counter_matches_rows(
         "priority=HIGH,LOW",
         f"assigned_to={intern.id}",
         f"status=COMPLETED&priority=LOW&assigned_to={other_intern.id}",
+        "due_date__isnull=true",
+        "due_date__isnull=false&status=PENDING",
     ):
         with count_queries() as statements:
             via_counter = api.as_(admin).get(f"/api/tasks/?{query}").get_json()
@@ -77,14 +83,15 @@ def test_list_count_from_counter_matches_rows(
         rows = api.as_(admin).get(f"/api/tasks/?{query}&page_size=100").get_json()
         assert via_counter["count"] == len(rows["results"])
     for person in (intern, other_intern):
-        mine = api.as_(person).get("/api/tasks/?status=PENDING").get_json()
-        assert mine["count"] == len(mine["results"])
-        assert {t["assigned_to"] for t in mine["results"]} == {person.id}
+        for query in ("status=PENDING", "due_date__isnull=false"):
+            mine = api.as_(person).get(f"/api/tasks/?{query}").get_json()
+            assert mine["count"] == len(mine["results"]) > 0, (person.username, query)
+            assert {t["assigned_to"] for t in mine["results"]} == {person.id}
 
 
 def test_other_filters_count_rows(api, admin, make_task, count_queries):
     make_task(admin, due_date="2026-01-01")
     with count_queries() as statements:
-        body = api.as_(admin).get("/api/tasks/?due_date__isnull=false").get_json()
+        body = api.as_(admin).get("/api/tasks/?due_date__gte=2025-12-31").get_json()
     assert body["count"] == 1
     assert not any("task_counter" in s for s in statements)
