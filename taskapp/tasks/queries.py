@@ -3,7 +3,15 @@
 import operator
 from functools import lru_cache
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    case,
+    func,
+    not_,
+    or_,
+    select,
+)
 
 from taskapp.ordering import order_by_keys
 from taskapp.tasks.models import Priority, Status, Task, TaskChange, TaskCounter, TaskSearch
@@ -22,6 +30,7 @@ COMPARISONS = {
     "assigned_to": (Task.assigned_to_id, operator.eq),
     "series": (Task.series_id, operator.eq),
 }
+NULL_TESTS = {"due_date__isnull": Task.due_date, "recurrence__isnull": Task.recurrence}
 
 
 FILTERS = {
@@ -37,25 +46,32 @@ NULLABLE_KEYS = ("due_date",)
 """Ordering fields that may be null (nulls last ascending, first descending)."""
 COUNTER_FILTERS = {"status", "priority", "assigned_to", "due_date__isnull"}
 """Filters that task_counter can answer a count for."""
+CREATION_FILTERS = {"created_at__gte", "created_at__lte"}
+"""Filters on when a task was created, which never changes and is never NULL: their count
+may be taken from the other side (see creation_count)."""
 
 
 def apply_filters(query: Select, args: dict, user: User) -> Select:
-    for name, (column, compare) in COMPARISONS.items():
-        if name in args:
-            query = query.where(compare(column, args[name]))
+    return query.where(*conditions(args, user))
+
+
+def conditions(args: dict, user: User) -> list[ColumnElement[bool]]:
+    """The WHERE clauses of the filters in ``args``, one per filter given."""
+    found = [
+        compare(column, args[name])
+        for name, (column, compare) in COMPARISONS.items()
+        if name in args
+    ]
     if "status" in args:
-        query = query.where(Task.status.in_(args["status"]))
+        found.append(Task.status.in_(args["status"]))
     if "priority" in args:
-        query = query.where(Task.priority.in_(args["priority"]))
-    if "due_date__isnull" in args:
-        column = Task.due_date
-        query = query.where(column.is_(None) if args["due_date__isnull"] else column.isnot(None))
-    if "recurrence__isnull" in args:
-        column = Task.recurrence
-        query = query.where(column.is_(None) if args["recurrence__isnull"] else column.isnot(None))
+        found.append(Task.priority.in_(args["priority"]))
+    for name, column in NULL_TESTS.items():
+        if name in args:
+            found.append(column.is_(None) if args[name] else column.isnot(None))
     if args.get("search"):
-        query = query.where(Task.id.in_(_matching(args["search"], user)))
-    return query
+        found.append(Task.id.in_(_matching(args["search"], user)))
+    return found
 
 
 def _matching(search: str, user: User) -> Select:
@@ -94,6 +110,40 @@ def counter_count(user: User, args: dict) -> Select | None:
     return query
 
 
+def creation_count(user: User, args: dict, filtered: Select) -> Select | None:
+    """The count of a listing whose one filter is on the creation time, read from its
+    smaller side: "created more than a month ago" matches nearly every task, and the
+    few created since are an index range that many times shorter, so when the middle
+    task (:func:`_middle_creation`) passes the filter, the count is the visible total
+    (task_counter's) less the tasks that fail it. One statement, one snapshot; the side
+    not taken is never run. None for any other filter."""
+    filters = active_filters(args)
+    if len(filters) != 1 or not filters <= CREATION_FILTERS:
+        return None
+    (name,) = filters
+    (condition,) = conditions(args, user)
+    compare = COMPARISONS[name][1]
+    total = counter_count(user, {}).scalar_subquery()
+    failing = visible_tasks(user).with_only_columns(func.count()).where(not_(condition))
+    matching = filtered.with_only_columns(func.count(), maintain_column_froms=True)
+    most_match = compare(_middle_creation(), args[name])
+    return select(
+        case(
+            (most_match, total - failing.scalar_subquery()),
+            else_=matching.scalar_subquery(),
+        )
+    )
+
+
+def _middle_creation():
+    """When the task with the middle id was created: about the median creation time of
+    all tasks, since ids are handed out in creation order. Two ends and one step of the
+    primary key; NULL when there are no tasks."""
+    middle_id = select((func.min(Task.id) + func.max(Task.id)) // 2).scalar_subquery()
+    first_after = select(Task.created_at).where(Task.id >= middle_id).order_by(Task.id).limit(1)
+    return first_after.scalar_subquery()
+
+
 @lru_cache(maxsize=4096)
 def change_stamp(user: User) -> Select:
     """A number that grows with every change to a task ``user`` can list: an INTERN's own
@@ -108,13 +158,17 @@ def task_count(user: User, args: dict, filtered: Select) -> Select:
     """The listing's count: from task_counter where it can answer; for a search and no
     other filter, the matches in the side table alone (it holds one row per task and
     its assignee, kept in the same transaction as ``task``, so no join to the tasks is
-    needed); else COUNT(*) over ``filtered`` (the task rows alone, before the join that
-    fetches usernames)."""
+    needed); for a creation-time filter alone, from its smaller side (creation_count);
+    else COUNT(*) over ``filtered`` (the task rows alone, before the join that fetches
+    usernames)."""
     from_counters = counter_count(user, args)
     if from_counters is not None:
         return from_counters
     if active_filters(args) == {"search"}:
         return _matching(args["search"], user).with_only_columns(func.count())
+    by_creation = creation_count(user, args, filtered)
+    if by_creation is not None:
+        return by_creation
     return filtered.with_only_columns(func.count(), maintain_column_froms=True)
 
 

@@ -79,6 +79,10 @@ def test_seed_readme_examples(api, admin, seeded):
         ("created_at__gte=2026-02-05", {"Epsilon", "zeta 100%_done"}),
         ("created_at__lte=2026-02-02", {"Alpha report", "beta review"}),
         (
+            "created_at__lte=2026-02-05",
+            {"Alpha report", "beta review", "Gamma deploy", "delta Alpha notes", "Epsilon"},
+        ),
+        (
             "created_at__gte=2026-02-03T12:00:00Z&created_at__lte=2026-02-04T11:00:00+00:00",
             {"Gamma deploy"},
         ),
@@ -311,6 +315,48 @@ def test_search_forgets_tasks_emptied_by_truncate(api, admin, intern, make_task,
     assert sql("SELECT count(*) FROM task_search") == [(0,)]
     make_task(intern, "plover count")
     assert titles(api.as_(admin).get("/api/tasks/?search=count")) == ["plover count"]
+
+
+@pytest.mark.parametrize("newest_first", [False, True], ids=["ids in creation order", "reversed"])
+def test_a_creation_filter_counts_exactly_what_it_lists(
+    api, admin, intern, other_intern, make_task, backdate, newest_first
+):
+    """A count of ``created_at__gte`` or ``__lte`` may be taken from the other side (the
+    visible total less the tasks that fail the filter): whichever side, for each role,
+    on each side of the middle task, after a deletion and a reassignment, and also when
+    ids do not follow creation times (the side is then chosen wrongly, never counted
+    wrongly)."""
+    days = range(1, 9)
+    made = [make_task(admin, assigned_to=(intern, other_intern)[d % 2].id) for d in days]
+    order = reversed(days) if newest_first else days
+    created = dict(zip((t["id"] for t in made), order, strict=True))
+    for task_id, day in created.items():
+        backdate(task_id, datetime(2026, 3, day, 12, 0, tzinfo=UTC))
+    api.as_(admin).delete(f"/api/tasks/{made[2]['id']}/")
+    del created[made[2]["id"]]
+    api.as_(admin).patch(f"/api/tasks/{made[3]['id']}/", json={"assigned_to": intern.id})
+
+    def listed(person, query) -> tuple[int, int]:
+        response = api.as_(person).get(f"/api/tasks/?{query}&page_size=100")
+        assert response.status_code == 200, response.get_json()
+        return response.get_json()["count"], len(response.get_json()["results"])
+
+    for day in (1, 2, 4, 7, 9):
+        before = sum(1 for d in created.values() if d < day)
+        for query, expected in (
+            (f"created_at__lte=2026-03-0{day}T11:00:00Z", before),
+            (f"created_at__gte=2026-03-0{day}T11:00:00Z", len(created) - before),
+        ):
+            counts = {p.username: listed(p, query) for p in (admin, intern, other_intern)}
+            assert all(count == seen for count, seen in counts.values()), (query, counts)
+            assert counts["admin"][0] == expected, (query, counts)
+            assert counts["intern"][0] + counts["other"][0] == expected, (query, counts)
+
+
+def test_a_creation_filter_counts_nothing_when_there_are_no_tasks(api, admin):
+    response = api.as_(admin).get("/api/tasks/?created_at__lte=2030-01-01")
+    assert response.status_code == 200
+    assert response.get_json()["count"] == 0
 
 
 @pytest.mark.parametrize(
