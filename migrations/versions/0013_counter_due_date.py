@@ -41,20 +41,23 @@ def _rows(key: dict, table: str, delta: str) -> str:
     return f"SELECT {columns}, {delta} AS delta FROM {table}"
 
 
+def _upsert(key: dict, rows: str) -> str:
+    """Add the grouped deltas of ``rows`` to the counters, in key order."""
+    names = ", ".join(key)
+    return (
+        f"INSERT INTO task_counter AS c ({names}, n) SELECT {names}, sum(delta) "
+        f"FROM ({rows}) AS changes GROUP BY {names} HAVING sum(delta) <> 0 "
+        f"ORDER BY {names} ON CONFLICT ({names}) DO UPDATE SET n = c.n + EXCLUDED.n;"
+    )
+
+
 def postgresql_function(key: dict) -> str:
     """The statement trigger of migration 0002 for ``key``: one grouped delta per
     statement, applied in key order so that concurrent writers lock counters alike."""
-    names = ", ".join(key)
-    upsert = (
-        f"INSERT INTO task_counter AS c ({names}, n) SELECT {names}, sum(delta) FROM "
-        "({rows}) AS changes GROUP BY "
-        f"{names} HAVING sum(delta) <> 0 ORDER BY {names} "
-        "ON CONFLICT (" + names + ") DO UPDATE SET n = c.n + EXCLUDED.n;"
-    )
-    inserted = upsert.format(rows=_rows(key, "new_rows", "1"))
-    deleted = upsert.format(rows=_rows(key, "old_rows", "-1"))
-    updated = upsert.format(
-        rows=_rows(key, "new_rows", "1") + " UNION ALL " + _rows(key, "old_rows", "-1")
+    inserted = _upsert(key, _rows(key, "new_rows", "1"))
+    deleted = _upsert(key, _rows(key, "old_rows", "-1"))
+    updated = _upsert(
+        key, f"{_rows(key, 'new_rows', '1')} UNION ALL {_rows(key, 'old_rows', '-1')}"
     )
     return f"""
 CREATE OR REPLACE FUNCTION task_counter_apply() RETURNS trigger LANGUAGE plpgsql AS $$

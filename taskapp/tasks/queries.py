@@ -3,15 +3,7 @@
 import operator
 from functools import lru_cache
 
-from sqlalchemy import (
-    ColumnElement,
-    Select,
-    case,
-    func,
-    not_,
-    or_,
-    select,
-)
+from sqlalchemy import ColumnElement, Select, case, func, not_, or_, select
 
 from taskapp.ordering import order_by_keys
 from taskapp.tasks.models import Priority, Status, Task, TaskChange, TaskCounter, TaskSearch
@@ -110,13 +102,14 @@ def counter_count(user: User, args: dict) -> Select | None:
     return query
 
 
-def creation_count(user: User, args: dict, filtered: Select) -> Select | None:
+def creation_count(user: User, args: dict, counted: Select) -> Select | None:
     """The count of a listing whose one filter is on the creation time, read from its
     smaller side: "created more than a month ago" matches nearly every task, and the
     few created since are an index range that many times shorter, so when the middle
     task (:func:`_middle_creation`) passes the filter, the count is the visible total
     (task_counter's) less the tasks that fail it. One statement, one snapshot; the side
-    not taken is never run. None for any other filter."""
+    not taken is never run; ``counted`` is the direct count, the other side. None for
+    any other filter."""
     filters = active_filters(args)
     if len(filters) != 1 or not filters <= CREATION_FILTERS:
         return None
@@ -125,12 +118,11 @@ def creation_count(user: User, args: dict, filtered: Select) -> Select | None:
     compare = COMPARISONS[name][1]
     total = counter_count(user, {}).scalar_subquery()
     failing = visible_tasks(user).with_only_columns(func.count()).where(not_(condition))
-    matching = filtered.with_only_columns(func.count(), maintain_column_froms=True)
     most_match = compare(_middle_creation(), args[name])
     return select(
         case(
             (most_match, total - failing.scalar_subquery()),
-            else_=matching.scalar_subquery(),
+            else_=counted.scalar_subquery(),
         )
     )
 
@@ -166,10 +158,9 @@ def task_count(user: User, args: dict, filtered: Select) -> Select:
         return from_counters
     if active_filters(args) == {"search"}:
         return _matching(args["search"], user).with_only_columns(func.count())
-    by_creation = creation_count(user, args, filtered)
-    if by_creation is not None:
-        return by_creation
-    return filtered.with_only_columns(func.count(), maintain_column_froms=True)
+    counted = filtered.with_only_columns(func.count(), maintain_column_froms=True)
+    by_creation = creation_count(user, args, counted)
+    return counted if by_creation is None else by_creation
 
 
 PAGE_ARGS = {"page", "page_size", "cursor"}
