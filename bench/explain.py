@@ -76,7 +76,7 @@ def explain(conn, statement: str, parameters) -> dict:
 
 def _kind(statement: str) -> str:
     text = statement.lstrip().upper()
-    if text.startswith("SELECT COUNT(") or "FROM TASK_COUNTER" in text:
+    if text.startswith(("SELECT COUNT(", "SELECT (SELECT COUNT(")) or "FROM TASK_COUNTER" in text:
         return "count"
     if "REVOKED_TOKEN" in text:
         return "auth"
@@ -179,7 +179,8 @@ def report(result: dict) -> str:
         [
             "Access to the task table per statement (EXPLAIN ANALYZE execution time): IOS "
             "index-only scan, IS index scan, bitmap bitmap heap scan, SEQ sequential scan, par "
-            "parallel; index names without ix_task_; counter: a count summed from task_counter.",
+            "parallel; index names without ix_task_; counter: a count summed from task_counter; "
+            "search, titles: read from task_search, task_search_title.",
             "",
             table(rows, headers),
             f"\nauth statement (every request): {auth['ms']:.2f} ms, {', '.join(auth['scans'])}",
@@ -190,6 +191,8 @@ def report(result: dict) -> str:
     )
 
 
+SIDE_TABLES = {"task_counter": "counter ", "task_search": "search ", "task_search_title": "titles "}
+"""The tables a listing reads besides task, and how a cell names them."""
 ABBREVIATIONS = {"Index Only": "IOS", "Index": "IS", "Bitmap Heap": "bitmap", "Seq": "SEQ"}
 
 
@@ -199,11 +202,14 @@ def _cell(row: dict | None) -> str:
     scans = []
     for scan in dict.fromkeys(row["scans"]):
         relation, _, rest = scan.partition(":")
-        if relation not in ("task", "task_counter"):
+        if relation not in SIDE_TABLES and relation != "task":
             continue
         kind, _, index = rest.partition("(")
-        index = index.rstrip(")").removeprefix("ix_task_").replace("pk_task_counter", "pk")
-        prefix = "counter " if relation == "task_counter" else ""
+        index = index.rstrip(")")
+        if relation in SIDE_TABLES:
+            index = index.removeprefix(f"ix_{relation}_").replace(f"pk_{relation}", "pk")
+        index = index.removeprefix("ix_task_")
+        prefix = SIDE_TABLES.get(relation, "")
         if kind.startswith("Parallel "):
             prefix, kind = prefix + "par ", kind.removeprefix("Parallel ")
         scans.append(prefix + ABBREVIATIONS.get(kind, kind) + (f" {index}" if index else ""))

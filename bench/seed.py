@@ -99,11 +99,12 @@ def _ts(epoch: float) -> str:
 
 def _secondary_indexes(conn) -> list[tuple[str, str]]:
     """(name, definition) of the secondary indexes of the task table and of its search
-    text (task_search), from the catalog."""
+    text (task_search, task_search_title), from the catalog."""
     return conn.execute(
         "SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i "
         "JOIN pg_class c ON c.oid = i.indexrelid "
-        "WHERE i.indrelid IN ('task'::regclass, 'task_search'::regclass) AND NOT i.indisprimary"
+        "WHERE i.indrelid IN ('task'::regclass, 'task_search'::regclass, "
+        "'task_search_title'::regclass) AND NOT i.indisprimary"
     ).fetchall()
 
 
@@ -119,10 +120,14 @@ def _copy_rows(conn, meta: dict, password_hash: str, now: datetime) -> None:
     with conn.cursor().copy(f"COPY task ({TASK_COLUMNS}) FROM STDIN") as copy:
         for chunk in task_chunks(n_tasks, n_users, meta["seed"], now):
             copy.write(chunk)
-    # What the triggers the COPY skips would have written (migration 0012).
+    # What the triggers the COPY skips would have written (migrations 0012 and 0014).
     conn.execute(
         "INSERT INTO task_search (task_id, title, description, assigned_to_id) "
         "SELECT id, title, description, assigned_to_id FROM task"
+    )
+    conn.execute(
+        "INSERT INTO task_search_title (task_id, lowered, assigned_to_id) "
+        "SELECT id, lower(title), assigned_to_id FROM task"
     )
 
 
@@ -148,8 +153,8 @@ def _load(conn, meta: dict, password_hash: str, now: datetime, say) -> dict:
     conn.execute("SET maintenance_work_mem = '512MB'")
     conn.execute("SET session_replication_role = replica")  # no triggers during the COPY
     conn.execute(
-        "TRUNCATE activity_log, revoked_token, task, task_counter, task_search, user_account "
-        "RESTART IDENTITY CASCADE"
+        "TRUNCATE activity_log, revoked_token, task, task_counter, task_search, "
+        "task_search_title, user_account RESTART IDENTITY CASCADE"
     )
     indexes = _secondary_indexes(conn)
     for name, _ in indexes:
@@ -162,7 +167,7 @@ def _load(conn, meta: dict, password_hash: str, now: datetime, say) -> dict:
     for _, definition in indexes:
         conn.execute(definition)
     timings["indexes_s"] = time.perf_counter() - t
-    say(f"  rebuilt {len(indexes)} task and task_search indexes: {timings['indexes_s']:.1f} s")
+    say(f"  rebuilt {len(indexes)} task and search text indexes: {timings['indexes_s']:.1f} s")
     conn.execute("SET session_replication_role = DEFAULT")
     _check_references(conn)
     t = time.perf_counter()
@@ -187,7 +192,8 @@ def seed(n_users: int, n_tasks: int, seed_value: int = 42, *, quiet: bool = Fals
         conn.commit()
     t = time.perf_counter()
     with connect(autocommit=True) as conn:
-        for table in ("user_account", "task", "task_search", "task_counter", "activity_log"):
+        tables = ("user_account", "task", "task_search", "task_search_title", "task_counter")
+        for table in (*tables, "activity_log"):
             conn.execute(f"VACUUM (ANALYZE) {table}")
     timings["vacuum_analyze_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t0

@@ -220,6 +220,20 @@ class TaskSearch(Base):
     assigned_to_id: Mapped[int] = mapped_column(Integer)
 
 
+class TaskSearchTitle(Base):
+    """Each task's title, lowered, and its assignee, copied by database triggers
+    (migration 0014) like TaskSearch's text. Read only to count a search: this narrow
+    table stays in memory where TaskSearch's descriptions do not, and the lowered copy is
+    matched with LIKE, the comparison ILIKE makes after lowering both sides."""
+
+    __tablename__ = "task_search_title"
+    __table_args__ = (Index("ix_task_search_title_assignee", "assigned_to_id"),)
+
+    task_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    lowered: Mapped[str] = mapped_column(Text)
+    assigned_to_id: Mapped[int] = mapped_column(Integer)
+
+
 class TaskCounter(Base):
     """How many tasks each assignee has per status, priority and whether they have a due
     date. Written only by database triggers (migrations 0002 and 0013), in the

@@ -6,7 +6,15 @@ from functools import lru_cache
 from sqlalchemy import ColumnElement, Select, case, func, not_, or_, select
 
 from taskapp.ordering import order_by_keys
-from taskapp.tasks.models import Priority, Status, Task, TaskChange, TaskCounter, TaskSearch
+from taskapp.tasks.models import (
+    Priority,
+    Status,
+    Task,
+    TaskChange,
+    TaskCounter,
+    TaskSearch,
+    TaskSearchTitle,
+)
 from taskapp.tasks.service import as_rows
 from taskapp.users.models import User
 from taskapp.visibility import limit_to_owner, visible_tasks
@@ -69,10 +77,29 @@ def conditions(args: dict, user: User) -> list[ColumnElement[bool]]:
 def _matching(search: str, user: User) -> Select:
     """Ids of the tasks ``user`` may see whose title or description contains ``search``
     (ILIKE), read from the side table the trigram indexes are on (TaskSearch)."""
-    pattern = "%" + _escape_like(search) + "%"
+    pattern = _contains(search)
     text = TaskSearch.title, TaskSearch.description
     matches = select(TaskSearch.task_id).where(or_(*(c.ilike(pattern, escape="\\") for c in text)))
     return limit_to_owner(matches, user, TaskSearch.assigned_to_id)
+
+
+def search_count(search: str, user: User) -> Select:
+    """How many tasks ``user`` may see match ``search``, when it is the only filter: the
+    title matches, counted in the narrow lowered copy of the titles (TaskSearchTitle,
+    matched with LIKE against the lowered pattern, which is what ILIKE does), plus the
+    tasks whose description matches and whose title does not (TaskSearch). The two parts
+    never overlap and together are :func:`_matching`'s rows."""
+    pattern = _contains(search)
+    titled = select(func.count()).where(
+        TaskSearchTitle.lowered.like(func.lower(pattern), escape="\\")
+    )
+    described = select(func.count()).where(
+        TaskSearch.description.ilike(pattern, escape="\\"),
+        not_(TaskSearch.title.ilike(pattern, escape="\\")),
+    )
+    titled = limit_to_owner(titled, user, TaskSearchTitle.assigned_to_id)
+    described = limit_to_owner(described, user, TaskSearch.assigned_to_id)
+    return select(titled.scalar_subquery() + described.scalar_subquery())
 
 
 def active_filters(args: dict) -> set[str]:
@@ -148,16 +175,16 @@ def change_stamp(user: User) -> Select:
 
 def task_count(user: User, args: dict, filtered: Select) -> Select:
     """The listing's count: from task_counter where it can answer; for a search and no
-    other filter, the matches in the side table alone (it holds one row per task and
-    its assignee, kept in the same transaction as ``task``, so no join to the tasks is
-    needed); for a creation-time filter alone, from its smaller side (creation_count);
+    other filter, the matches in the side tables alone (search_count: they hold one row
+    per task and its assignee, kept in the same transaction as ``task``, so no join to
+    the tasks is needed); for a creation-time filter alone, from its smaller side (creation_count);
     else COUNT(*) over ``filtered`` (the task rows alone, before the join that fetches
     usernames)."""
     from_counters = counter_count(user, args)
     if from_counters is not None:
         return from_counters
     if active_filters(args) == {"search"}:
-        return _matching(args["search"], user).with_only_columns(func.count())
+        return search_count(args["search"], user)
     counted = filtered.with_only_columns(func.count(), maintain_column_froms=True)
     by_creation = creation_count(user, args, counted)
     return counted if by_creation is None else by_creation
@@ -209,6 +236,11 @@ def stats(session, user: User) -> dict:
         "by_status": {key.value: value for key, value in by_status.items()},
         "by_priority": {key.value: value for key, value in by_priority.items()},
     }
+
+
+def _contains(text: str) -> str:
+    """A LIKE pattern matching any text that contains ``text`` (escaped with ``\\``)."""
+    return "%" + _escape_like(text) + "%"
 
 
 def _escape_like(text: str) -> str:

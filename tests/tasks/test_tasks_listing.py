@@ -279,15 +279,17 @@ def test_extreme_but_valid_datetimes_are_accepted(api, admin, moment):
 
 
 def test_search_follows_every_write_to_the_text(api, admin, intern, other_intern, make_task, sql):
-    """Search reads a side table that triggers keep (migration 0012): a new title is
-    found and the old one no longer, a status change leaves it alone, raw SQL is seen
-    too, a reassigned task is found by its new assignee only, and a deleted task leaves
-    nothing behind."""
+    """Search reads side tables that triggers keep (migrations 0012 and 0014): a new
+    title is found and counted and the old one no longer, a status change leaves it
+    alone, raw SQL is seen too, a reassigned task is found by its new assignee only, and
+    a deleted task leaves nothing behind."""
     task = make_task(intern, "kestrel survey", description="about herons")
     path = f"/api/tasks/{task['id']}/"
 
     def found(word: str, person=admin) -> list[str]:
-        return titles(api.as_(person).get(f"/api/tasks/?search={word}"))
+        body = api.as_(person).get(f"/api/tasks/?search={word}").get_json()
+        assert body["count"] == len(body["results"]), (word, body)
+        return [listed["title"] for listed in body["results"]]
 
     assert found("kestrel") == found("herons") == ["kestrel survey"]
     assert api.as_(intern).patch(path, json={"title": "osprey survey"}).status_code == 200
@@ -300,9 +302,14 @@ def test_search_follows_every_write_to_the_text(api, admin, intern, other_intern
     reassign = api.as_(admin).patch(path, json={"assigned_to": other_intern.id})
     assert reassign.status_code == 200
     assert found("egrets", intern) == [] and found("egrets", other_intern) == ["osprey survey"]
+    assert found("osprey", intern) == [] and found("osprey", other_intern) == ["osprey survey"]
+    sql("UPDATE task SET title = 'Grebe Survey' WHERE id = :id", id=task["id"])
+    assert found("osprey") == [] and found("GREBE") == ["Grebe Survey"]
     assert api.as_(admin).delete(path).status_code == 204
-    assert found("osprey") == []
-    assert sql("SELECT count(*) FROM task_search WHERE task_id = :id", id=task["id"]) == [(0,)]
+    assert found("grebe") == []
+    for table in ("task_search", "task_search_title"):
+        left = sql(f"SELECT count(*) FROM {table} WHERE task_id = :id", id=task["id"])
+        assert left == [(0,)], table
 
 
 def test_search_forgets_tasks_emptied_by_truncate(api, admin, intern, make_task, sql, backend):
@@ -313,8 +320,10 @@ def test_search_forgets_tasks_emptied_by_truncate(api, admin, intern, make_task,
     make_task(intern, "heron count")
     sql("TRUNCATE task RESTART IDENTITY")
     assert sql("SELECT count(*) FROM task_search") == [(0,)]
+    assert sql("SELECT count(*) FROM task_search_title") == [(0,)]
     make_task(intern, "plover count")
-    assert titles(api.as_(admin).get("/api/tasks/?search=count")) == ["plover count"]
+    response = api.as_(admin).get("/api/tasks/?search=count")
+    assert titles(response) == ["plover count"] and response.get_json()["count"] == 1
 
 
 @pytest.mark.parametrize("newest_first", [False, True], ids=["ids in creation order", "reversed"])
@@ -357,6 +366,37 @@ def test_a_creation_filter_counts_nothing_when_there_are_no_tasks(api, admin):
     response = api.as_(admin).get("/api/tasks/?created_at__lte=2030-01-01")
     assert response.status_code == 200
     assert response.get_json()["count"] == 0
+
+
+@pytest.mark.parametrize(
+    ("word", "admin_count", "intern_count"),
+    [
+        ("heron", 4, 3),
+        ("HERON", 4, 3),
+        ("heron log", 2, 2),
+        ("NEST", 1, 0),
+        ("écrire", 1, 1),
+        ("50%", 1, 1),
+        ("50_", 0, 0),
+        ("zz-nothing", 0, 0),
+    ],
+)
+def test_a_search_counts_title_and_description_matches_once(
+    api, admin, intern, other_intern, make_task, backend, word, admin_count, intern_count
+):
+    """A search alone is counted as the title matches plus the description matches whose
+    title does not match: a task matching in both is counted once, case never matters,
+    LIKE's wildcards are plain text, and each role counts only what it may list."""
+    make_task(intern, "Heron log", description="the HERON came back")
+    make_task(intern, "heron count", description="nothing else")
+    make_task(intern, "Survey", description="a grey heron log, 50% done")
+    make_task(other_intern, "HERON NEST", description="")
+    make_task(intern, "Écrire le rapport", description="")
+    if backend == "sqlite" and word == "écrire":
+        admin_count = intern_count = 0  # SQLite folds the case of ASCII letters only
+    for person, expected in ((admin, admin_count), (intern, intern_count)):
+        body = api.as_(person).get(f"/api/tasks/?search={word}&page_size=100").get_json()
+        assert body["count"] == len(body["results"]) == expected, (person.username, body)
 
 
 @pytest.mark.parametrize(
