@@ -263,13 +263,24 @@ def _floor(s: dict) -> str:
     )
 
 
+def _insert_floor(s: dict) -> str:
+    """What the inserts cost on the copy with task's indexes and no triggers."""
+    r = s["ratios"]
+    indexes, rest = r["insert_indexed_vs_minimal"], r["insert_vs_indexed"]
+    return f" (task's indexes alone: {indexes:.2f}x; the rest {rest:.2f}x)"
+
+
 def sweep_targets(s: dict) -> list[tuple[str, str, bool]]:
     sweep, insert = s["ratios"]["sweep_vs_minimal"], s["ratios"]["insert_vs_minimal"]
     growth = [m["rss_growth_kib"] / 1024 for m in s["memory"]]
     dues = [m["due"] for m in s["memory"]]
     return [
         ("sweep <= 1.6x the minimal copy of task", f"{sweep:.2f}x{_floor(s)}", sweep <= 1.6),
-        ("POST's INSERT <= 1.3x the minimal copy", f"{insert:.2f}x", insert <= 1.3),
+        (
+            "POST's INSERT <= 1.3x the minimal copy",
+            f"{insert:.2f}x{_insert_floor(s)}",
+            insert <= 1.3,
+        ),
         (
             f"sweep peak memory flat ({min(dues)}..{max(dues)} due)",
             f"RSS growth {min(growth):.1f}..{max(growth):.1f} MiB",
