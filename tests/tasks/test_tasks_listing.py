@@ -312,6 +312,19 @@ def test_search_follows_every_write_to_the_text(api, admin, intern, other_intern
         assert left == [(0,)], table
 
 
+def test_the_title_copy_starts_with_the_tasks_there_are(api, admin, intern, make_task, runner):
+    """Migration 0014 copies the titles of the tasks that exist when it runs (lowered),
+    so a search's count is right at once after an upgrade."""
+    make_task(intern, "Heron log", description="")
+    make_task(intern, "grey HERON", description="")
+    make_task(intern, "plover", description="a heron nearby")
+    assert runner.invoke(args=["db", "downgrade", "0013"]).exit_code == 0
+    assert runner.invoke(args=["db", "upgrade"]).exit_code == 0
+    for person in (admin, intern):
+        body = api.as_(person).get("/api/tasks/?search=heron").get_json()
+        assert body["count"] == len(body["results"]) == 3, body
+
+
 def test_search_forgets_tasks_emptied_by_truncate(api, admin, intern, make_task, sql, backend):
     """On PostgreSQL a TRUNCATE of task (which fires no row trigger) empties the search
     text too, so ids handed out again after RESTART IDENTITY are free there."""
