@@ -27,7 +27,8 @@ down_revision = "0013"
 branch_labels = None
 depends_on = None
 
-CHANGED = "OLD.title IS NOT NEW.title OR OLD.assigned_to_id IS NOT NEW.assigned_to_id"
+WATCHED = ("title", "assigned_to_id")
+CHANGED = " OR ".join(f"OLD.{column} IS NOT NEW.{column}" for column in WATCHED)
 POSTGRESQL_FUNCTION = """
 CREATE FUNCTION task_search_title_sync() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -50,7 +51,7 @@ $$;
 POSTGRESQL_TRIGGERS = [
     "CREATE TRIGGER task_search_title_insert AFTER INSERT ON task "
     "FOR EACH ROW EXECUTE FUNCTION task_search_title_sync()",
-    "CREATE TRIGGER task_search_title_update AFTER UPDATE OF title, assigned_to_id ON task "
+    f"CREATE TRIGGER task_search_title_update AFTER UPDATE OF {', '.join(WATCHED)} ON task "
     f"FOR EACH ROW WHEN ({CHANGED.replace(' IS NOT ', ' IS DISTINCT FROM ')}) "
     "EXECUTE FUNCTION task_search_title_sync()",
     "CREATE TRIGGER task_search_title_delete AFTER DELETE ON task "
@@ -62,7 +63,7 @@ SQLITE_TRIGGERS = [
     "CREATE TRIGGER task_search_title_insert AFTER INSERT ON task BEGIN "
     "INSERT INTO task_search_title (task_id, lowered, assigned_to_id) "
     "VALUES (NEW.id, lower(NEW.title), NEW.assigned_to_id); END",
-    f"CREATE TRIGGER task_search_title_update AFTER UPDATE OF title, assigned_to_id ON task "
+    f"CREATE TRIGGER task_search_title_update AFTER UPDATE OF {', '.join(WATCHED)} ON task "
     f"WHEN {CHANGED} BEGIN "
     "UPDATE task_search_title SET lowered = lower(NEW.title), "
     "assigned_to_id = NEW.assigned_to_id WHERE task_id = NEW.id; END",

@@ -177,9 +177,9 @@ def task_count(user: User, args: dict, filtered: Select) -> Select:
     """The listing's count: from task_counter where it can answer; for a search and no
     other filter, the matches in the side tables alone (search_count: they hold one row
     per task and its assignee, kept in the same transaction as ``task``, so no join to
-    the tasks is needed); for a creation-time filter alone, from its smaller side (creation_count);
-    else COUNT(*) over ``filtered`` (the task rows alone, before the join that fetches
-    usernames)."""
+    the tasks is needed); for a creation-time filter alone, from its smaller side
+    (creation_count); else COUNT(*) over ``filtered`` (the task rows alone, before the
+    join that fetches usernames)."""
     from_counters = counter_count(user, args)
     if from_counters is not None:
         return from_counters

@@ -424,9 +424,9 @@ def test_a_search_counts_title_and_description_matches_once(
 def test_a_search_counts_exactly_what_it_lists(
     api, admin, intern, other_intern, make_task, query, admin_count
 ):
-    """A search's count (the side table's matches, joined to the tasks) says exactly how
-    many tasks the caller would page through, for each role, after a completion, a
-    deletion and a reassignment."""
+    """A search's count (from the side tables when search is the only filter, else over
+    the tasks) says exactly how many tasks the caller would page through, for each role,
+    after a completion, a deletion and a reassignment."""
     query = query.format(other=other_intern.id)
     made = [make_task(intern, f"wren {n}") for n in range(3)]
     make_task(other_intern, "wren nest", description="in the wren box")
