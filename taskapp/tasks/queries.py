@@ -77,9 +77,7 @@ def conditions(args: dict, user: User) -> list[ColumnElement[bool]]:
 def _matching(search: str, user: User) -> Select:
     """Ids of the tasks ``user`` may see whose title or description contains ``search``
     (ILIKE), read from the side table the trigram indexes are on (TaskSearch)."""
-    pattern = _contains(search)
-    text = TaskSearch.title, TaskSearch.description
-    matches = select(TaskSearch.task_id).where(or_(*(c.ilike(pattern, escape="\\") for c in text)))
+    matches = select(TaskSearch.task_id).where(or_(*_text_matches(search)))
     return limit_to_owner(matches, user, TaskSearch.assigned_to_id)
 
 
@@ -89,17 +87,23 @@ def search_count(search: str, user: User) -> Select:
     matched with LIKE against the lowered pattern, which is what ILIKE does), plus the
     tasks whose description matches and whose title does not (TaskSearch). The two parts
     never overlap and together are :func:`_matching`'s rows."""
-    pattern = _contains(search)
+    in_title, in_description = _text_matches(search)
     titled = select(func.count()).where(
-        TaskSearchTitle.lowered.like(func.lower(pattern), escape="\\")
+        TaskSearchTitle.lowered.like(func.lower(_contains(search)), escape="\\")
     )
-    described = select(func.count()).where(
-        TaskSearch.description.ilike(pattern, escape="\\"),
-        not_(TaskSearch.title.ilike(pattern, escape="\\")),
-    )
+    described = select(func.count()).where(in_description, not_(in_title))
     titled = limit_to_owner(titled, user, TaskSearchTitle.assigned_to_id)
     described = limit_to_owner(described, user, TaskSearch.assigned_to_id)
     return select(titled.scalar_subquery() + described.scalar_subquery())
+
+
+def _text_matches(search: str) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+    """Whether TaskSearch's title, and its description, contain ``search`` (ILIKE)."""
+    pattern = _contains(search)
+    return (
+        TaskSearch.title.ilike(pattern, escape="\\"),
+        TaskSearch.description.ilike(pattern, escape="\\"),
+    )
 
 
 def active_filters(args: dict) -> set[str]:
