@@ -395,18 +395,32 @@ def test_the_app_trusts_one_hop_so_limits_key_on_the_real_client(app, servers):
 
 def test_a_dead_app_server_is_skipped_for_idempotent_requests(app, servers):
     """Two app servers behind the edge; one is SIGKILLed (master and workers) while four
-    clients keep reading: every GET succeeds (in-flight ones are retried on the other),
-    and a POST after the kill succeeds too (a refused connection never reached it)."""
+    clients keep reading: every GET is answered 200 (in-flight ones are retried on the
+    other), and a POST after the kill succeeds too (a refused connection never reached it).
+
+    The one exception: a GET whose server died between writing its headers and its body.
+    nginx has passed the headers on and cannot retry it, so that client reads a body cut
+    short of its Content-Length (``IncompleteRead``): never a wrong answer, at most one
+    per reader (each has one request in flight at the kill). Anything else a reader meets
+    fails the test."""
     create_user(app, "boss")
     first, second = servers.gunicorn(workers=2), servers.gunicorn(workers=2)
     edge = servers.edge(first, second)
     auth = token(edge)
     statuses: list[int] = []
+    cut_short: list[str] = []
+    failures: list[str] = []
     stop = threading.Event()
 
     def reader():
         while not stop.is_set():
-            statuses.append(call(edge, "GET", "/api/tasks/?page_size=5", None, auth)[0])
+            try:
+                statuses.append(call(edge, "GET", "/api/tasks/?page_size=5", None, auth)[0])
+            except http.client.IncompleteRead as cut:
+                cut_short.append(repr(cut))
+            except Exception as error:
+                failures.append(repr(error))
+                return
 
     threads = [threading.Thread(target=reader) for _ in range(4)]
     for thread in threads:
@@ -420,6 +434,8 @@ def test_a_dead_app_server_is_skipped_for_idempotent_requests(app, servers):
     stop.set()
     for thread in threads:
         thread.join(timeout=30)
+    assert failures == []
+    assert len(cut_short) <= len(threads), cut_short
     assert len(statuses) > before + 10
     assert set(statuses) == {200}, {s: statuses.count(s) for s in set(statuses)}
     for n in range(4):
