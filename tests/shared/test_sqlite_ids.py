@@ -76,6 +76,7 @@ def _schema(app) -> dict[str, str]:
 
 
 @pytest.mark.filterwarnings("ignore:Skipped unsupported reflection of expression-based index")
+@pytest.mark.filterwarnings("ignore:autogenerate skipping metadata-specified expression-based")
 def test_a_database_from_the_previous_head_keeps_its_rows_and_stops_reusing_ids(
     backend, make_app, tmp_path
 ):
