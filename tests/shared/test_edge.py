@@ -398,44 +398,48 @@ def test_a_dead_app_server_is_skipped_for_idempotent_requests(app, servers):
     clients keep reading: every GET is answered 200 (in-flight ones are retried on the
     other), and a POST after the kill succeeds too (a refused connection never reached it).
 
-    The one exception: a GET whose server died between writing its headers and its body.
-    nginx has passed the headers on and cannot retry it, so that client reads a body cut
-    short of its Content-Length (``IncompleteRead``): never a wrong answer, at most one
-    per reader (each has one request in flight at the kill). Anything else a reader meets
-    fails the test."""
+    The one exception: a GET whose headers reached the edge and whose whole body did not
+    before its server died. nginx has passed the headers on and cannot retry it, so that
+    client reads a body cut short of its Content-Length (``IncompleteRead``): after the
+    kill only, at most once per reader (each has one request in flight at the kill).
+    Anything else a reader meets fails the test."""
     create_user(app, "boss")
     first, second = servers.gunicorn(workers=2), servers.gunicorn(workers=2)
     edge = servers.edge(first, second)
     auth = token(edge)
     statuses: list[int] = []
-    cut_short: list[str] = []
+    cut_short: list[tuple[int, float]] = []  # (reader, when)
     failures: list[str] = []
     stop = threading.Event()
 
-    def reader():
+    def reader(number: int):
         while not stop.is_set():
             try:
                 statuses.append(call(edge, "GET", "/api/tasks/?page_size=5", None, auth)[0])
-            except http.client.IncompleteRead as cut:
-                cut_short.append(repr(cut))
+            except http.client.IncompleteRead:
+                cut_short.append((number, time.monotonic()))
             except Exception as error:
                 failures.append(repr(error))
                 return
 
-    threads = [threading.Thread(target=reader) for _ in range(4)]
+    threads = [threading.Thread(target=reader, args=(n,)) for n in range(4)]
     for thread in threads:
         thread.start()
     time.sleep(1.5)
     before = len(statuses)
     assert "GET /api/tasks/" in servers.logs[first].read_text()
     assert "GET /api/tasks/" in servers.logs[second].read_text()
+    killed_at = time.monotonic()
     servers.kill_gunicorn(first)
     time.sleep(2)
     stop.set()
     for thread in threads:
         thread.join(timeout=30)
+        assert not thread.is_alive()
     assert failures == []
-    assert len(cut_short) <= len(threads), cut_short
+    cut_readers = [number for number, _ in cut_short]
+    assert len(cut_readers) == len(set(cut_readers)), cut_short
+    assert all(when > killed_at for _, when in cut_short), cut_short
     assert len(statuses) > before + 10
     assert set(statuses) == {200}, {s: statuses.count(s) for s in set(statuses)}
     for n in range(4):
