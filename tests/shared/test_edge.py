@@ -393,6 +393,39 @@ def test_the_app_trusts_one_hop_so_limits_key_on_the_real_client(app, servers):
     assert status == 201 and headers["Location"].startswith(f"http://127.0.0.1:{edge}/")
 
 
+class _Readers:
+    """Clients that GET a page through the edge over and over, each in its own thread,
+    recording every status, every answer cut short (``IncompleteRead``, with the reader
+    and when) and anything else that stops a reader."""
+
+    def __init__(self, edge: int, auth: dict, count: int = 4):
+        self.edge, self.auth = edge, auth
+        self.statuses: list[int] = []
+        self.cut_short: list[tuple[int, float]] = []
+        self.failures: list[str] = []
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self._read, args=(n,)) for n in range(count)]
+        for thread in self.threads:
+            thread.start()
+
+    def _read(self, number: int) -> None:
+        while not self.stop.is_set():
+            try:
+                answer = call(self.edge, "GET", "/api/tasks/?page_size=5", None, self.auth)
+                self.statuses.append(answer[0])
+            except http.client.IncompleteRead:
+                self.cut_short.append((number, time.monotonic()))
+            except Exception as error:
+                self.failures.append(repr(error))
+                return
+
+    def finish(self) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=30)
+            assert not thread.is_alive()
+
+
 def test_a_dead_app_server_is_skipped_for_idempotent_requests(app, servers):
     """Two app servers behind the edge; one is SIGKILLed (master and workers) while four
     clients keep reading: every GET is answered 200 (in-flight ones are retried on the
@@ -407,39 +440,20 @@ def test_a_dead_app_server_is_skipped_for_idempotent_requests(app, servers):
     first, second = servers.gunicorn(workers=2), servers.gunicorn(workers=2)
     edge = servers.edge(first, second)
     auth = token(edge)
-    statuses: list[int] = []
-    cut_short: list[tuple[int, float]] = []  # (reader, when)
-    failures: list[str] = []
-    stop = threading.Event()
-
-    def reader(number: int):
-        while not stop.is_set():
-            try:
-                statuses.append(call(edge, "GET", "/api/tasks/?page_size=5", None, auth)[0])
-            except http.client.IncompleteRead:
-                cut_short.append((number, time.monotonic()))
-            except Exception as error:
-                failures.append(repr(error))
-                return
-
-    threads = [threading.Thread(target=reader, args=(n,)) for n in range(4)]
-    for thread in threads:
-        thread.start()
+    readers = _Readers(edge, auth)
     time.sleep(1.5)
-    before = len(statuses)
+    before = len(readers.statuses)
     assert "GET /api/tasks/" in servers.logs[first].read_text()
     assert "GET /api/tasks/" in servers.logs[second].read_text()
     killed_at = time.monotonic()
     servers.kill_gunicorn(first)
     time.sleep(2)
-    stop.set()
-    for thread in threads:
-        thread.join(timeout=30)
-        assert not thread.is_alive()
-    assert failures == []
-    cut_readers = [number for number, _ in cut_short]
-    assert len(cut_readers) == len(set(cut_readers)), cut_short
-    assert all(when > killed_at for _, when in cut_short), cut_short
+    readers.finish()
+    assert readers.failures == []
+    cut_readers = [number for number, _ in readers.cut_short]
+    assert len(cut_readers) == len(set(cut_readers)), readers.cut_short
+    assert all(when > killed_at for _, when in readers.cut_short), readers.cut_short
+    statuses = readers.statuses
     assert len(statuses) > before + 10
     assert set(statuses) == {200}, {s: statuses.count(s) for s in set(statuses)}
     for n in range(4):
