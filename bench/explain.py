@@ -213,10 +213,9 @@ def _cell(row: dict | None) -> str:
         if relation not in SIDE_TABLES and relation != "task":
             continue
         kind, _, index = rest.partition("(")
-        index = index.rstrip(")")
+        index = index.rstrip(")").removeprefix(f"ix_{relation}_")
         if relation in SIDE_TABLES:
-            index = index.removeprefix(f"ix_{relation}_").replace(f"pk_{relation}", "pk")
-        index = index.removeprefix("ix_task_")
+            index = index.replace(f"pk_{relation}", "pk")
         prefix = SIDE_TABLES.get(relation, "")
         if kind.startswith("Parallel "):
             prefix, kind = prefix + "par ", kind.removeprefix("Parallel ")
